@@ -1,0 +1,77 @@
+"""The ``interp`` command line: ``interp report`` and ``interp models``.
+
+Errors in the user's input are printed as one line ``interp: error: ...`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from interp.errors import InterpError
+
+DEFAULT_PROMPT = "one day mia found a key in the garden . then mia took the"
+
+
+def _models(_: argparse.Namespace) -> int:
+    from interp.zoo import ZOO_MODELS, zoo_path
+
+    for name, desc in ZOO_MODELS.items():
+        state = "ready" if (zoo_path(name) / "config.json").exists() else "missing (python -m interp.zoo train " + name + ")"
+        print(f"{name:10s} {desc} [{state}]")
+    print("Also: any local Hugging Face directory, or a hub name such as 'gpt2' (needs network access).")
+    return 0
+
+
+def _report(a: argparse.Namespace) -> int:
+    if not a.prompt.strip():
+        raise InterpError("--prompt is empty: give at least one word")
+    out = Path(a.out)
+    if out.is_dir():
+        raise InterpError(f"--out {out} is a folder: give a file name such as {out / 'report.html'}")
+    if not out.parent.exists():
+        raise InterpError(f"--out {out}: folder {out.parent} does not exist")
+    if a.subnetwork and not Path(a.subnetwork).exists():
+        raise InterpError(f"--subnetwork {a.subnetwork}: no such file")
+    from interp.models import load_model
+    from interp.report import build_report
+
+    model = load_model(a.model, device=a.device)
+    options = {"subnetwork": a.subnetwork} if a.subnetwork else {}
+    report = build_report(model, a.prompt, progress=not a.quiet, **options)
+    path = report.save(out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(report.sections)} sections)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="interp", description="Interpretability workbench for transformer LMs.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("report", help="run every analysis on a prompt and write one self-contained HTML report")
+    r.add_argument("--model", default="stories", help="zoo name, local HF directory or hub name (default: stories)")
+    r.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to analyse")
+    r.add_argument("--out", default="report.html", help="output HTML file (default: report.html)")
+    r.add_argument("--subnetwork", help="a saved bigram subnetwork (.safetensors) to add its section")
+    r.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=_report)
+    m = sub.add_parser("models", help="list the bundled models")
+    m.set_defaults(func=_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InterpError as e:
+        print(f"interp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interp: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

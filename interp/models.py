@@ -1,0 +1,135 @@
+"""The one place that talks to TransformerLens loading.
+
+``load_model(spec)`` takes a bundled zoo name (``"stories"``, ``"bb"``), a local Hugging Face directory
+or a hub name (``"gpt2"``; needs network access) and returns a ``TransformerBridge`` in eval mode with
+raw (unprocessed) Hugging Face weights, so its logits equal the HF model's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from interp.errors import InterpError
+from interp.zoo import ZOO_MODELS, zoo_path
+
+__all__ = ["load_model", "default_device", "model_name", "to_tokens", "str_tokens"]
+
+
+def default_device() -> str:
+    """"cuda" when a GPU is visible, else "mps" on Apple silicon, else "cpu"."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _unknown(spec: str, why: str) -> InterpError:
+    zoo = ", ".join(sorted(ZOO_MODELS))
+    return InterpError(
+        f"unknown model {spec!r}: {why}. Bundled models: {zoo}; a local Hugging Face directory also works; "
+        "hub names (e.g. 'gpt2') need network access to the Hugging Face hub"
+    )
+
+
+def _resolve(spec: str | Path) -> tuple[str, bool]:
+    """Return (path or hub name, is_local)."""
+    s = str(spec).strip()
+    if not s:
+        raise _unknown(s, "the model name is empty")
+    if s in ZOO_MODELS:
+        path = zoo_path(s)
+        if not (path / "config.json").exists():
+            raise InterpError(f"bundled model {s!r} is missing from {path}; rebuild it: python -m interp.zoo train {s}")
+        return str(path), True
+    p = Path(s).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise InterpError(f"{p} is not a Hugging Face model directory (no config.json in it)")
+        return str(p), True
+    if s.startswith((".", "/", "~")) or os.sep in s and s.count("/") > 1:
+        raise _unknown(s, "no such directory")
+    return s, False
+
+
+def load_model(
+    spec: str | Path,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    *,
+    device_map: str | dict | None = None,
+    trust_remote_code: bool = False,
+    **boot_kwargs,
+):
+    """Load ``spec`` as a ``transformer_lens.model_bridge.TransformerBridge`` in eval mode.
+
+    ``spec``: a zoo name (see ``interp models``), a local HF directory, or a hub name.
+    ``device``: defaults to the GPU when there is one. ``dtype``: defaults to float32.
+    ``device_map``: passed to Hugging Face/accelerate for models larger than one GPU (then ``device``
+    is ignored). ``trust_remote_code`` stays off unless you turn it on.
+    Raises ``InterpError`` naming the bundled models when ``spec`` cannot be found.
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+
+    target, local = _resolve(spec)
+    kwargs = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, **boot_kwargs)
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    else:
+        kwargs["device"] = str(device or default_device())
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(quiet), _quiet_loggers():
+            model = TransformerBridge.boot_transformers(target, **kwargs)
+    except InterpError:
+        raise
+    except (OSError, ValueError) as e:
+        if local:
+            raise InterpError(f"could not load the model in {target}: {e}") from e
+        raise _unknown(str(spec), f"not a bundled model or local directory, and the hub lookup failed ({type(e).__name__})") from e
+    model.eval()
+    model.cfg.interp_name = str(spec)
+    return model
+
+
+@contextlib.contextmanager
+def _quiet_loggers():
+    names = ["transformers", "transformer_lens", "huggingface_hub"]
+    old = [logging.getLogger(n).level for n in names]
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for n, lvl in zip(names, old):
+            logging.getLogger(n).setLevel(lvl)
+
+
+def model_name(model) -> str:
+    """The name a model was loaded by (zoo name, directory or hub name)."""
+    return getattr(model.cfg, "interp_name", None) or getattr(model.cfg, "model_name", "model")
+
+
+def to_tokens(model, prompt: str) -> torch.Tensor:
+    """[1, pos] token ids of ``prompt`` with BOS prepended, on the model's device.
+
+    Raises ``InterpError`` for an empty prompt or one longer than the model's context.
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InterpError("the prompt is empty: give at least one word")
+    tokens = model.to_tokens(prompt)
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx and tokens.shape[-1] > n_ctx:
+        raise InterpError(f"the prompt has {tokens.shape[-1]} tokens but the model's context is {n_ctx}: shorten it")
+    return tokens
+
+
+def str_tokens(model, tokens: torch.Tensor) -> list[str]:
+    """Token strings of a [pos] or [1, pos] id tensor (BOS included)."""
+    return list(model.to_str_tokens(tokens.reshape(-1)))

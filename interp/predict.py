@@ -1,0 +1,43 @@
+"""The model's own prediction on a prompt: per-token surprisal and the top-k next tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from interp.models import model_name, str_tokens, to_tokens
+from interp.results import Result
+
+
+@dataclass(frozen=True)
+class Prediction(Result):
+    """What the model predicts on one prompt.
+
+    ``tokens``: the prompt's token strings (BOS included), length ``pos``.
+    ``surprisal``: [pos] -log p(token_i | tokens_<i) in nats; position 0 (nothing before it) is 0.
+    ``next_tokens``: the top-k next-token strings after the prompt; ``next_probs``: [k] their probabilities.
+    """
+
+    model: str
+    tokens: list[str]
+    surprisal: torch.Tensor
+    next_tokens: list[str]
+    next_probs: torch.Tensor
+    _shapes = {"surprisal": "pos", "next_probs": "k"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.tokens) != self.surprisal.shape[0] or len(self.next_tokens) != self.next_probs.shape[0]:
+            raise ValueError("Prediction: token lists must match the tensor lengths")
+
+
+@torch.no_grad()
+def predict(model, prompt: str, *, top_k: int = 10) -> Prediction:
+    """Run ``model`` once on ``prompt``; returns a ``Prediction`` (surprisal [pos], top-k next tokens [k])."""
+    tokens = to_tokens(model, prompt)
+    logp = torch.log_softmax(model(tokens).float(), -1)[0]
+    surprisal = torch.zeros(tokens.shape[1])
+    surprisal[1:] = -logp[:-1].gather(-1, tokens[0, 1:, None].to(logp.device)).squeeze(-1).cpu()
+    probs, ids = logp[-1].exp().topk(top_k)
+    return Prediction(model_name(model), str_tokens(model, tokens), surprisal, str_tokens(model, ids), probs.cpu())

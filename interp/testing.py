@@ -1,0 +1,60 @@
+"""Random-weight models of several architecture families, built offline from local configs.
+
+Used by the tests and benchmarks (the captum ``basic_models`` idea): ``random_model("llama")`` writes a
+tiny Hugging Face directory (config, random weights, a character tokenizer) and boots it as a bridge.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+FAMILIES = ("gpt2", "llama", "neox")
+_SYMBOLS = list("abcdefghijklmnopqrstuvwxyz .,!?")
+
+
+def _config(family: str, vocab: int, d_model: int, n_layers: int, n_heads: int, n_ctx: int, bos: int):
+    from transformers import GPT2Config, GPTNeoXConfig, LlamaConfig
+
+    common = dict(vocab_size=vocab, bos_token_id=bos, eos_token_id=bos, pad_token_id=bos + 1)
+    if family == "gpt2":
+        return GPT2Config(n_embd=d_model, n_layer=n_layers, n_head=n_heads, n_positions=n_ctx, **common)
+    if family == "llama":  # RoPE, RMSNorm, grouped-query attention, gated SiLU MLP
+        return LlamaConfig(
+            hidden_size=d_model, intermediate_size=2 * d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
+            num_key_value_heads=max(1, n_heads // 2), max_position_embeddings=n_ctx, **common,
+        )
+    if family == "neox":  # parallel attention + MLP, partial rotary
+        return GPTNeoXConfig(
+            hidden_size=d_model, intermediate_size=4 * d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
+            max_position_embeddings=n_ctx, rotary_pct=0.25, **common,
+        )
+    raise ValueError(f"unknown family {family!r}; choose one of {FAMILIES}")
+
+
+def random_model_dir(
+    family: str = "gpt2", out: str | Path | None = None, *, seed: int = 0, d_model: int = 64, n_layers: int = 2,
+    n_heads: int = 4, n_ctx: int = 64,
+) -> Path:
+    """Write a random-weight HF model of ``family`` to ``out`` (a new temporary folder by default)."""
+    from transformers import AutoModelForCausalLM
+
+    from interp.zoo.tokenizers import char_tokenizer
+
+    tok = char_tokenizer(_SYMBOLS)
+    cfg = _config(family, len(tok), d_model, n_layers, n_heads, n_ctx, tok.bos_token_id)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg)
+    out = Path(out) if out else Path(tempfile.mkdtemp(prefix=f"interp-{family}-"))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def random_model(family: str = "gpt2", **kwargs):
+    """A random-weight ``TransformerBridge`` of ``family`` ("gpt2", "llama", "neox") on the CPU."""
+    from interp.models import load_model
+
+    return load_model(random_model_dir(family, **kwargs), device="cpu")
