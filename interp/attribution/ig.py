@@ -1,0 +1,198 @@
+"""The one shared Integrated-Gradients core: captum's ``IntegratedGradients`` on the token embeddings.
+
+``embedding_ig(model, tokens, objective)`` integrates the gradient of a scalar objective of the logits along
+the straight line from a baseline embedding to the real token embeddings (the output of the raw token
+embedding, ``embed.hook_out``; position embeddings are left untouched, as in the ReAGent and GrAInS code).
+The attribution of a token is the sum over the embedding dimension.
+
+Baselines (see ../shared/research/grains.md section 4, gotcha 2):
+
+- ``"zero"``: every token embedding is zero (the official GrAInS choice). On models with learned position
+  embeddings (GPT-2) the residual stream at the baseline is the position embedding and completeness holds.
+  On rotary, pre-norm, bias-free models (Llama) the residual stream is exactly 0 at the baseline and the
+  normalisation makes f jump there, so completeness fails badly; the error is reported, never hidden.
+- ``"zero_keep_bos"``: position 0 keeps its embedding (the BOS token when the model prepends one), every
+  other position is zero. Position 0 then gets exactly zero attribution.
+- ``"pad"``: every position after 0 gets the embedding of the tokenizer's pad token (eos when there is no
+  pad token); position 0 keeps its own embedding.
+- ``"auto"``: ``"zero"`` for models with learned position embeddings, else ``"zero_keep_bos"``.
+
+Exactness across ``internal_batch_size``: captum splits the interpolation steps into chunks and sums the
+chunks' results. The inputs handed to captum are float64 copies of the embeddings (cast back to the model's
+dtype inside the forward function), so the per-step gradients are the model's own float32 numbers and the
+sums over steps happen in float64; the final float32 attributions then agree for every chunking.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from interp.errors import InterpError
+
+__all__ = ["IGOutput", "embedding_ig", "BASELINES", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
+
+BASELINES = ("auto", "zero", "zero_keep_bos", "pad")
+_EPS = 1e-12
+
+
+@dataclass
+class IGOutput:
+    """What ``embedding_ig`` returns (tensors on the CPU, float32).
+
+    ``attributions``: [batch, pos] per-token attribution (summed over the embedding dimension).
+    ``objective``: [batch] f(x). ``baseline_objective``: [batch] f(baseline). ``baseline``: the baseline used.
+    """
+
+    attributions: torch.Tensor
+    objective: torch.Tensor
+    baseline_objective: torch.Tensor
+    baseline: str = "zero"
+
+    @property
+    def completeness_error(self) -> torch.Tensor:
+        """[batch] |sum attr - (f(x) - f(b))| / max(|f(x) - f(b)|, eps): the relative completeness error."""
+        diff = (self.objective - self.baseline_objective).double()
+        err = (self.attributions.double().sum(-1) - diff).abs() / diff.abs().clamp_min(_EPS)
+        return err.float()
+
+
+def embed_hook_name(model) -> str:
+    """The hook of the raw token embedding: ``embed.hook_out`` (``hook_embed`` may sit after an embedding LayerNorm)."""
+    return "embed.hook_out" if "embed.hook_out" in model.hook_dict else "hook_embed"
+
+
+def has_learned_positions(model) -> bool:
+    """True when the model adds learned (absolute) position embeddings to the token embeddings (GPT-2 style)."""
+    kind = getattr(model.cfg, "positional_embedding_type", None)
+    if kind is not None:
+        return kind == "standard"
+    return "pos_embed.hook_out" in model.hook_dict
+
+
+def resolve_baseline(model, baseline: str) -> str:
+    """Map ``"auto"`` to ``"zero"`` (learned position embeddings) or ``"zero_keep_bos"``; check the name."""
+    if baseline not in BASELINES:
+        raise InterpError(f"unknown IG baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+    if baseline == "auto":
+        return "zero" if has_learned_positions(model) else "zero_keep_bos"
+    return baseline
+
+
+def _pad_id(model) -> int:
+    tok = getattr(model, "tokenizer", None)
+    for name in ("pad_token_id", "eos_token_id"):
+        v = getattr(tok, name, None) if tok is not None else None
+        if v is not None:
+            return int(v)
+    raise InterpError("the 'pad' IG baseline needs a tokenizer with a pad or eos token; use baseline='zero_keep_bos'")
+
+
+@torch.no_grad()
+def _embeddings(model, tokens: torch.Tensor, hook: str) -> torch.Tensor:
+    """[batch, pos, d_model] raw token embeddings of ``tokens`` (one forward, only this hook cached)."""
+    store: dict[str, torch.Tensor] = {}
+
+    def grab(act, hook):  # noqa: ARG001
+        store["e"] = act.detach().clone()
+        raise _Stop
+
+    try:
+        model.run_with_hooks(tokens, fwd_hooks=[(hook, grab)])
+    except _Stop:
+        pass
+    return store["e"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def _baseline_embeddings(model, tokens: torch.Tensor, emb: torch.Tensor, kind: str, hook: str) -> torch.Tensor:
+    base = torch.zeros_like(emb)
+    if kind in ("zero_keep_bos", "pad"):
+        base[:, 0] = emb[:, 0]
+    if kind == "pad":
+        pad = torch.full_like(tokens[:, :1], _pad_id(model))
+        base[:, 1:] = _embeddings(model, pad, hook)[:, :1]
+    return base
+
+
+def embedding_ig(
+    model,
+    tokens: torch.Tensor,
+    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    baseline: str = "auto",
+    n_steps: int = 50,
+    internal_batch_size: int | None = None,
+    method: str = "gausslegendre",
+    warn_threshold: float | None = 0.05,
+) -> IGOutput:
+    """IG on the token embeddings (``embed.hook_out``) through captum's ``IntegratedGradients``.
+
+    ``tokens``: [batch, pos] ids. ``objective(logits [b, pos, vocab], tokens [b, pos]) -> [b]`` scalar per row;
+    it must treat rows independently (captum stacks the interpolation steps along the batch).
+    ``baseline``: "zero", "zero_keep_bos", "pad" or "auto" (module docstring). ``n_steps``: interpolation
+    points (Gauss-Legendre by default). ``internal_batch_size``: rows per forward pass (at least ``batch``);
+    the result does not depend on it. Warns when the relative completeness error of a row exceeds
+    ``warn_threshold`` (None: never). Returns ``IGOutput`` with ``attributions`` [batch, pos].
+    """
+    from captum.attr import IntegratedGradients
+
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        raise InterpError(f"embedding_ig needs token ids of shape [batch, pos], got {tuple(tokens.shape)}")
+    if n_steps < 1:
+        raise InterpError(f"n_steps must be at least 1, got {n_steps}")
+    kind = resolve_baseline(model, baseline)
+    hook = embed_hook_name(model)
+    device = next(model.parameters()).device
+    tokens = tokens.to(device)
+    batch = tokens.shape[0]
+    if internal_batch_size is not None and internal_batch_size < batch:
+        raise InterpError(f"internal_batch_size ({internal_batch_size}) must be at least the batch size ({batch})")
+
+    emb = _embeddings(model, tokens, hook)
+    dtype = emb.dtype
+    base = _baseline_embeddings(model, tokens, emb, kind, hook)
+
+    def forward(e: torch.Tensor, toks: torch.Tensor) -> torch.Tensor:
+        e = e.to(dtype)
+        logits = model.run_with_hooks(toks, fwd_hooks=[(hook, lambda act, hook: e)])
+        out = objective(logits, toks)
+        if out.shape != (toks.shape[0],):
+            raise InterpError(f"the IG objective must return one value per row, shape [{toks.shape[0]}], got {tuple(out.shape)}")
+        return out.double()
+
+    grads_were = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            ig = IntegratedGradients(forward)
+            attr = ig.attribute(
+                emb.double(), baselines=base.double(), additional_forward_args=(tokens,), n_steps=n_steps,
+                method=method, internal_batch_size=internal_batch_size,
+            )
+        with torch.no_grad():
+            ends = forward(torch.cat([emb, base]).double(), torch.cat([tokens, tokens]))
+    finally:
+        for p, g in zip(model.parameters(), grads_were):
+            p.requires_grad_(g)
+    out = IGOutput(
+        attributions=attr.sum(-1).float().detach().cpu(),
+        objective=ends[:batch].float().cpu(),
+        baseline_objective=ends[batch:].float().cpu(),
+        baseline=kind,
+    )
+    if warn_threshold is not None:
+        worst = float(out.completeness_error.max())
+        if worst > warn_threshold:
+            warnings.warn(
+                f"IG completeness error {worst:.1%} with baseline {kind!r} and {n_steps} steps: the attributions do not "
+                "add up to f(x) - f(baseline); use more steps or baseline='zero_keep_bos' on rotary models",
+                stacklevel=2,
+            )
+    return out
