@@ -1,0 +1,29 @@
+"""GrAInS steering: contrastive IG attribution -> steering vectors -> norm-preserving inference-time steering.
+
+- ``ContrastExample`` / ``load_contrast`` / ``save_contrast``: steering data (JSONL).
+- ``grains_attribution(model, example)``: IG of log P(y⁺|x) − log P(y⁻|x) as a ``TokenAttribution``.
+- ``fit_grains(model, examples, layers=...)`` and ``fit_mean_difference(model, examples, layers)``: ``SteeringVectors``.
+- ``SteeringVectors.steer(model, alpha)``: context manager (``.hooks(model, alpha)`` for ``run_with_hooks``).
+- ``evaluate(model, vectors, examples, alphas=..., fluency_texts=...)``: ``SteeringEval``.
+
+Spec and the reference code's bugs: ../shared/research/grains.md.
+"""
+
+from interp.steering.data import ContrastExample, load_contrast, save_contrast, stories_contrast
+from interp.steering.evaluate import SteeringEval, evaluate
+from interp.steering.fit import aggregate, fit_grains, fit_mean_difference, mask_tokens, top_k_positions
+from interp.steering.vectors import SteeringVectors, steering_hook
+
+
+def grains_attribution(*args, **kwargs):
+    """See ``interp.steering.attribution.grains_attribution`` (imported lazily: it pulls in captum)."""
+    from interp.steering.attribution import grains_attribution as fn
+
+    return fn(*args, **kwargs)
+
+
+__all__ = [
+    "ContrastExample", "load_contrast", "save_contrast", "stories_contrast", "grains_attribution", "fit_grains",
+    "fit_mean_difference", "aggregate", "top_k_positions", "mask_tokens", "SteeringVectors", "steering_hook",
+    "SteeringEval", "evaluate",
+]

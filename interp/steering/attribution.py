@@ -1,0 +1,111 @@
+"""GrAInS contrastive token attribution: Integrated Gradients of log P(y⁺|x) − log P(y⁻|x).
+
+The objective is the teacher-forced log-probability of the answer tokens (logits at positions P−1 … T−2
+gather the tokens P … T−1, P = prompt length); the reference code scores the token already in the last
+position instead (an off-by-one, see ../shared/research/grains.md, step 1). As in GrAInS, the two sequences
+x ⊕ y⁺ and x ⊕ y⁻ are attributed separately: f = f⁺(E⁺) − f⁻(E⁻) is a sum of a function of E⁺ and a function
+of E⁻, so IG of f with respect to E⁺ is IG of f⁺ and with respect to E⁻ is −IG of f⁻ (IG is linear in the
+objective). This lets rows of many examples share one batched IG call (``interp.attribution.ig``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from tqdm.auto import tqdm
+
+from interp.attribution.ig import embedding_ig
+from interp.attribution.result import TokenAttribution
+from interp.models import model_name, str_tokens
+from interp.steering.data import ContrastExample
+from interp.steering.scoring import Encoded, encode
+
+__all__ = ["grains_attribution", "contrast_token_scores", "answer_logprob_objective"]
+
+
+def answer_logprob_objective(prompt_len: int):
+    """objective(logits [b, T, vocab], tokens [b, T]) -> [b]: Σ_{t=P}^{T-1} log P(tokens[t] | tokens[<t])."""
+
+    def objective(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(logits[:, prompt_len - 1 : -1].double(), -1)
+        return logp.gather(-1, tokens[:, prompt_len:, None]).squeeze(-1).sum(-1)
+
+    return objective
+
+
+def contrast_token_scores(model, encoded: list[Encoded], *, n_steps: int = 20, baseline: str = "auto",
+                          internal_batch_size: int | None = None, rows_per_call: int = 16,
+                          progress: bool = False) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[float]]:
+    """IG scores of every token of x ⊕ y⁺ and x ⊕ y⁻ for the contrastive objective, for each example.
+
+    Rows of equal (prompt length, total length) are batched, ``rows_per_call`` per IG call (fewer when
+    ``internal_batch_size`` is smaller). Returns ([(scores⁺ [T⁺], scores⁻ [T⁻]) per example] float32, where
+    scores⁻ already carry the minus sign of f, and [relative completeness error of f per example]).
+    """
+    rows = [(i, sign) for i in range(len(encoded)) for sign in (+1, -1)]
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for i, sign in rows:
+        groups[(len(encoded[i].prompt), len(encoded[i].sequence(sign)))].append((i, sign))
+    per = max(1, min(rows_per_call, internal_batch_size or rows_per_call))
+    chunks = [(key, members[j : j + per]) for key, members in groups.items() for j in range(0, len(members), per)]
+    scores: dict[tuple[int, int], torch.Tensor] = {}
+    delta: dict[tuple[int, int], tuple[float, float]] = {}
+    for (p_len, _), members in tqdm(chunks, desc="GrAInS IG", disable=not progress):
+        tokens = torch.stack([encoded[i].sequence(sign) for i, sign in members])
+        out = embedding_ig(model, tokens, answer_logprob_objective(p_len), baseline=baseline, n_steps=n_steps,
+                           internal_batch_size=internal_batch_size, warn_threshold=None)
+        for r, (i, sign) in enumerate(members):
+            scores[(i, sign)] = sign * out.attributions[r]
+            delta[(i, sign)] = (sign * float(out.attributions[r].double().sum()),
+                                sign * float(out.objective[r].double() - out.baseline_objective[r].double()))
+    pairs = [(scores[(i, +1)], scores[(i, -1)]) for i in range(len(encoded))]
+    errors = []
+    for i in range(len(encoded)):
+        total = delta[(i, +1)][0] + delta[(i, -1)][0]
+        change = delta[(i, +1)][1] + delta[(i, -1)][1]
+        errors.append(abs(total - change) / max(abs(change), 1e-12))
+    return pairs, errors
+
+
+def grains_attribution(model, example: ContrastExample, *, n_steps: int = 20, baseline: str = "auto", k: int = 10,
+                       internal_batch_size: int | None = None) -> TokenAttribution:
+    """Token attribution of f = log P(preferred | prompt) − log P(dispreferred | prompt) (sum over answer tokens).
+
+    Returns a ``TokenAttribution`` with two targets, the preferred and the dispreferred answer (both at the end
+    of the prompt), and the prompt's tokens as sources: row 0 is IG over x ⊕ y⁺ (contribution to +log P(y⁺)),
+    row 1 IG over x ⊕ y⁻ (contribution to −log P(y⁻)); their sum is each prompt token's total contribution to f.
+    ``marks``: "top_positive"/"top_negative" = the k prompt positions with the largest/smallest summed score;
+    "{top_positive,top_negative}_{preferred,dispreferred}" = GrAInS's per-sequence selections restricted to
+    the prompt. ``info`` holds f(x), f(baseline), and the scores of the answer tokens of each sequence.
+    """
+    from interp.steering.fit import top_k_positions
+
+    enc = encode(model, example)
+    pairs, errors = contrast_token_scores(model, [enc], n_steps=n_steps, baseline=baseline,
+                                          internal_batch_size=internal_batch_size)
+    a_pos, a_neg = pairs[0]
+    p = len(enc.prompt)
+    scores = torch.stack([a_pos[:p], a_neg[:p]])
+    marks = {}
+    for name, row in (("", scores.sum(0)), ("_preferred", scores[0]), ("_dispreferred", scores[1])):
+        i_pos, i_neg = top_k_positions(row, k)
+        marks["top_positive" + name], marks["top_negative" + name] = i_pos.tolist(), i_neg.tolist()
+    from interp.steering.scoring import contrast_gaps
+
+    gap = float(contrast_gaps(model, [enc])[0])
+    return TokenAttribution(
+        model=model_name(model),
+        source_tokens=str_tokens(model, enc.prompt),
+        target_tokens=[example.preferred, example.dispreferred],
+        scores=scores,
+        method="grains",
+        options=dict(n_steps=n_steps, baseline=baseline, k=k, objective="log P(preferred) - log P(dispreferred)"),
+        target_positions=[p, p],
+        target_ids=[int(enc.preferred[0]), int(enc.dispreferred[0])],
+        completeness_error=torch.tensor([errors[0], errors[0]]),
+        marks=marks,
+        info=dict(logprob_gap=gap, prompt=example.prompt, preferred=example.preferred, dispreferred=example.dispreferred,
+                  answer_scores_preferred=a_pos[p:].tolist(), answer_scores_dispreferred=a_neg[p:].tolist(),
+                  contrast_total=float(scores.sum()) + float(a_pos[p:].sum() + a_neg[p:].sum())),
+    )

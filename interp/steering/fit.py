@@ -1,0 +1,236 @@
+"""Fitting steering vectors: GrAInS (attribution-masked hidden-state deltas) and the mean-difference baseline.
+
+GrAInS, per example and per sequence s ∈ {prompt+preferred, prompt+dispreferred}:
+
+1. score every token of s with Integrated Gradients of f = log P(y⁺|x) − log P(y⁻|x) (``attribution.py``);
+2. I⁺ = the k highest-scoring positions, I⁻ = the k lowest (over all positions unless excluded);
+3. replace the tokens at I⁺ (resp. I⁻) by the mask token (pad, else unk, else eos; the length is kept);
+4. D_m gets the row h_l(s) − h_l(s \\ I_m) read at the last token of s, for m ∈ {pos, neg} and each layer l.
+
+Then u_m = aggregate(D_m) (first principal component with its sign aligned to the mean row, or the mean) and
+v_l = u_pos − u_neg. The mean-difference baseline (contrastive activation addition) is
+v_l = mean over examples of h_l(prompt+preferred) − h_l(prompt+dispreferred) at the last token.
+Both are normalised to unit norm by default so that one ``alpha`` means the same step for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from interp.errors import InterpError
+from interp.models import model_name
+from interp.steering.data import ContrastExample
+from interp.steering.scoring import Encoded, encode, pad_right
+from interp.steering.vectors import HOOK, SteeringVectors
+
+__all__ = ["fit_grains", "fit_mean_difference", "aggregate", "top_k_positions", "mask_tokens", "mask_token_id", "hidden_at"]
+
+AGGREGATES = ("pca", "mean")
+
+
+def _check_layers(model, layers: int | Sequence[int]) -> list[int]:
+    layers = [layers] if isinstance(layers, int) else [int(x) for x in layers]
+    n = model.cfg.n_layers
+    if not layers:
+        raise InterpError("no layers given: pass e.g. layers=[model.cfg.n_layers - 1]")
+    layers = [x + n if x < 0 else x for x in layers]
+    bad = [x for x in layers if not 0 <= x < n]
+    if bad:
+        raise InterpError(f"layers {bad} do not exist in a {n}-layer model (valid: 0..{n - 1}, or negative from the end)")
+    return sorted(set(layers))
+
+
+def _check_examples(examples: Sequence[ContrastExample]) -> list[ContrastExample]:
+    examples = list(examples)
+    if not examples:
+        raise InterpError("no contrast examples given: pass at least one ContrastExample")
+    if not all(isinstance(e, ContrastExample) for e in examples):
+        raise InterpError("examples must be ContrastExample objects (see interp.steering.load_contrast)")
+    return examples
+
+
+def mask_token_id(model) -> int:
+    """The id that replaces masked tokens: the tokenizer's pad token, else unk, else eos (as GrAInS does)."""
+    tok = model.tokenizer
+    for name in ("pad_token_id", "unk_token_id", "eos_token_id"):
+        value = getattr(tok, name, None)
+        if value is not None:
+            return int(value)
+    raise InterpError("the tokenizer has no pad, unk or eos token to mask with: pass mask_id=...")
+
+
+def top_k_positions(scores: torch.Tensor, k: int, *, exclude: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I⁺, I⁻): the ``k`` positions of [T] ``scores`` with the largest and with the smallest scores.
+
+    Positions in ``exclude`` are never chosen; each set has min(k, allowed positions) distinct entries, and the
+    two are disjoint whenever 2k ≤ allowed positions. Ties break towards the lower position.
+    """
+    if k < 1:
+        raise InterpError(f"k must be at least 1, got {k}")
+    allowed = torch.ones(scores.shape[0], dtype=torch.bool)
+    allowed[list(exclude)] = False
+    idx = torch.nonzero(allowed).squeeze(-1)
+    s = scores[idx].double()
+    kk = min(k, idx.numel())
+    order_desc = sorted(range(idx.numel()), key=lambda i: (-s[i].item(), i))[:kk]
+    order_asc = sorted(range(idx.numel()), key=lambda i: (s[i].item(), i))[:kk]
+    return idx[order_desc], idx[order_asc]
+
+
+def mask_tokens(ids: torch.Tensor, positions: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """A copy of [T] ``ids`` with ``positions`` replaced by ``mask_id`` (same length)."""
+    out = ids.clone()
+    out[positions] = mask_id
+    return out
+
+
+@torch.no_grad()
+def hidden_at(model, seqs: list[torch.Tensor], read: list[int], layers: list[int], *, batch_size: int = 64) -> torch.Tensor:
+    """[n, layer, d_model] float32 residual stream after block ``l`` (``blocks.l.hook_resid_post``) of
+    ``seqs[i]`` at position ``read[i]``, for each of ``layers``; sequences run right-padded in batches."""
+    names = [HOOK.format(layer=layer) for layer in layers]
+    out = torch.empty(len(seqs), len(layers), model.cfg.d_model)
+    dev = next(model.parameters()).device
+    for start in range(0, len(seqs), batch_size):
+        chunk = seqs[start : start + batch_size]
+        batch = pad_right(chunk).to(dev)
+        _, cache = model.run_with_cache(batch, names_filter=names)
+        rows = torch.arange(len(chunk), device=dev)
+        cols = torch.tensor(read[start : start + batch_size], device=dev)
+        for j, name in enumerate(names):
+            out[start : start + len(chunk), j] = cache[name][rows, cols].float().cpu()
+    return out
+
+
+def aggregate(deltas: torch.Tensor, how: str = "pca") -> torch.Tensor:
+    """[d] summary direction of [n, d] ``deltas``.
+
+    "pca": the first principal component (unit norm) of the centred rows, its sign flipped so that its dot
+    product with the mean row is ≥ 0 (the reference code leaves the sign arbitrary). When the rows have no
+    spread (n = 1 or all equal) the normalised mean is returned. "mean": the mean row (not normalised; PCA
+    centres the data and so cannot see a constant shift, the mean can).
+    """
+    if how not in AGGREGATES:
+        raise InterpError(f"unknown aggregate {how!r}; choose one of {', '.join(AGGREGATES)}")
+    d = deltas.double()
+    mean = d.mean(0)
+    if how == "mean":
+        return mean.float()
+    centred = d - mean
+    scale = d.abs().max().clamp_min(1e-30)
+    if d.shape[0] < 2 or centred.abs().max() <= 1e-12 * scale:
+        return (mean / mean.norm().clamp_min(1e-30)).float()
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    pc = vh[0]
+    if pc @ mean < 0:
+        pc = -pc
+    return pc.float()
+
+
+def _finish(v: torch.Tensor, normalize: bool) -> tuple[torch.Tensor, list[float]]:
+    norms = v.norm(dim=-1)
+    if normalize:
+        if (norms <= 0).any():
+            raise InterpError("a fitted steering vector is exactly zero (the contrast has no effect at that layer); "
+                              "try other layers, a smaller k, or more examples")
+        v = v / norms[:, None]
+    return v, norms.tolist()
+
+
+def fit_mean_difference(model, examples: Sequence[ContrastExample], layers: int | Sequence[int], *,
+                        normalize: bool = True, batch_size: int = 64) -> SteeringVectors:
+    """Contrastive-activation-addition baseline: v_l = mean_i [h_l(x_i ⊕ y⁺_i) − h_l(x_i ⊕ y⁻_i)] at the last token.
+
+    Returns ``SteeringVectors`` [layer, d_model] (unit norm when ``normalize``; raw norms in ``meta``).
+    """
+    examples, layers = _check_examples(examples), _check_layers(model, layers)
+    enc = [encode(model, e) for e in examples]
+    seqs = [e.sequence(+1) for e in enc] + [e.sequence(-1) for e in enc]
+    h = hidden_at(model, seqs, [len(s) - 1 for s in seqs], layers, batch_size=batch_size)
+    n = len(enc)
+    v, norms = _finish((h[:n] - h[n:]).mean(0), normalize)
+    meta = dict(n_examples=n, normalized=normalize, raw_norms=norms, read="last",
+                resid_norm=h.norm(dim=-1).mean(0).tolist())
+    return SteeringVectors(v, layers, "mean_difference", model_name(model), "per_token", meta)
+
+
+AttributionFn = Callable[[object, list[Encoded]], list[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequence[int], k: int = 10,
+               aggregate: str = "pca", n_steps: int = 20, baseline: str = "auto", read: str = "last",
+               exclude: Sequence[str] = (), normalize: bool = True, internal_batch_size: int | None = None,
+               attribution_fn: AttributionFn | None = None, mask_id: int | None = None, progress: bool = True,
+               batch_size: int = 64) -> SteeringVectors:
+    """GrAInS steering vectors (see the module docstring) for ``layers``.
+
+    ``k``: tokens masked per sequence and sign (k ≥ sequence length masks everything, making I⁺ = I⁻: keep
+    k small for short prompts). ``aggregate``: "pca" or "mean". ``n_steps``/``baseline``/``internal_batch_size``:
+    passed to ``interp.attribution.ig.embedding_ig``. ``read``: "last" reads h at the last token of prompt ⊕ answer
+    (GrAInS) or "prompt" at the last prompt token (where the answer is predicted). ``exclude``: any of
+    "bos", "answer" (positions never masked). ``attribution_fn(model, encoded)`` replaces IG (benchmarks);
+    it returns one (scores of prompt⊕y⁺ [T⁺], scores of prompt⊕y⁻ [T⁻]) pair per example.
+
+    Returns ``SteeringVectors`` with ``vectors`` [layer, d_model] (unit norm when ``normalize``) and the fit
+    details in ``meta`` (raw norms, selected tokens, mean completeness error of IG, mean residual norm).
+    """
+    from interp.steering.attribution import contrast_token_scores
+
+    if aggregate not in AGGREGATES:
+        raise InterpError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
+    if read not in ("last", "prompt"):
+        raise InterpError(f"unknown read position {read!r}; choose 'last' or 'prompt'")
+    bad = set(exclude) - {"bos", "answer"}
+    if bad:
+        raise InterpError(f"unknown exclude entries {sorted(bad)}; choose from 'bos', 'answer'")
+    examples, layers = _check_examples(examples), _check_layers(model, layers)
+    enc = [encode(model, e) for e in examples]
+    completeness: list[float] = []
+    if attribution_fn is None:
+        scores, completeness = contrast_token_scores(model, enc, n_steps=n_steps, baseline=baseline,
+                                                     internal_batch_size=internal_batch_size, progress=progress)
+    else:
+        scores = attribution_fn(model, enc)
+    mid = mask_token_id(model) if mask_id is None else int(mask_id)
+    has_bos = bool(model.cfg.default_prepend_bos) if hasattr(model.cfg, "default_prepend_bos") else True
+
+    seqs: list[torch.Tensor] = []
+    reads: list[int] = []
+    chosen: list[dict] = []
+    for e, pair in tqdm(list(zip(enc, scores)), desc="GrAInS masking", disable=not progress):
+        info = {}
+        for sign, sc in zip((+1, -1), pair):
+            s = e.sequence(sign)
+            if sc.shape[0] != s.shape[0]:
+                raise InterpError(f"attribution has {sc.shape[0]} scores for a {s.shape[0]}-token sequence")
+            excl = []
+            if "bos" in exclude and has_bos:
+                excl.append(0)
+            if "answer" in exclude:
+                excl += list(range(len(e.prompt), len(s)))
+            i_pos, i_neg = top_k_positions(sc.detach().cpu(), k, exclude=excl)
+            seqs += [s, mask_tokens(s, i_pos, mid), mask_tokens(s, i_neg, mid)]
+            r = len(s) - 1 if read == "last" else len(e.prompt) - 1
+            reads += [r, r, r]
+            info["pos" if sign > 0 else "neg"] = {"top_positive": i_pos.tolist(), "top_negative": i_neg.tolist()}
+        chosen.append(info)
+    h = hidden_at(model, seqs, reads, layers, batch_size=batch_size)  # [6n, layer, d]
+    h = h.view(len(enc), 2, 3, len(layers), -1)  # example, sign, (full, masked I+, masked I-)
+    d_pos = (h[:, :, 0] - h[:, :, 1]).reshape(-1, len(layers), h.shape[-1])  # [2n, layer, d]
+    d_neg = (h[:, :, 0] - h[:, :, 2]).reshape(-1, len(layers), h.shape[-1])
+    v = torch.stack([aggregate_fn(d_pos[:, j], aggregate) - aggregate_fn(d_neg[:, j], aggregate) for j in range(len(layers))])
+    v, norms = _finish(v, normalize)
+    meta = dict(
+        n_examples=len(enc), k=k, aggregate=aggregate, n_steps=n_steps, baseline=baseline, read=read,
+        exclude=list(exclude), normalized=normalize, raw_norms=norms, mask_id=mid,
+        resid_norm=h[:, :, 0].norm(dim=-1).mean((0, 1)).tolist(),
+        completeness_error=(sum(completeness) / len(completeness)) if completeness else None,
+        selected=chosen[:50],
+    )
+    return SteeringVectors(v, layers, "grains", model_name(model), "per_token", meta)
+
+
+aggregate_fn = aggregate
