@@ -1,10 +1,13 @@
 """Token attribution: ReAGent, Integrated Gradients and baselines, faithfulness metrics.
 
-``embedding_ig`` is the shared Integrated-Gradients core (also used by ``interp.steering``);
-``TokenAttribution`` is the result type of every method.
+``attribute(model, prompt, target=None, method="reagent", **options) -> TokenAttribution`` is the entry
+point; ``method_names()`` lists the methods. ``embedding_ig`` is the shared Integrated-Gradients core (also
+used by ``interp.steering``); ``faithfulness`` and ``compare`` evaluate attributions.
 """
 
+from interp.attribution import methods as _methods  # noqa: F401  (registers the built-in methods)
 from interp.attribution.ig import IGOutput, embedding_ig
+from interp.attribution.registry import METHODS, attribute, method_names, register
 from interp.attribution.result import TokenAttribution
 
-__all__ = ["IGOutput", "TokenAttribution", "embedding_ig"]
+__all__ = ["IGOutput", "METHODS", "TokenAttribution", "attribute", "embedding_ig", "method_names", "register"]

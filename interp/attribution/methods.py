@@ -1,0 +1,193 @@
+"""The built-in attribution methods, registered by name (see ``registry``).
+
+All methods score, for each target ``i`` at position ``p_i``, the tokens before it; gradient methods use the
+objective ``log p(y_i | tokens_<p_i)`` (``objective="logprob"``; "prob" and "logit" also work).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from interp.attribution.forward import LastLogits
+from interp.attribution.ig import embed_hook_name, embedding_ig
+from interp.attribution.reagent import reagent_scores
+from interp.attribution.registry import MethodOutput, masked_scores, register
+from interp.attribution.samplers import make_sampler
+from interp.errors import InterpError
+
+OBJECTIVES = ("logprob", "prob", "logit")
+
+
+def target_objective(positions: list[int], targets: list[int], kind: str = "logprob"):
+    """Objective for rows that are copies of one sequence: row r scores target ``r % n`` at its position.
+
+    Captum stacks the interpolation steps along the batch (step-major), so row ``r`` of any chunk is example
+    ``r % n``. Returns ``fn(logits [rows, pos, vocab], tokens) -> [rows]``.
+    """
+    if kind not in OBJECTIVES:
+        raise InterpError(f"unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}")
+    pos_t = torch.tensor([p - 1 for p in positions])
+    tgt_t = torch.tensor(targets)
+
+    def fn(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:  # noqa: ARG001
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        r = torch.arange(logits.shape[0]) % len(positions)
+        last = logits[rows, pos_t[r].to(logits.device)].float()
+        if kind == "logit":
+            return last.gather(-1, tgt_t[r, None].to(logits.device))[:, 0]
+        lp = torch.log_softmax(last, -1).gather(-1, tgt_t[r, None].to(logits.device))[:, 0]
+        return lp.exp() if kind == "prob" else lp
+
+    return fn
+
+
+def _rows(tokens: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """[target, max_pos] copies of the sequence up to the last target's prefix."""
+    return tokens[: max(positions)][None].expand(len(positions), -1).clone()
+
+
+def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
+    if rows.shape[1] < length:
+        rows = torch.cat([rows, torch.zeros(rows.shape[0], length - rows.shape[1], dtype=rows.dtype)], 1)
+    return rows
+
+
+@register("integrated_gradients", "Integrated Gradients on the token embeddings (captum)")
+def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: int = 50,
+                         internal_batch_size: int | None = None, objective: str = "logprob", **_) -> MethodOutput:
+    """IG of the target log-probability w.r.t. the token embeddings; ``baseline`` "auto"/"zero"/"zero_keep_bos"/"pad"."""
+    rows = _rows(tokens, positions)
+    targets = [int(tokens[p]) for p in positions]
+    out = embedding_ig(model, rows, target_objective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
+                       internal_batch_size=internal_batch_size)
+    scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
+    info = {"baseline": out.baseline, "objective": out.objective.tolist(), "baseline_objective": out.baseline_objective.tolist()}
+    return MethodOutput(scores, out.completeness_error, info)
+
+
+def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the objective w.r.t. the token embeddings: (grad, emb), each [target, pos, d_model]."""
+    rows = _rows(tokens, positions).to(next(model.parameters()).device)
+    fn = target_objective(positions, [int(tokens[p]) for p in positions], objective)
+    hook = embed_hook_name(model)
+    store = {}
+
+    def leaf(act, hook):  # noqa: ARG001
+        e = act.detach().clone().requires_grad_(True)
+        store["e"] = e
+        return e
+
+    was = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            logits = model.run_with_hooks(rows, fwd_hooks=[(hook, leaf)])
+            (grad,) = torch.autograd.grad(fn(logits, rows).sum(), store["e"])
+    finally:
+        for p, g in zip(model.parameters(), was):
+            p.requires_grad_(g)
+    return grad.float(), store["e"].detach().float()
+
+
+@register("input_x_gradient", "gradient x input on the token embeddings, summed over the embedding")
+def input_x_gradient(model, tokens, positions, *, objective: str = "logprob", **_) -> MethodOutput:
+    """Sum over d_model of embedding * d objective / d embedding (signed)."""
+    grad, emb = _embedding_grads(model, tokens, positions, objective)
+    return MethodOutput(masked_scores(_pad((grad * emb).sum(-1).cpu(), tokens.shape[0] - 1), positions))
+
+
+@register("gradient_norm", "L2 norm of the gradient w.r.t. each token embedding (saliency)")
+def gradient_norm(model, tokens, positions, *, objective: str = "logprob", **_) -> MethodOutput:
+    """||d objective / d embedding||_2 per token (non-negative)."""
+    grad, _emb = _embedding_grads(model, tokens, positions, objective)
+    return MethodOutput(masked_scores(_pad(grad.norm(dim=-1).cpu(), tokens.shape[0] - 1), positions))
+
+
+@register("attention_last_layer", "last layer's attention from the predicting position, mean over heads")
+@torch.no_grad()
+def attention_last_layer(model, tokens, positions, **_) -> MethodOutput:
+    """Attention weights of the last layer at query ``p_i - 1``, averaged over heads (non-negative, sum 1)."""
+    name = f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"
+    _, cache = model.run_with_cache(tokens[: max(positions)][None], names_filter=[name])
+    pat = cache[name][0].float().mean(0).cpu()  # [q, k]
+    rows = torch.stack([pat[p - 1] for p in positions])
+    return MethodOutput(masked_scores(_pad(rows, tokens.shape[0] - 1), positions))
+
+
+def _replacement_id(model, replacement: str | int) -> int:
+    if isinstance(replacement, int):
+        return replacement
+    tok = model.tokenizer
+    for name in ("pad_token_id", "unk_token_id", "eos_token_id"):
+        v = getattr(tok, name, None)
+        if v is not None:
+            return int(v)
+    raise InterpError("occlusion needs replacement=<token id>: the tokenizer has no pad, unk or eos token")
+
+
+@register("occlusion", "leave-one-out: drop in target probability when one token is replaced")
+@torch.no_grad()
+def occlusion(model, tokens, positions, *, replacement: str | int = "pad", measure: str = "prob", max_rows: int = 256,
+              **_) -> MethodOutput:
+    """p(y|x) - p(y|x with token j replaced by ``replacement``) (default: the pad token); ``measure="logprob"`` too."""
+    if measure not in ("prob", "logprob"):
+        raise InterpError(f"occlusion measure must be 'prob' or 'logprob', got {measure!r}")
+    L = max(positions)
+    seq = tokens[:L].to(next(model.parameters()).device)
+    rid = _replacement_id(model, replacement)
+    rows = seq[None].repeat(L + 1, 1)
+    idx = torch.arange(L)
+    rows[idx, idx] = rid  # row j: token j replaced; last row: the original
+    pos_t = torch.tensor([p - 1 for p in positions], device=seq.device)
+    tgt_t = torch.tensor([int(tokens[p]) for p in positions], device=seq.device)
+    vals = []
+    for i in range(0, rows.shape[0], max_rows):
+        lp = torch.log_softmax(model(rows[i : i + max_rows])[:, pos_t].float(), -1)  # [r, target, vocab]
+        vals.append(lp.gather(-1, tgt_t[None, :, None].expand(lp.shape[0], -1, 1))[..., 0])
+    lp = torch.cat(vals)  # [L + 1, target]
+    v = lp.exp() if measure == "prob" else lp
+    drop = (v[-1][None] - v[:-1]).T.cpu()  # [target, L]
+    return MethodOutput(masked_scores(_pad(drop, tokens.shape[0] - 1), positions), info={"replacement_id": rid})
+
+
+@register("random", "random baseline: softmax of U[0,1) scores (as in the ReAGent evaluation)")
+def random_method(model, tokens, positions, *, seed: int = 0, **_) -> MethodOutput:  # noqa: ARG001
+    """softmax(U[0, 1)) over the tokens before each target, seeded."""
+    g = torch.Generator().manual_seed(int(seed))
+    rows = torch.full((len(positions), tokens.shape[0] - 1), math.nan)
+    for i, p in enumerate(positions):
+        rows[i, :p] = torch.softmax(torch.rand(p, generator=g), -1)
+    return MethodOutput(rows)
+
+
+@register("reagent", "ReAGent: replace-and-probe, model-agnostic (Zhao & Shan 2024)")
+def reagent(model, tokens, positions, *, sampler="uniform", replace_ratio: float = 0.3, keep_top_n: int = 5,
+            stop_top_k: int = 3, num_probes: int = 16, max_steps: int = 3000, seed: int = 0, fix_bos: bool = False,
+            batched: bool = True, max_rows: int = 512, progress=None, **sampler_options) -> MethodOutput:
+    """ReAGent with the inseq defaults (r=0.3, keep 5, top-3 stop, 16 probes, 3000 steps) and a uniform sampler.
+
+    ``sampler``: "uniform", "unigram" (``sampler_texts=``), "model", "mlm" (``mlm=`` local directory) or a
+    ``TokenSampler``. ``fix_bos``: never replace position 0 when it is the BOS token. ``batched=False``:
+    the step-by-step loop (same numbers, many more forward calls).
+    """
+    smp = make_sampler(model, sampler, **sampler_options)
+    fwd = LastLogits(model, max_rows=max_rows)
+    bos = getattr(model.tokenizer, "bos_token_id", None)
+    rows, info = [], {"converged": [], "steps": [], "stopped_at": [], "notes": []}
+    for i, p in enumerate(positions):
+        x = tokens[:p]
+        fixed = torch.zeros(p, dtype=torch.bool)
+        if fix_bos and bos is not None and int(x[0]) == bos:
+            fixed[0] = True
+        run = reagent_scores(fwd, x, int(tokens[p]), smp, replace_ratio=replace_ratio, keep_top_n=keep_top_n,
+                             stop_top_k=stop_top_k, num_probes=num_probes, max_steps=max_steps, seed=seed + 7919 * i,
+                             fixed=fixed, batched=batched, progress=progress)
+        rows.append(_pad(run.scores.float()[None], tokens.shape[0] - 1)[0])
+        info["converged"].append(run.converged)
+        info["steps"].append(run.steps)
+        info["stopped_at"].append(run.stopped_at.tolist())
+        info["notes"].extend(run.notes)
+    info["forward_calls"], info["forward_sequences"] = fwd.calls, fwd.sequences
+    return MethodOutput(masked_scores(torch.stack(rows), positions), info=info)

@@ -1,0 +1,156 @@
+"""The method registry and the one entry point ``attribute(model, prompt, target=None, method=...)``.
+
+A method is a function ``fn(model, tokens [L], positions, **options) -> MethodOutput`` registered under a
+name with ``@register("name")``. ``tokens`` is the full sequence (prompt followed by the target tokens),
+``positions`` the index of each target token in it; the method scores, for target ``i``, the tokens
+``tokens[:positions[i]]`` and returns ``scores`` [target, L - 1] with NaN at positions ``>= positions[i]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from interp.attribution.result import TokenAttribution
+from interp.errors import InterpError
+from interp.models import model_name, str_tokens, to_tokens
+
+__all__ = ["MethodOutput", "register", "METHODS", "method_names", "attribute", "prepare_targets"]
+
+
+@dataclass
+class MethodOutput:
+    """What a registered method returns: ``scores`` [target, source] (NaN after each target's position),
+    optional ``completeness_error`` [target] and ``info`` (JSON-able diagnostics)."""
+
+    scores: torch.Tensor
+    completeness_error: torch.Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+Method = Callable[..., MethodOutput]
+METHODS: dict[str, Method] = {}
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def register(name: str, description: str = "") -> Callable[[Method], Method]:
+    """Decorator: make ``fn`` available as ``attribute(..., method=name)``."""
+
+    def deco(fn: Method) -> Method:
+        METHODS[name] = fn
+        DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().split("\n")[0]
+        return fn
+
+    return deco
+
+
+def method_names() -> list[str]:
+    """Names of the registered methods."""
+    _load_builtin()
+    return list(METHODS)
+
+
+def _load_builtin() -> None:
+    import interp.attribution.methods  # noqa: F401  (registers the built-in methods)
+
+
+def masked_scores(rows: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """[target, source] float32 copy of ``rows`` with NaN at source positions ``>= positions[i]``."""
+    out = rows.detach().float().cpu().clone()
+    for i, p in enumerate(positions):
+        out[i, p:] = math.nan
+    return out
+
+
+@torch.no_grad()
+def _greedy(model, tokens: torch.Tensor, n: int) -> torch.Tensor:
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx and tokens.shape[-1] + n > n_ctx:
+        raise InterpError(f"prompt ({tokens.shape[-1]} tokens) plus generate={n} exceeds the model's context of {n_ctx}")
+    for _ in range(n):
+        nxt = model(tokens)[:, -1].argmax(-1, keepdim=True)
+        tokens = torch.cat([tokens, nxt], dim=-1)
+    return tokens
+
+
+def prepare_targets(model, prompt: str | torch.Tensor, target: str | int | list[int] | None = None,
+                    generate: int | None = None) -> tuple[torch.Tensor, list[int]]:
+    """The full sequence [L] (prompt + targets) and the target positions.
+
+    ``target=None`` and ``generate=None``: the greedy next token. ``target`` a string: its tokens (no BOS),
+    each attributed over everything before it; an int or list of ints: token ids. ``generate=N``: the model's
+    N greedy tokens. Raises ``InterpError`` for an empty target, ids outside the vocabulary, or both options.
+    """
+    tokens = to_tokens(model, prompt) if isinstance(prompt, str) else prompt.reshape(1, -1)
+    P = tokens.shape[-1]
+    if target is not None and generate:
+        raise InterpError("give either target= or generate=, not both")
+    if generate:
+        if int(generate) < 1:
+            raise InterpError(f"generate must be a positive number of tokens, got {generate}")
+        full = _greedy(model, tokens, int(generate))
+    else:
+        if target is None:
+            ids = _greedy(model, tokens, 1)[0, P:].tolist()
+        elif isinstance(target, str):
+            if not target:
+                raise InterpError("the target is empty: give the text the model should continue with, e.g. ' Paris'")
+            ids = model.tokenizer(target, add_special_tokens=False).input_ids
+            if not ids:
+                raise InterpError(f"the target {target!r} has no tokens")
+        else:
+            ids = [int(target)] if isinstance(target, int) else [int(i) for i in target]
+        bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
+        if bad:
+            raise InterpError(f"target token ids {bad} are not in the model's vocabulary (size {model.cfg.d_vocab})")
+        full = torch.cat([tokens, torch.tensor([ids], device=tokens.device, dtype=tokens.dtype)], dim=-1)
+        n_ctx = getattr(model.cfg, "n_ctx", None)
+        if n_ctx and full.shape[-1] > n_ctx:
+            raise InterpError(f"prompt plus target is {full.shape[-1]} tokens but the model's context is {n_ctx}")
+    return full[0], list(range(P, full.shape[-1]))
+
+
+def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in options.items():
+        try:
+            json.dumps(v)
+            out[k] = v
+        except TypeError:
+            out[k] = repr(v) if not hasattr(v, "name") else f"<{type(v).__name__} {v.name}>"
+    return out
+
+
+def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] | None = None, *, method: str = "reagent",
+              generate: int | None = None, **options) -> TokenAttribution:
+    """Attribute the target token(s) after ``prompt`` to the prompt's tokens with ``method``.
+
+    ``target=None``: the model's greedy next token; a string of several tokens or ``generate=N`` gives a
+    ``[target, source]`` matrix, each target attributed over everything before it. ``method``: one of
+    ``method_names()`` ("reagent", "integrated_gradients", "input_x_gradient", "gradient_norm",
+    "attention_last_layer", "occlusion", "random"); ``options`` go to the method (see its docstring).
+    Returns a ``TokenAttribution`` (scores [target, source]).
+    """
+    _load_builtin()
+    if method not in METHODS:
+        raise InterpError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    full, positions = prepare_targets(model, prompt, target, generate)
+    out = METHODS[method](model, full, positions, **options)
+    names = str_tokens(model, full)
+    return TokenAttribution(
+        model=model_name(model),
+        source_tokens=names[:-1],
+        target_tokens=[names[p] for p in positions],
+        scores=out.scores,
+        method=method,
+        options=_jsonable({**options, **({"generate": generate} if generate else {})}),
+        target_positions=positions,
+        target_ids=[int(full[p]) for p in positions],
+        completeness_error=out.completeness_error,
+        info=out.info,
+    )
