@@ -95,7 +95,17 @@ def load_model(
         raise _unknown(str(spec), f"not a bundled model or local directory, and the hub lookup failed ({type(e).__name__})") from e
     model.eval()
     model.cfg.interp_name = str(spec)
+    _apply_custom_attention(model)
     return model
+
+
+def _apply_custom_attention(model) -> None:
+    """Re-apply a non-softmax attention rule saved in the HF config (zoo ``bb-relu``) to the bridge."""
+    hf_cfg = getattr(getattr(model, "original_model", None), "config", None)
+    if getattr(hf_cfg, "interp_attention", None) == "relu":
+        from interp.zoo.relu_attention import patch_bridge
+
+        patch_bridge(model)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, help="override the recipe's number of steps")
     t.add_argument("--attention", choices=["softmax", "relu"], default="softmax", help="bb only")
     t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="bb only")
+    t.add_argument("--threads", type=int, help="override the recipe's CPU thread count (results may differ in the last bits)")
     a = p.parse_args(argv)
     from interp.zoo import train
 
@@ -26,11 +27,15 @@ def main(argv: list[str] | None = None) -> int:
         r = train.StoriesRecipe(seed=a.seed)
         if a.steps:
             r.steps = a.steps
+        if a.threads:
+            r.threads = a.threads
         stats = train.train_stories(a.out or zoo_path("stories"), r)
     else:
         r2 = train.BBRecipe(seed=a.seed, attention=a.attention, optimizer=a.optimizer)
         if a.steps:
             r2.steps = a.steps
+        if a.threads:
+            r2.threads = a.threads
         variant = "".join(f"-{x}" for x, d in ((a.attention, "softmax"), (a.optimizer, "adam")) if x != d)
         stats = train.train_bb(a.out or zoo_path("bb" + variant), r2)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()})

@@ -1,0 +1,75 @@
+"""Turn texts (or ready token ids) into right-padded batches for the extreme-token analyses.
+
+Right padding is safe with causal attention: a real position never sees a later (padding) position, so
+its activations equal those of the unpadded text; the statistics simply ignore positions ``>= length``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from interp.errors import InterpError
+
+Texts = str | Sequence[str] | torch.Tensor | Sequence[torch.Tensor]
+
+
+def encode(model, texts: Texts, max_len: int | None = None, min_len: int = 2) -> list[torch.Tensor]:
+    """A list of 1-D token-id tensors (CPU), one per text, each cut to ``max_len`` (default: the model context).
+
+    ``texts``: one string, a list of strings (BOS is prepended as the model does by default), a [n, pos]
+    id tensor, or a list of 1-D id tensors (used as given: include the first/BOS token yourself).
+    Raises ``InterpError`` for an empty corpus or a text with fewer than ``min_len`` tokens.
+    """
+    n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0) or None
+    limit = min(x for x in (max_len, n_ctx) if x) if (max_len or n_ctx) else None
+    if isinstance(texts, str):
+        texts = [texts]
+    if isinstance(texts, torch.Tensor):
+        if texts.ndim == 1:
+            texts = texts[None]
+        if texts.ndim != 2:
+            raise InterpError(f"token ids must be a [n, pos] tensor, got shape {tuple(texts.shape)}")
+        rows = list(texts.long().cpu())
+    else:
+        rows = []
+        for i, t in enumerate(texts):
+            if isinstance(t, torch.Tensor):
+                rows.append(t.reshape(-1).long().cpu())
+            elif isinstance(t, str):
+                if not t.strip():
+                    raise InterpError(f"text {i} is empty: give at least one word")
+                rows.append(model.to_tokens(t).reshape(-1).cpu())
+            else:
+                raise InterpError(f"text {i} is a {type(t).__name__}; give strings or token-id tensors")
+    if not rows:
+        raise InterpError("no texts given: pass a prompt or a list of texts")
+    out = []
+    for i, r in enumerate(rows):
+        r = r[:limit] if limit else r
+        if r.numel() < min_len:
+            raise InterpError(f"text {i} has {r.numel()} tokens; the extreme-token statistics need at least {min_len}")
+        out.append(r)
+    return out
+
+
+def batches(rows: list[torch.Tensor], batch_size: int, pad_id: int = 0) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """Yield (text indices, ids [b, pos] right-padded, lengths [b]); texts of similar length go together."""
+    if batch_size < 1:
+        raise InterpError(f"batch_size must be at least 1, got {batch_size}")
+    order = sorted(range(len(rows)), key=lambda i: (-rows[i].numel(), i))
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        lens = torch.tensor([rows[i].numel() for i in idx])
+        ids = torch.full((len(idx), int(lens.max())), pad_id, dtype=torch.long)
+        for j, i in enumerate(idx):
+            ids[j, : lens[j]] = rows[i]
+        yield idx, ids, lens
+
+
+def pad_id(model) -> int:
+    """A token id to pad with (the tokenizer's pad id, else 0); its value never reaches a real position."""
+    tok = getattr(model, "tokenizer", None)
+    pid = getattr(tok, "pad_token_id", None) if tok is not None else None
+    return int(pid) if pid is not None else 0

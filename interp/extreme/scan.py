@@ -1,0 +1,313 @@
+"""Streaming scan for extreme tokens: attention sinks, value-state drains, residual peaks, massive activations.
+
+``scan(model, texts)`` runs the corpus batch by batch and reduces every statistic inside the hooks, so
+memory does not grow with the number of texts and attention patterns are never all cached. Definitions
+(positions are 0-based; "first token" is position 0, the BOS token when the model prepends one):
+
+* sink score ``[layer, head]``: mean attention weight on key 0 over all queries ``t >= 1`` of all texts.
+  ``uniform_sink`` is the same mean for uniform causal attention (``1 / (t + 1)``), the no-sink baseline.
+* Gu et al. share ``[layer, head]``: fraction of texts whose ``alpha_0 = mean_t A[t, 0]`` (all queries,
+  ``t >= 0``) exceeds ``epsilon`` (default 0.3), among texts of at least ``gu_min_len`` tokens (Gu et al. use 64).
+* value drain ``[layer, head]``: mean over texts of ``||W_O^h v_0||`` against the mean over texts of the
+  median of ``||W_O^h v_i||`` over ``i >= 1``; ``drain_ratio`` = first / other.
+* residual peak ``[layer]``: ``||resid_post_0||`` against the max and the median over ``i >= 1`` (means over texts).
+* massive activations: entries of ``resid_post`` with ``|a| > massive_abs`` and ``|a| > massive_ratio *``
+  the median ``|a|`` of that layer's hidden state for that text (all its positions and dimensions).
+* other sinks: per (text, layer, head) the key ``k >= 1`` receiving the most attention
+  (``alpha_k = mean_{t >= k} A[t, k]``, keys seen by at least ``min_queries`` queries); counted by token
+  when ``alpha_k > secondary``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from interp.extreme.inputs import Texts, batches, encode, pad_id
+from interp.models import model_name
+from interp.results import Result
+
+__all__ = ["Thresholds", "ExtremeTokenReport", "scan", "head_w_o", "is_massive"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Thresholds that turn statistics into named heads/layers/activations (all stored in the report)."""
+
+    sink: float = 0.3
+    "a sink head has sink score >= sink ..."
+    sink_over_uniform: float = 3.0
+    "... and >= sink_over_uniform x the uniform-attention baseline (guards very short texts)"
+    epsilon: float = 0.3
+    "Gu et al. epsilon for alpha_0"
+    gu_min_len: int = 16
+    "texts shorter than this do not enter the Gu share (uniform attention alone gives alpha_0 = H_T/T > 0.3 for T < 10)"
+    drain: float = 0.5
+    "a drain head has drain_ratio <= drain (first-token value norm at most half the median)"
+    peak: float = 2.0
+    "a peak layer has resid_first / resid_other_median >= peak"
+    massive_abs: float = 100.0
+    "massive activation: |a| > massive_abs ..."
+    massive_ratio: float = 1000.0
+    "... and |a| > massive_ratio x median |a| of the layer's hidden state"
+    secondary: float = 0.3
+    "another token counts as a sink of a (text, layer, head) when its alpha_k exceeds this"
+    min_queries: int = 4
+    "keys seen by fewer queries are not considered as other sinks"
+
+
+@dataclass(frozen=True)
+class ExtremeTokenReport(Result):
+    """Corpus statistics of extreme tokens (see ``interp.extreme.scan`` for the definitions)."""
+
+    model: str
+    n_texts: int
+    n_tokens: int
+    sink_score: torch.Tensor
+    "[layer, head] mean attention on the first token from queries t >= 1"
+    gu_share: torch.Tensor
+    "[layer, head] share of texts (of at least gu_min_len tokens; NaN if none) with alpha_0 > epsilon"
+    value_first: torch.Tensor
+    "[layer, head] mean ||W_O v_0||"
+    value_other: torch.Tensor
+    "[layer, head] mean over texts of the median ||W_O v_i||, i >= 1"
+    resid_first: torch.Tensor
+    "[layer] mean ||resid_post_0||"
+    resid_other_max: torch.Tensor
+    "[layer] mean over texts of max_{i>=1} ||resid_post_i||"
+    resid_other_median: torch.Tensor
+    "[layer] mean over texts of median_{i>=1} ||resid_post_i||"
+    top_abs: torch.Tensor
+    "[layer] largest |activation| of resid_post seen"
+    median_abs: torch.Tensor
+    "[layer] mean over texts of the median |activation| of resid_post"
+    uniform_sink: float
+    "sink score that uniform causal attention would give on the same queries"
+    massive: list = field(default_factory=list)
+    "massive activations: [layer, text, position, dimension, value, token], largest |value| first (capped)"
+    n_massive: int = 0
+    "how many massive activations were found (before the cap)"
+    other_sinks: list = field(default_factory=list)
+    "[token, count, share of (text, layer, head), mean alpha_k], most frequent first"
+    thresholds: dict = field(default_factory=dict)
+    _shapes = {
+        "sink_score": "layer head", "gu_share": "layer head", "value_first": "layer head", "value_other": "layer head",
+        "resid_first": "layer", "resid_other_max": "layer", "resid_other_median": "layer", "top_abs": "layer", "median_abs": "layer",
+    }
+
+    # ---- derived quantities -----------------------------------------------------------------
+    @property
+    def drain_ratio(self) -> torch.Tensor:
+        """[layer, head] value_first / value_other (below 1: the first token's value is small)."""
+        return self.value_first / self.value_other.clamp_min(1e-12)
+
+    @property
+    def peak_ratio(self) -> torch.Tensor:
+        """[layer] resid_first / resid_other_median."""
+        return self.resid_first / self.resid_other_median.clamp_min(1e-12)
+
+    def _t(self) -> Thresholds:
+        return Thresholds(**self.thresholds)
+
+    @property
+    def sink_heads(self) -> list[tuple[int, int]]:
+        """(layer, head) pairs whose sink score passes both sink thresholds."""
+        t = self._t()
+        hit = (self.sink_score >= t.sink) & (self.sink_score >= t.sink_over_uniform * self.uniform_sink)
+        return [tuple(x) for x in hit.nonzero().tolist()]
+
+    @property
+    def drain_heads(self) -> list[tuple[int, int]]:
+        """(layer, head) pairs with drain_ratio <= thresholds.drain."""
+        return [tuple(x) for x in (self.drain_ratio <= self._t().drain).nonzero().tolist()]
+
+    @property
+    def peak_layers(self) -> list[int]:
+        """Layers whose first-token residual norm is >= thresholds.peak x the median of the others."""
+        return (self.peak_ratio >= self._t().peak).nonzero().flatten().tolist()
+
+    def summary(self) -> dict[str, str]:
+        t = self._t()
+        return {
+            "model": self.model, "texts": f"{self.n_texts} ({self.n_tokens} tokens)",
+            "sink heads": f"{self.sink_heads} (score >= {t.sink} and >= {t.sink_over_uniform} x uniform {self.uniform_sink:.3f})",
+            "drain heads": f"{self.drain_heads} (value ratio <= {t.drain})",
+            "peak layers": f"{self.peak_layers} (residual ratio >= {t.peak})",
+            "massive activations": f"{self.n_massive} (|a| > {t.massive_abs} and > {t.massive_ratio} x median)",
+            "other sink tokens": ", ".join(f"{s[0]!r}×{s[1]}" for s in self.other_sinks[:5]) or "none",
+        }
+
+
+def is_massive(a: torch.Tensor, median: torch.Tensor | float, t: Thresholds) -> torch.Tensor:
+    """Bool mask (shape of ``a``): ``|a| > t.massive_abs`` and ``|a| > t.massive_ratio * median`` (Sun et al. 2024)."""
+    a = a.abs()
+    return (a > t.massive_abs) & (a > t.massive_ratio * torch.as_tensor(median, dtype=a.dtype, device=a.device))
+
+
+def head_w_o(model, layer: int) -> torch.Tensor:
+    """[head, d_head, d_model] output projection of ``layer``'s attention."""
+    return model.blocks[layer].attn.W_O.detach()
+
+
+def _kv_index(model) -> torch.Tensor:
+    """[head] the key/value head each query head reads (grouped-query attention)."""
+    n_heads = model.cfg.n_heads
+    n_kv = getattr(model.cfg, "n_key_value_heads", None) or n_heads
+    return torch.arange(n_heads) // (n_heads // n_kv)
+
+
+class _Accumulator:
+    """Running sums, updated inside the hooks of each batch (float64 so that batching does not move results)."""
+
+    def __init__(self, model, t: Thresholds, max_events: int):
+        n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
+        z = lambda *s: torch.zeros(*s, dtype=torch.float64)  # noqa: E731
+        self.t, self.max_events = t, max_events
+        self.sink_sum, self.gu_count = z(n_l, n_h), z(n_l, n_h)
+        self.vfirst, self.vother = z(n_l, n_h), z(n_l, n_h)
+        self.rfirst, self.rmax, self.rmed = z(n_l), z(n_l), z(n_l)
+        self.top_abs, self.med_abs = z(n_l), z(n_l)
+        self.n_queries = 0
+        self.uniform_sum = 0.0
+        self.n_texts = 0
+        self.n_gu = 0
+        self.n_tokens = 0
+        self.events: list[list] = []
+        self.n_massive = 0
+        self.other: dict[int, list[float]] = defaultdict(lambda: [0, 0.0])
+        self.kv = _kv_index(model)
+        self.w_o = [head_w_o(model, layer) for layer in range(n_l)]
+        # set for each batch
+        self.lens = torch.zeros(0)
+        self.idx: list[int] = []
+        self.ids = torch.zeros(0)
+
+    def start_batch(self, idx: list[int], ids: torch.Tensor, lens: torch.Tensor) -> None:
+        self.idx, self.ids, self.lens = idx, ids, lens
+        self.n_texts += len(idx)
+        self.n_gu += int((lens >= self.t.gu_min_len).sum())
+        self.n_tokens += int(lens.sum())
+        for n in lens.tolist():
+            self.n_queries += n - 1
+            self.uniform_sum += sum(1.0 / (q + 1) for q in range(1, n))
+
+    def valid(self, pos: int, device) -> torch.Tensor:
+        """[b, pos] True at real (unpadded) positions."""
+        return torch.arange(pos, device=device)[None] < self.lens.to(device)[:, None]
+
+    def pattern(self, layer: int, p: torch.Tensor) -> None:
+        """p: [b, head, q, k] attention weights."""
+        p = p.detach().double()
+        b, _, n, _ = p.shape
+        qv = self.valid(n, p.device)  # [b, q]
+        col0 = p[..., 0] * qv[:, None]  # [b, h, q]
+        self.sink_sum[layer] += col0[..., 1:].sum((0, 2)).cpu()
+        alpha0 = col0.sum(-1) / self.lens.to(p.device)[:, None]  # [b, h]
+        long_enough = (self.lens >= self.t.gu_min_len).to(p.device)[:, None]
+        self.gu_count[layer] += ((alpha0 > self.t.epsilon) & long_enough).sum(0).cpu().double()
+        # other sinks: mean attention each key k >= 1 receives from the queries t >= k that see it
+        received = (p * qv[:, None, :, None]).sum(2)  # [b, h, k]
+        seen_by = (self.lens.to(p.device)[:, None] - torch.arange(n, device=p.device)[None]).clamp_min(1)  # [b, k]
+        alpha = received / seen_by[:, None]
+        ok = torch.arange(n, device=p.device)[None] <= (self.lens.to(p.device)[:, None] - self.t.min_queries)
+        ok[:, 0] = False
+        alpha = alpha.masked_fill(~ok[:, None], -1.0)
+        best, where = alpha.max(-1)  # [b, h]
+        for bi, hi in (best > self.t.secondary).nonzero().tolist():
+            tok = int(self.ids[bi, where[bi, hi]])
+            self.other[tok][0] += 1
+            self.other[tok][1] += float(best[bi, hi])
+
+    def value(self, layer: int, v: torch.Tensor) -> None:
+        """v: [b, pos, kv_head, d_head] value vectors."""
+        v = v.detach()[:, :, self.kv.to(v.device)]  # [b, pos, head, d_head]
+        w = self.w_o[layer].to(v.device, v.dtype)
+        norms = torch.einsum("bphd,hdm->bphm", v, w).norm(dim=-1).double()  # [b, pos, head]
+        valid = self.valid(v.shape[1], v.device)
+        self.vfirst[layer] += norms[:, 0].sum(0).cpu()
+        others = norms.masked_fill(~valid[..., None], float("nan"))[:, 1:]
+        self.vother[layer] += others.nanmedian(dim=1).values.sum(0).cpu()
+
+    def resid(self, layer: int, h: torch.Tensor) -> None:
+        """h: [b, pos, d_model] residual stream after block ``layer``."""
+        h = h.detach()
+        valid = self.valid(h.shape[1], h.device)
+        norms = h.double().norm(dim=-1)  # [b, pos]
+        self.rfirst[layer] += norms[:, 0].sum().cpu()
+        others = norms.masked_fill(~valid, float("nan"))[:, 1:]
+        self.rmed[layer] += others.nanmedian(dim=1).values.sum().cpu()
+        self.rmax[layer] += others.nan_to_num(-1.0).max(dim=1).values.sum().cpu()
+        a = h.abs().double().masked_fill(~valid[..., None], float("nan"))
+        med = a.flatten(1).nanmedian(dim=1).values  # [b]
+        self.med_abs[layer] += med.sum().cpu()
+        self.top_abs[layer] = max(self.top_abs[layer], a.nan_to_num(0.0).max().cpu())
+        hit = is_massive(a, med[:, None, None], self.t)
+        if hit.any():
+            for bi, pi, di in hit.nonzero().tolist():
+                self.events.append([layer, self.idx[bi], pi, di, float(h[bi, pi, di]), int(self.ids[bi, pi])])
+            self.n_massive += int(hit.sum())
+            if len(self.events) > 4 * self.max_events:
+                self._trim()
+
+    def _trim(self) -> None:
+        self.events.sort(key=lambda e: (-abs(e[4]), e[0], e[1], e[2], e[3]))
+        del self.events[self.max_events :]
+
+
+def _hooks(model, acc: _Accumulator) -> list:
+    names = set(model.hook_dict)
+    hooks = []
+    for layer in range(model.cfg.n_layers):
+        hooks.append((f"blocks.{layer}.attn.hook_pattern", lambda x, hook, layer=layer: acc.pattern(layer, x)))
+        hooks.append((f"blocks.{layer}.hook_resid_post", lambda x, hook, layer=layer: acc.resid(layer, x)))
+        if f"blocks.{layer}.attn.hook_v" in names:
+            hooks.append((f"blocks.{layer}.attn.hook_v", lambda x, hook, layer=layer: acc.value(layer, x)))
+    return hooks
+
+
+@torch.no_grad()
+def scan(
+    model, texts: Texts, *, batch_size: int = 8, max_len: int | None = None, thresholds: Thresholds | None = None,
+    max_events: int = 1000, progress: bool = True,
+) -> ExtremeTokenReport:
+    """Scan ``texts`` (one prompt, a list of texts, or [n, pos] token ids) for extreme tokens, streaming.
+
+    ``max_len`` cuts each text (default: the model context). Returns an ``ExtremeTokenReport`` whose
+    tensors are ``[layer, head]`` or ``[layer]``; its ``sink_heads``, ``drain_heads`` and ``peak_layers`` apply
+    ``thresholds`` (stored in the report). At most ``max_events`` massive activations are kept (largest first).
+    """
+    t = thresholds or Thresholds()
+    rows = encode(model, texts, max_len)
+    acc = _Accumulator(model, t, max_events)
+    hooks = _hooks(model, acc)
+    device = model.cfg.device
+    n_batches = math.ceil(len(rows) / batch_size)
+    for idx, ids, lens in tqdm(batches(rows, batch_size, pad_id(model)), total=n_batches, desc="scan", disable=not progress):
+        acc.start_batch(idx, ids, lens)
+        model.run_with_hooks(ids.to(device), fwd_hooks=hooks, return_type=None)
+    acc._trim()
+    n = acc.n_texts
+    tok_str = _decoder(model)
+    other = sorted(acc.other.items(), key=lambda kv: (-kv[1][0], kv[0]))[:20]
+    denom = n * model.cfg.n_layers * model.cfg.n_heads
+    return ExtremeTokenReport(
+        model=model_name(model), n_texts=n, n_tokens=acc.n_tokens,
+        sink_score=(acc.sink_sum / max(acc.n_queries, 1)).float(),
+        gu_share=(acc.gu_count / acc.n_gu).float() if acc.n_gu else torch.full_like(acc.gu_count, float("nan")).float(),
+        value_first=(acc.vfirst / n).float(), value_other=(acc.vother / n).float(),
+        resid_first=(acc.rfirst / n).float(), resid_other_max=(acc.rmax / n).float(), resid_other_median=(acc.rmed / n).float(),
+        top_abs=acc.top_abs.float(), median_abs=(acc.med_abs / n).float(),
+        uniform_sink=acc.uniform_sum / max(acc.n_queries, 1),
+        massive=[e[:5] + [tok_str(e[5])] for e in acc.events], n_massive=acc.n_massive,
+        other_sinks=[[tok_str(k), int(c), c / denom, s / c] for k, (c, s) in other],
+        thresholds=asdict(t),
+    )
+
+
+def _decoder(model):
+    tok = getattr(model, "tokenizer", None)
+    return (lambda i: tok.decode([i])) if tok is not None else str
