@@ -257,3 +257,36 @@ def test_attribution_antisymmetry_and_mean_difference(gpt2):
     assert vec.layers == [0, gpt2.cfg.n_layers - 1] and torch.allclose(vec.vectors.norm(dim=-1), torch.ones(2))
     with pytest.raises(InterpError, match="do not exist"):
         fit_mean_difference(gpt2, [ex], layers=[7])
+
+
+# ---- evaluation, figures, report, widget ------------------------------------------------------------
+def test_evaluate_figures_report_and_playground(gpt2, tmp_path):
+    from interp.report import Report
+    from interp.steering.report import add_to_report
+    from interp.viz.steering import contrast_attribution_figure, gap_per_example, steering_curves
+    from widgets.steering import SteeringPlayground
+
+    ex = [ContrastExample("the cat", " sat", " ran"), ContrastExample("a dog", " ran", " sat")]
+    vec = fit_mean_difference(gpt2, ex, layers=[1])
+    ev = evaluate(gpt2, {"md": vec, "rand": _random_vectors(gpt2, [1])}, ex, alphas=[0.5, 1.0],
+                  fluency_texts=["the cat sat on the mat", "a dog ran"], progress=False)
+    assert ev.alphas == [0.0, 0.5, 1.0] and ev.accuracy.shape == (2, 3) and ev.gaps.shape == (2, 3, 2)
+    assert torch.equal(ev.gaps[0, 0], ev.gaps[1, 0])  # alpha = 0 is the same unsteered model for every method
+    assert ((ev.accuracy * 2) == (ev.gaps > 0).sum(-1)).all()
+    back = type(ev).load(ev.save(tmp_path / "ev.safetensors"))
+    assert torch.equal(back.perplexity, ev.perplexity) and back.methods == ev.methods
+    assert len(steering_curves(ev).data) == 4 and len(gap_per_example(ev, "md").data) == 1
+    att = grains_attribution(gpt2, ex[0], k=1)
+    fig = contrast_attribution_figure(att)
+    assert fig.data[0].z[2] == att.scores.sum(0).tolist()
+    report = Report("t")
+    add_to_report(report, gpt2, "the cat", vectors=vec, alphas=[0.5])
+    kinds = [k for k, _ in report.sections[0].items]
+    assert kinds == ["tokens", "figure", "table"]
+    report.save(tmp_path / "r.html")
+    w = SteeringPlayground(gpt2, vec, prompt="the cat", preferred=" sat", dispreferred=" ran", alpha=0.5, max_alpha=2)
+    assert w.error.layout.display == "none" and w.result["gap_plain"] is not None
+    with vec.steer(gpt2, 0.5):
+        expected = float(evaluate(gpt2, vec, ex[:1], alphas=[], fluency_texts=["a"], progress=False).gaps[0, 0, 0])
+    assert abs(w.result["gap_steered"] - expected) < 1e-6  # the widget's gap is the steered model's gap
+    assert w.export(tmp_path / "w.html").is_file()

@@ -1,0 +1,147 @@
+"""``SteeringPlayground``: steer a model with fitted vectors and compare continuations and log-prob gaps."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import plotly.graph_objects as go
+import torch
+
+from interp.errors import InterpError
+from interp.models import to_tokens
+from interp.report import Report
+from interp.steering import ContrastExample, SteeringVectors
+from interp.steering.scoring import contrast_gaps, encode
+from interp.viz.common import base_layout, label
+from widgets.base import Explorer
+
+__all__ = ["SteeringPlayground", "greedy_continuation"]
+
+
+@torch.no_grad()
+def greedy_continuation(model, prompt: str, n_tokens: int = 8) -> str:
+    """The greedy continuation (text) of ``prompt``; steering hooks active around the call apply (KV cache on)."""
+    tokens = to_tokens(model, prompt)
+    out = model.generate(tokens, max_new_tokens=n_tokens, do_sample=False, verbose=False, stop_at_eos=False)
+    return model.tokenizer.decode(out[0, tokens.shape[1]:].tolist())
+
+
+class SteeringPlayground(Explorer):
+    """Prompt, method, layer and alpha controls; shows the unsteered and steered greedy continuations side by side,
+    the log-prob gap log P(preferred) − log P(dispreferred) for both, and the gap as a function of alpha.
+
+    ``vectors``: one ``SteeringVectors`` or a dict name -> vectors (e.g. {"grains": ..., "mean_difference": ...}).
+    """
+
+    title = "Steering playground"
+
+    def __init__(self, model, vectors, prompt: str = "mia likes", preferred: str = "", dispreferred: str = "",
+                 alpha: float = 4.0, max_alpha: float = 20.0):
+        self.model = model
+        self.sets = {vectors.method: vectors} if isinstance(vectors, SteeringVectors) else dict(vectors)
+        if not self.sets:
+            raise InterpError("SteeringPlayground needs at least one SteeringVectors")
+        first = next(iter(self.sets.values()))
+        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="320px"))
+        self.preferred = W.Text(value=preferred, description="preferred", placeholder="e.g. ' apples'", layout=W.Layout(width="220px"))
+        self.dispreferred = W.Text(value=dispreferred, description="dispreferred", layout=W.Layout(width="220px"))
+        self.method = W.Dropdown(options=list(self.sets), description="vectors")
+        self.layer = W.Dropdown(options=self._layer_options(first), description="layer")
+        self.alpha = W.FloatSlider(value=alpha, min=-max_alpha, max=max_alpha, step=0.25, description="alpha",
+                                   continuous_update=False)
+        self.n_tokens = W.IntSlider(value=8, min=1, max=32, description="tokens", continuous_update=False)
+        self.go = W.Button(description="Run", icon="play")
+        self.table = W.HTML()
+        self.fig = go.FigureWidget()
+        self.method.observe(lambda _: self._on_method(), names="value")
+        for c in (self.layer, self.alpha, self.n_tokens):
+            c.observe(lambda _: self.run(), names="value")
+        self.go.on_click(lambda _: self.run())
+        controls = [self.prompt, self.preferred, self.dispreferred, self.method, self.layer, self.alpha, self.n_tokens, self.go]
+        super().__init__(controls, [self.table, self.fig], export_path="steering.html")
+        self.result: dict = {}
+        self.run()
+
+    @staticmethod
+    def _layer_options(vec: SteeringVectors) -> list[tuple[str, object]]:
+        opts = [(f"all ({', '.join(map(str, vec.layers))})", None)] if len(vec.layers) > 1 else []
+        return opts + [(str(layer), layer) for layer in vec.layers]
+
+    def _on_method(self) -> None:
+        self.layer.options = self._layer_options(self.sets[self.method.value])
+        self.run()
+
+    def _gap(self, example: ContrastExample | None) -> float | None:
+        return None if example is None else float(contrast_gaps(self.model, [encode(self.model, example)])[0])
+
+    def render(self) -> None:
+        vec = self.sets[self.method.value]
+        layers = None if self.layer.value is None else [self.layer.value]
+        prompt = self.prompt.value
+        example = None
+        if self.preferred.value.strip() and self.dispreferred.value.strip():
+            example = ContrastExample(prompt, self.preferred.value, self.dispreferred.value)
+        self.progress(0, 3)
+        plain = greedy_continuation(self.model, prompt, self.n_tokens.value)
+        gap0 = self._gap(example)
+        self.progress(1, 3)
+        with vec.steer(self.model, self.alpha.value, layers=layers):
+            steered = greedy_continuation(self.model, prompt, self.n_tokens.value)
+            gap1 = self._gap(example)
+        self.progress(2, 3)
+        sweep = []
+        if example is not None:
+            top = max(abs(self.alpha.max), 1e-6)
+            alphas = [top * f for f in (-1, -0.5, -0.25, 0, 0.25, 0.5, 1)]
+            for a in alphas:
+                with vec.steer(self.model, a, layers=layers):
+                    sweep.append((a, self._gap(example)))
+        self.progress(3, 3)
+        self.result = dict(prompt=prompt, method=self.method.value, layers=layers or vec.layers, alpha=self.alpha.value,
+                           plain=plain, steered=steered, gap_plain=gap0, gap_steered=gap1, sweep=sweep)
+        self._show()
+
+    def _show(self) -> None:
+        r = self.result
+        def fmt(g):
+            return "—" if g is None else f"{g:+.3f}"
+        esc = html.escape
+        self.table.value = (
+            "<table style='border-collapse:collapse'><tr><th></th><th style='padding:0 12px'>unsteered</th>"
+            f"<th style='padding:0 12px'>steered (alpha {r['alpha']:g}, layers {esc(str(r['layers']))})</th></tr>"
+            f"<tr><td>continuation</td><td style='padding:0 12px'><code>{esc(r['prompt'])}<b>{esc(r['plain'])}</b></code></td>"
+            f"<td style='padding:0 12px'><code>{esc(r['prompt'])}<b>{esc(r['steered'])}</b></code></td></tr>"
+            f"<tr><td>log P(pref) − log P(dispref)</td><td style='padding:0 12px'>{fmt(r['gap_plain'])}</td>"
+            f"<td style='padding:0 12px'>{fmt(r['gap_steered'])}</td></tr></table>"
+        )
+        fig = self.figure()
+        with self.fig.batch_update():
+            self.fig.data = []
+            for t in fig.data:
+                self.fig.add_trace(t)
+            self.fig.layout = fig.layout
+
+    def figure(self) -> go.Figure:
+        """Log-prob gap versus alpha for the current prompt (empty when no answers are given)."""
+        r = self.result
+        fig = go.Figure()
+        if r.get("sweep"):
+            xs, ys = zip(*r["sweep"])
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=label(r["method"])))
+            fig.add_vline(x=r["alpha"], line=dict(dash="dot", color="gray"))
+            fig.add_hline(y=0, line=dict(color="lightgray"))
+        fig.update_xaxes(title_text="alpha")
+        fig.update_yaxes(title_text="log P(pref) − log P(dispref)")
+        return base_layout(fig, "Log-prob gap vs alpha" if r.get("sweep") else "Give preferred/dispreferred answers to see the gap",
+                           height=320)
+
+    def add_to_report(self, report: Report) -> None:
+        r = self.result
+        title = "Steering playground"
+        report.add_table(title, ["", "unsteered", f"steered (alpha {r['alpha']:g}, layers {r['layers']})"], [
+            ["continuation", r["prompt"] + r["plain"], r["prompt"] + r["steered"]],
+            ["log-prob gap", "—" if r["gap_plain"] is None else r["gap_plain"], "—" if r["gap_steered"] is None else r["gap_steered"]],
+        ])
+        if r.get("sweep"):
+            report.add_figure(title, self.figure())
