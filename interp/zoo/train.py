@@ -38,10 +38,10 @@ class StoriesRecipe:
     train_docs: int = 24000
     heldout_docs: int = 400
     batch_size: int = 32
-    steps: int = 1200
+    steps: int = 1000
     lr: float = 3e-3
     weight_decay: float = 0.01
-    threads: int = 2
+    threads: int = 1
 
 
 @dataclass
@@ -57,7 +57,7 @@ class BBRecipe:
     lr: float = 1e-3
     optimizer: str = "adam"  # "adam" (AdamW, betas 0.9/0.99, wd 1e-4) or "sgd" (lr 0.03, momentum 0.9)
     attention: str = "softmax"  # "softmax" or "relu" (ReLU(q.k/sqrt(d))/i, unnormalised)
-    threads: int = 2
+    threads: int = 1
 
 
 def _seed_everything(seed: int, threads: int) -> None:
@@ -246,7 +246,7 @@ Bigram-Backcopy model (Guo et al. 2024): {r.n_layer} layers, one head per layer,
 pre-LN, learned positions, ReLU MLP, untied unembedding; {stats['parameters']:,} parameters. Task: `interp.zoo.bb`
 (Dirichlet(0.5) bigram over 64 symbols, seed {r.seed}; triggers {list(task.triggers)} = {[bbtask.SYMBOLS[t] for t in task.triggers]}).
 
-Reproduce: `python -m interp.zoo train bb{' --attention relu' if r.attention == 'relu' else ''}{' --optimizer sgd' if r.optimizer == 'sgd' else ''}`
+Reproduce: `python -m interp.zoo train bb{' --attention relu' if r.attention == 'relu' else ''}{' --optimizer sgd' if r.optimizer == 'sgd' else ''}{f' --threads {r.threads}' if r.threads != BBRecipe.threads else ''}`
 (seed {r.seed}, {r.steps} steps of {r.batch_size} fresh sequences, {r.optimizer}, {r.threads} CPU threads, {stats['train_seconds']} s here).
 
 | held-out metric | value |
