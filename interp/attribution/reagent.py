@@ -151,7 +151,8 @@ def reagent_scores(
         repl = torch.stack([d[1][live] for d in draws])
         stop_repl = torch.stack([d[2][live] for d in draws])
         p_r = p_of(torch.where(mask, repl, x))  # [C, A]
-        cum = s[live][None] + _update(p_o, p_r, mask, eps).cumsum(0)  # [C, A, T]
+        # scores after each of the C steps, summed in the same order as the step-by-step loop
+        cum = torch.cat([s[live][None], _update(p_o, p_r, mask, eps)]).cumsum(0)[1:]  # [C, A, T]
         hit = hits(_stop_inputs(x, cum, stop_repl, n, fixed)).cpu()  # [C, A]
         any_hit = hit.any(0)
         first = torch.where(any_hit, hit.float().argmax(0), torch.full_like(any_hit, C - 1, dtype=torch.long))

@@ -151,6 +151,7 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
         options=_jsonable({**options, **({"generate": generate} if generate else {})}),
         target_positions=positions,
         target_ids=[int(full[p]) for p in positions],
+        source_ids=[int(i) for i in full[:-1].tolist()],
         completeness_error=out.completeness_error,
         info=out.info,
     )

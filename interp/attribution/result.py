@@ -26,7 +26,8 @@ class TokenAttribution(Result):
     source positions ``>= target_positions[i]`` (the target itself and later tokens) are NaN.
     ``method`` / ``options``: the method name and the options it ran with (JSON-able).
     ``target_positions``: position of each target in the full sequence (default: the last ``target`` ones).
-    ``target_ids``: token ids of the targets (optional).
+    ``target_ids``: token ids of the targets; ``source_ids``: token ids of the sources (both optional; the
+    faithfulness metrics need them).
     ``completeness_error``: [target] relative IG completeness error, or None for other methods.
     ``marks``: named lists of source positions for display, e.g. ``{"top_positive": [3, 7], "top_negative": [5]}``
     (steering fills these for the tokens it selected); ``info``: method diagnostics (forward passes, steps,
@@ -41,6 +42,7 @@ class TokenAttribution(Result):
     options: dict[str, Any] = field(default_factory=dict)
     target_positions: list[int] | None = None
     target_ids: list[int] | None = None
+    source_ids: list[int] | None = None
     completeness_error: torch.Tensor | None = None
     marks: dict[str, list[int]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +63,10 @@ class TokenAttribution(Result):
         pos = list(self.target_positions)
         if len(pos) != n_t or any(not 0 < p <= n_s for p in pos):
             raise ValueError(f"TokenAttribution: target_positions {pos} must be {n_t} positions in 1..{n_s}")
+        if self.source_ids is not None and len(self.source_ids) != n_s:
+            raise ValueError(f"TokenAttribution: {len(self.source_ids)} source ids for {n_s} source tokens")
+        if self.target_ids is not None and len(self.target_ids) != n_t:
+            raise ValueError(f"TokenAttribution: {len(self.target_ids)} target ids for {n_t} target tokens")
         for name, idx in self.marks.items():
             if any(not 0 <= int(i) < n_s for i in idx):
                 raise ValueError(f"TokenAttribution: mark {name!r} has positions outside 0..{n_s - 1}")
@@ -79,6 +85,12 @@ class TokenAttribution(Result):
         """Source positions of the ``k`` largest (``sign=1``) or most negative (``sign=-1``) scores of a target."""
         r = self.row(target) * (1 if sign >= 0 else -1)
         return r.topk(min(k, r.numel())).indices.tolist()
+
+    def sequence(self) -> torch.Tensor:
+        """[source + 1] token ids: the sources followed by the last target (needs ``source_ids`` and ``target_ids``)."""
+        if self.source_ids is None or self.target_ids is None:
+            raise ValueError("this TokenAttribution has no source_ids/target_ids")
+        return torch.tensor([*self.source_ids, self.target_ids[-1]], dtype=torch.long)
 
     def with_marks(self, **marks: list[int]) -> TokenAttribution:
         """A copy with ``marks`` added (or replaced)."""

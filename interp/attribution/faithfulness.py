@@ -1,0 +1,148 @@
+"""Faithfulness of a token attribution: soft and hard sufficiency / comprehensiveness (ReAGent paper, spec §2).
+
+For a target with original next-token distribution ``p`` and importances ``q`` [T] mapped to keep
+probabilities in [0, 1]:
+
+- *soft sufficiency*: each element of token ``i``'s embedding is kept with probability ``q_i`` (zeroed
+  otherwise; position embeddings untouched) and ``Soft-S = 1 - D(p_masked, p)``; *soft comprehensiveness*
+  keeps with ``1 - q_i`` and ``Soft-C = D(p_masked, p)``, where ``D(p, r) = sum_v (sqrt p_v - sqrt r_v)^2 / sqrt 2``.
+  With ``S0 = 1 - D(p_all_zeroed, p)``: ``Soft-NS = max(0, Soft-S - S0) / (1 - S0)``, ``Soft-NC = Soft-C / (1 - S0)``.
+- *hard* versions at fractions ``k`` of the tokens: keep only the top-k% tokens (sufficiency ``1 - D``) or zero
+  them (comprehensiveness ``D``), averaged over the fractions.
+
+Every metric is averaged over ``n_samples`` seeds and computed for the same number of random importances
+(``softmax(U[0,1))``, the paper's random baseline); ``*_vs_random`` is ``ln(metric / random metric)``
+(> 0: better than random). Higher is better for all of them.
+
+Keep probabilities (``normalize``): "minmax" (default) rescales each row to [0, 1] so every method is judged
+on its ranking and relative gaps with the same mass; "sum" clips negatives and divides by the sum (the
+paper feeds ReAGent's softmax scores as they are, so each token is kept with probability about 1/T).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from interp.attribution.ig import embed_hook_name
+from interp.attribution.result import TokenAttribution
+from interp.errors import InterpError
+
+__all__ = ["faithfulness", "keep_probabilities", "hellinger_like", "METRICS"]
+
+METRICS = ("soft_ns", "soft_nc", "hard_sufficiency", "hard_comprehensiveness")
+
+
+def hellinger_like(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """[...] sum_v (sqrt p_v - sqrt q_v)^2 / sqrt(2) over the last dimension (the ReAGent evaluation distance)."""
+    return ((p.clamp_min(0).sqrt() - q.clamp_min(0).sqrt()) ** 2).sum(-1) / math.sqrt(2)
+
+
+def keep_probabilities(scores: torch.Tensor, normalize: str = "minmax") -> torch.Tensor:
+    """[..., T] importances -> keep probabilities in [0, 1] ("minmax" or "sum"; see the module docstring)."""
+    s = scores.double()
+    if normalize == "minmax":
+        lo, hi = s.amin(-1, keepdim=True), s.amax(-1, keepdim=True)
+        return torch.where(hi > lo, (s - lo) / (hi - lo).clamp_min(1e-300), torch.full_like(s, 0.5))
+    if normalize == "sum":
+        s = s.clamp_min(0)
+        tot = s.sum(-1, keepdim=True)
+        return torch.where(tot > 0, s / tot.clamp_min(1e-300), torch.full_like(s, 1.0 / s.shape[-1]))
+    raise InterpError(f"normalize must be 'minmax' or 'sum', got {normalize!r}")
+
+
+def _top_mask(scores: torch.Tensor, frac: float) -> torch.Tensor:
+    """[..., T] bool: the top ceil(frac*T) positions (at least 1) of each row."""
+    k = max(1, min(scores.shape[-1], math.ceil(frac * scores.shape[-1])))
+    idx = scores.topk(k, dim=-1).indices
+    return torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, idx, True)
+
+
+@torch.no_grad()
+def _masked_probs(model, x: torch.Tensor, masks: torch.Tensor, max_rows: int) -> torch.Tensor:
+    """[rows, vocab] next-token probabilities with the token embeddings multiplied by ``masks`` [rows, T, d or 1]."""
+    hook = embed_hook_name(model)
+    out = []
+    for i in range(0, masks.shape[0], max_rows):
+        m = masks[i : i + max_rows]
+        rows = x[None].expand(m.shape[0], -1)
+        logits = model.run_with_hooks(rows, fwd_hooks=[(hook, lambda act, hook, m=m: act * m.to(act.dtype))])
+        out.append(torch.softmax(logits[:, -1].float(), -1))
+    return torch.cat(out)
+
+
+def _one_target(model, x: torch.Tensor, scores: torch.Tensor, *, n_samples: int, fractions, normalize: str,
+                seed: int, max_rows: int) -> dict[str, float]:
+    device = next(model.parameters()).device
+    x = x.to(device)
+    T, d = x.shape[0], model.cfg.d_model
+    g = torch.Generator().manual_seed(seed)
+    rand_scores = torch.softmax(torch.rand(n_samples, T, generator=g, dtype=torch.float64), -1)
+    q_fa = keep_probabilities(scores[None], normalize).expand(n_samples, -1)
+    q_rand = keep_probabilities(rand_scores, normalize)
+    q = torch.cat([q_fa, q_rand])  # [2S, T]
+    u_s = torch.rand(2 * n_samples, T, d, generator=g, dtype=torch.float64)
+    u_c = torch.rand(2 * n_samples, T, d, generator=g, dtype=torch.float64)
+    soft = torch.cat([(u_s < q[..., None]), (u_c < 1 - q[..., None])]).float()  # [4S, T, d]
+    hard = []
+    for f in fractions:
+        top = torch.cat([_top_mask(scores[None], f), _top_mask(rand_scores, f)])  # [1 + S, T]
+        hard += [top, ~top]
+    hard = torch.cat(hard).float()[..., None]  # [2F(1+S), T, 1]
+    ones, zeros = torch.ones(1, T, 1), torch.zeros(1, T, 1)
+    masks = torch.cat([ones.expand(-1, -1, d), zeros.expand(-1, -1, d), soft, hard.expand(-1, -1, d)])
+    probs = _masked_probs(model, x, masks.to(device), max_rows).double().cpu()
+    p, p0 = probs[0], probs[1]
+    dist = hellinger_like(probs[2:], p[None])
+    S = n_samples
+    s0 = 1 - float(hellinger_like(p0, p))
+    norm = max(1 - s0, 1e-12)
+    soft_d = dist[: 4 * S]
+    suff_fa, suff_rand = 1 - soft_d[:S], 1 - soft_d[S : 2 * S]
+    comp_fa, comp_rand = soft_d[2 * S : 3 * S], soft_d[3 * S : 4 * S]
+    hard_d = dist[4 * S :].reshape(len(fractions), 2, 1 + S)
+    out = {
+        "soft_ns": float(((suff_fa - s0).clamp_min(0) / norm).mean()),
+        "soft_nc": float((comp_fa / norm).mean()),
+        "soft_ns_random": float(((suff_rand - s0).clamp_min(0) / norm).mean()),
+        "soft_nc_random": float((comp_rand / norm).mean()),
+        "hard_sufficiency": float((1 - hard_d[:, 0, 0]).mean()),
+        "hard_comprehensiveness": float(hard_d[:, 1, 0].mean()),
+        "hard_sufficiency_random": float((1 - hard_d[:, 0, 1:]).mean()),
+        "hard_comprehensiveness_random": float(hard_d[:, 1, 1:].mean()),
+        "s0": s0,
+    }
+    return out
+
+
+def faithfulness(model, attribution: TokenAttribution, *, n_samples: int = 10, fractions=(0.1, 0.2, 0.3, 0.5),
+                 normalize: str = "minmax", seed: int = 0, max_rows: int = 128, sequence: torch.Tensor | None = None) -> dict:
+    """Faithfulness metrics of ``attribution`` (module docstring), averaged over its targets and ``n_samples`` seeds.
+
+    Returns a dict with ``soft_ns``, ``soft_nc``, ``hard_sufficiency``, ``hard_comprehensiveness``, each
+    ``*_random`` (the same metric for random importances) and ``*_vs_random`` (``ln(metric / random)``), plus
+    ``per_target``: a list of those dicts for each target. ``sequence`` [L]: the token ids (default: the
+    attribution's ``source_ids`` followed by its last target id).
+    """
+    if sequence is None:
+        sequence = _sequence(model, attribution)
+    per = []
+    for i, p in enumerate(attribution.target_positions):
+        per.append(_one_target(model, sequence[:p], attribution.row(i), n_samples=n_samples, fractions=tuple(fractions),
+                               normalize=normalize, seed=seed + 1009 * i, max_rows=max_rows))
+    keys = per[0].keys()
+    out = {k: sum(d[k] for d in per) / len(per) for k in keys}
+    for m in METRICS:
+        a, b = out[m], out[f"{m}_random"]
+        out[f"{m}_vs_random"] = math.log(a / b) if a > 0 and b > 0 else (math.inf if a > 0 else -math.inf if b > 0 else 0.0)
+    out["per_target"] = per
+    return out
+
+
+def _sequence(model, attribution: TokenAttribution) -> torch.Tensor:  # noqa: ARG001
+    """[L] ids of the attributed sequence (sources then the last target)."""
+    try:
+        return attribution.sequence()
+    except ValueError as e:
+        raise InterpError("this attribution has no token ids; pass sequence=<[L] token ids> to faithfulness()") from e
