@@ -1,0 +1,225 @@
+"""Logit lens: decode every layer's residual stream through the model's own final norm and unembedding.
+
+``logit_lens(model, prompt)`` caches ``blocks.{l}.hook_resid_pre`` for every block plus the final
+``blocks.{L-1}.hook_resid_post`` (optionally each ``hook_resid_mid``), stacks them into one tensor
+``[layer, pos, d_model]`` and computes ``unembed(ln_final(stack))`` in a single batched call. The final
+norm is recomputed for every layer (never the final layer's cached scale, cf. TransformerLens #1076), and a
+logit soft-cap is applied when the config has one. A tuned lens (``lens=TunedLens``) translates each
+``resid_pre`` row before the same decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from interp.errors import InterpError
+from interp.models import model_name, str_tokens, to_tokens
+from interp.results import Result
+
+__all__ = ["LensResult", "logit_lens", "lens_rows", "decode", "resolve_target", "layer_stride", "STATISTICS"]
+
+# Statistic name -> (LensResult field, human description). ``target_rank`` needs a target.
+STATISTICS = {
+    "final_prob": ("final_top1_prob", "probability of the final layer's top-1 token"),
+    "entropy": ("entropy", "entropy of the layer's distribution (nats)"),
+    "kl": ("kl", "KL(final || layer) (nats)"),
+    "target_rank": ("target_rank", "rank of the target token (1 = top)"),
+    "target_prob": ("target_prob", "probability of the target token"),
+}
+
+
+@dataclass(frozen=True)
+class LensResult(Result):
+    """Logit-lens (or tuned-lens) readout of one prompt.
+
+    Rows ("layers") are the residual streams in ``layers``: ``"{l}_pre"`` = input of block ``l``,
+    ``"{l}_mid"`` = between attention and MLP of block ``l`` (when asked), ``"final_post"`` = output of the
+    last block, whose decoding equals the model's own output distribution.
+
+    ``tokens``: the prompt's token strings, length ``pos``.
+    ``top_ids``, ``top_probs``: [layer, pos, k] the k most probable next tokens at each layer and position.
+    ``top_tokens``: the strings of ``top_ids`` (nested lists [layer][pos][k]).
+    ``entropy``: [layer, pos] entropy in nats. ``kl``: [layer, pos] KL(p_final || p_layer) in nats.
+    ``final_top1_prob``: [layer, pos] probability, at each layer, of the final layer's top-1 token.
+    ``target_rank`` (1 = most probable) and ``target_prob``: [layer, pos], only when a target was given.
+    ``logprobs``: [layer, pos, vocab] full log-probabilities, only when ``keep_logprobs=True``.
+    """
+
+    model: str
+    lens: str
+    tokens: list[str]
+    layers: list[str]
+    top_ids: torch.Tensor
+    top_probs: torch.Tensor
+    top_tokens: list
+    entropy: torch.Tensor
+    kl: torch.Tensor
+    final_top1_prob: torch.Tensor
+    target: str | None = None
+    target_id: int | None = None
+    target_note: str = ""
+    target_rank: torch.Tensor | None = None
+    target_prob: torch.Tensor | None = None
+    logprobs: torch.Tensor | None = None
+    _shapes = {
+        "top_ids": "layer pos k", "top_probs": "layer pos k", "entropy": "layer pos", "kl": "layer pos",
+        "final_top1_prob": "layer pos", "target_rank": "layer pos", "target_prob": "layer pos", "logprobs": "layer pos _",
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        n_layer, n_pos = self.entropy.shape
+        if len(self.layers) != n_layer or len(self.tokens) != n_pos:
+            raise ValueError(f"LensResult: {len(self.layers)} layer labels / {len(self.tokens)} tokens for a [{n_layer}, {n_pos}] grid")
+
+    def stat(self, name: str) -> torch.Tensor:
+        """The [layer, pos] grid of statistic ``name`` (a key of ``STATISTICS``)."""
+        if name not in STATISTICS:
+            raise InterpError(f"unknown statistic {name!r}; choose one of {', '.join(STATISTICS)}")
+        value = getattr(self, STATISTICS[name][0])
+        if value is None:
+            raise InterpError(f"statistic {name!r} needs a target token: pass target='word'")
+        return value
+
+
+def layer_stride(n_rows: int, stride: int) -> list[int]:
+    """Row indices 0, stride, 2*stride, ... that always include the last row ``n_rows - 1``."""
+    if stride < 1:
+        raise InterpError(f"layer stride must be at least 1, got {stride}")
+    rows = list(range(0, n_rows, stride))
+    if rows[-1] != n_rows - 1:
+        rows.append(n_rows - 1)
+    return rows
+
+
+def lens_rows(model, incl_mid: bool = False) -> list[tuple[str, str]]:
+    """(label, hook name) of every lens row in order: each block's resid_pre (and resid_mid), then final_post."""
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        rows.append((f"{layer}_pre", f"blocks.{layer}.hook_resid_pre"))
+        if incl_mid:
+            rows.append((f"{layer}_mid", f"blocks.{layer}.hook_resid_mid"))
+    rows.append(("final_post", f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"))
+    return rows
+
+
+def decode(model, h: torch.Tensor) -> torch.Tensor:
+    """Logits ``unembed(ln_final(h))`` for residual vectors ``h`` [..., d_model]; returns [..., vocab].
+
+    The final norm is recomputed on ``h`` itself; a configured logit soft-cap (Gemma-2 style) is applied.
+    """
+    logits = model.unembed(model.ln_final(h))
+    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0) or -1.0
+    if cap > 0:
+        logits = cap * torch.tanh(logits / cap)
+    return logits
+
+
+def resolve_target(model, target: str | int) -> tuple[int, str, str]:
+    """Token id, its string and a note for a user target (a word or a token id).
+
+    A word that is several tokens uses its first token (the note says so). When the bare word is several
+    tokens but the word with a leading space is one token (BPE vocabularies), the spaced form is used.
+    Raises ``InterpError`` for an empty target or an id outside the vocabulary.
+    """
+    vocab = model.cfg.d_vocab
+    if isinstance(target, int) and not isinstance(target, bool):
+        if not 0 <= target < vocab:
+            raise InterpError(f"target id {target} is outside the vocabulary (0..{vocab - 1})")
+        return target, model.tokenizer.decode([target]), ""
+    if not isinstance(target, str) or target == "":
+        raise InterpError("the target is empty: give a word or a token id")
+    ids = model.tokenizer.encode(target, add_special_tokens=False)
+    note = ""
+    if len(ids) != 1 and not target.startswith(" "):
+        spaced = model.tokenizer.encode(" " + target, add_special_tokens=False)
+        if len(spaced) == 1:
+            ids, note = spaced, f"target {target!r} is the token {' ' + target!r} (with a leading space)"
+    if not ids:
+        raise InterpError(f"target {target!r} gives no token in this vocabulary: choose another word")
+    if len(ids) > 1:
+        note = f"target {target!r} is {len(ids)} tokens; its first token {model.tokenizer.decode(ids[:1])!r} is used"
+    if ids[0] >= vocab:
+        raise InterpError(f"target {target!r} maps to token {ids[0]}, outside the model's vocabulary of {vocab}")
+    return ids[0], model.tokenizer.decode(ids[:1]), note
+
+
+@torch.no_grad()
+def residual_stack(model, tokens: torch.Tensor, incl_mid: bool = False) -> tuple[list[str], torch.Tensor]:
+    """Run ``tokens`` [1, pos] once; returns (row labels, stacked residuals [layer, pos, d_model])."""
+    rows = lens_rows(model, incl_mid)
+    names = {name for _, name in rows}
+    missing = sorted(n for n in names if n not in model.hook_dict)
+    if missing:
+        raise InterpError(f"this model has no {missing[0]} hook (parallel attention and MLP have no mid stream): use incl_mid=False")
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return [label for label, _ in rows], torch.stack([cache[name][0] for _, name in rows])
+
+
+@torch.no_grad()
+def logit_lens(
+    model,
+    prompt: str | torch.Tensor,
+    *,
+    target: str | int | None = None,
+    top_k: int = 5,
+    lens=None,
+    incl_mid: bool = False,
+    keep_logprobs: bool = False,
+) -> LensResult:
+    """Decode every residual stream of ``prompt`` through the model's final norm and unembedding.
+
+    ``prompt``: text (BOS prepended as the model does) or a [1, pos] / [pos] id tensor.
+    ``target``: a word or token id whose rank and probability are tracked at every [layer, pos].
+    ``lens``: ``None`` for the logit lens, or a ``TunedLens`` trained for this model.
+    ``incl_mid``: add each block's mid-stream (between attention and MLP) as extra rows (logit lens only).
+    Returns a ``LensResult`` with [layer, pos] statistics and [layer, pos, k] top-k; the full
+    [layer, pos, vocab] log-probabilities only when ``keep_logprobs``.
+    """
+    if top_k < 1:
+        raise InterpError(f"top_k must be at least 1, got {top_k}")
+    tokens = to_tokens(model, prompt) if isinstance(prompt, str) else prompt.reshape(1, -1).to(model.cfg.device)
+    labels, stack = residual_stack(model, tokens, incl_mid)
+    if lens is not None:
+        if incl_mid:
+            raise InterpError("a tuned lens has translators only for the resid_pre streams: use incl_mid=False")
+        lens.check_model(model)
+        stack = lens.translate_stack(stack)
+    logp = torch.log_softmax(decode(model, stack).float(), dim=-1)  # [layer, pos, vocab], one batched call
+    return _summarise(model, tokens, labels, logp, target, top_k, "logit" if lens is None else "tuned", keep_logprobs)
+
+
+def _summarise(model, tokens, labels, logp, target, top_k, lens_name, keep_logprobs) -> LensResult:
+    probs = logp.exp()
+    final = logp[-1]
+    top_probs, top_ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    entropy = -(probs * logp).sum(-1)
+    kl = (final.exp() * (final - logp)).sum(-1).clamp_min(0.0)  # forward KL; clamp float noise below 0
+    final_top1 = final.argmax(-1)  # [pos]
+    final_top1_prob = probs.gather(-1, final_top1.expand(probs.shape[0], -1)[..., None])[..., 0]
+    strings = _token_strings(model, top_ids)
+    t_id = t_str = t_rank = t_prob = None
+    note = ""
+    if target is not None:
+        t_id, t_str, note = resolve_target(model, target)
+        t_logp = logp[..., t_id]
+        t_prob = t_logp.exp()
+        t_rank = (logp > t_logp[..., None]).sum(-1) + 1
+    return LensResult(
+        model=model_name(model), lens=lens_name, tokens=str_tokens(model, tokens), layers=labels,
+        top_ids=top_ids, top_probs=top_probs, top_tokens=strings, entropy=entropy, kl=kl, final_top1_prob=final_top1_prob,
+        target=t_str, target_id=t_id, target_note=note, target_rank=t_rank, target_prob=t_prob,
+        logprobs=logp if keep_logprobs else None,
+    )
+
+
+def _token_strings(model, ids: torch.Tensor) -> list:
+    """Decode an id tensor of any shape into nested lists of token strings (each id decoded alone)."""
+    flat = ids.reshape(-1).tolist()
+    cache = {i: model.tokenizer.decode([i]) for i in set(flat)}
+    out = [cache[i] for i in flat]
+    for size in reversed(ids.shape[1:]):
+        out = [out[i : i + size] for i in range(0, len(out), size)]
+    return out

@@ -1,0 +1,74 @@
+"""The lens section of ``interp report``: logit lens grid, tuned lens (when one fits), LatentLens neighbours."""
+
+from __future__ import annotations
+
+import torch
+
+from interp.lens.bundled import bundled_tuned_lens, default_index
+from interp.lens.latent import LatentIndex, default_layers, latent_lens
+from interp.lens.logit import logit_lens
+from interp.lens.tuned import TunedLens
+
+TITLE = "Lenses"
+
+
+def _tuned(model, tuned_lens):
+    if isinstance(tuned_lens, TunedLens):
+        return tuned_lens, ""
+    if tuned_lens:
+        return TunedLens.load(tuned_lens, model), ""
+    lens = bundled_tuned_lens(model)
+    return lens, "" if lens is not None else "No tuned lens fits this model (train one: python -m interp.lens train-tuned <model>)."
+
+
+def _index(model, latent_index):
+    if isinstance(latent_index, LatentIndex):
+        return latent_index, ""
+    if latent_index:
+        return LatentIndex.load(latent_index), ""
+    index = default_index(model)  # stories only: a small index over 300 training-split documents
+    if index is not None:
+        return index, "built from 300 training documents"
+    return None, "No LatentLens index for this model: pass latent_index=<folder> (build one with LatentIndex.build)."
+
+
+@torch.no_grad()
+def add_to_report(report, model, prompt: str, *, lens_target: str | None = None, tuned_lens=None, latent_index=None,
+                  stride: int = 1, **_options) -> None:
+    """Add the lens section for ``prompt``: logit-lens heat-maps (final top-1 probability, KL), the target
+    probability by layer (target = ``lens_target`` or the model's top next token), the tuned lens when one
+    fits the model, and LatentLens neighbours of the last position (stories, or a given ``latent_index``)."""
+    from interp.viz.lens import latent_heatmap, lens_heatmap, neighbour_table, target_line
+
+    base = logit_lens(model, prompt, top_k=5)
+    target = lens_target if lens_target is not None else int(base.top_ids[-1, -1, 0])
+    logit = logit_lens(model, prompt, target=target, top_k=5)
+    report.section(TITLE, note="Each residual stream decoded through the model's own final norm and unembedding (logit lens); "
+                               "rows are block inputs, the top row is the model's output.")
+    report.add_figure(TITLE, lens_heatmap(logit, "final_prob", stride=stride),
+                      caption="Colour: probability each layer gives to the final top-1 token; cell text: the layer's top-1 token; "
+                              "hover: top-5. Early layers often decode to the input token or to near-uniform junk.")
+    report.add_figure(TITLE, lens_heatmap(logit, "kl", stride=stride), caption="KL(final || layer) in nats.")
+    lines = {"logit lens": logit}
+    tuned, note = _tuned(model, tuned_lens)
+    if tuned is not None:
+        tl = logit_lens(model, prompt, target=target, top_k=5, lens=tuned)
+        lines["tuned lens"] = tl
+        report.add_figure(TITLE, lens_heatmap(tl, "kl", stride=stride), caption="Tuned lens: KL(final || layer) in nats.")
+        report.add_table(TITLE, ["stream", "logit lens KL", "tuned lens KL"],
+                         [[name, float(a), float(b)] for name, a, b in
+                          zip(logit.layers, logit.kl.mean(1).tolist(), tl.kl.mean(1).tolist())],
+                         caption="Mean KL(final || layer) over the prompt's positions, nats.")
+    elif note:
+        report.add_text(TITLE, note)
+    report.add_figure(TITLE, target_line(lines), caption=logit.target_note or f"Target: the model's top next token {logit.target!r}.")
+    index, note = _index(model, latent_index)
+    if index is None:
+        report.add_text(TITLE, note)
+        return
+    n = model.cfg.n_layers
+    mid = default_layers(n)[len(default_layers(n)) // 2] if n > 1 else n
+    ll = latent_lens(model, prompt, index, k=5)
+    report.add_figure(TITLE, latent_heatmap(ll, stride=stride),
+                      caption=f"LatentLens: nearest stored corpus token state (cosine) over stored layers {index.layers}; {note}.")
+    report.add_figure(TITLE, neighbour_table(ll, query=ll.layers.index(mid), pos=-1))
