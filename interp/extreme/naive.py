@@ -67,7 +67,8 @@ def naive_scan(model, texts: Texts, *, max_len: int | None = None, thresholds: T
     m = len(rows)
     return ExtremeTokenReport(
         model=model_name(model), n_texts=m, n_tokens=sum(r.numel() for r in rows),
-        sink_score=(sink / n_q).float(), gu_share=(gu / sum(r.numel() >= t.gu_min_len for r in rows)).float(), value_first=(vf / m).float(), value_other=(vo / m).float(),
+        sink_score=(sink / n_q).float(), gu_share=(gu / sum(r.numel() >= t.gu_min_len for r in rows)).float(),
+        value_first=(vf / m).float(), value_other=(vo / m).float(),
         resid_first=(rf / m).float(), resid_other_max=(rmax / m).float(), resid_other_median=(rmed / m).float(),
         top_abs=top.float(), median_abs=(med_abs / m).float(), uniform_sink=uni / n_q,
         massive=sorted(massive, key=lambda e: (-abs(e[4]), e[0], e[1], e[2], e[3])), n_massive=len(massive), thresholds=asdict(t),

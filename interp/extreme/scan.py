@@ -180,7 +180,7 @@ class _Accumulator:
         self.n_massive = 0
         self.other: dict[int, list[float]] = defaultdict(lambda: [0, 0.0])
         self.kv = _kv_index(model)
-        self.w_o = [head_w_o(model, layer) for layer in range(n_l)]
+        self.gram = [torch.einsum("hdm,hem->hde", w, w) for w in (head_w_o(model, layer).double() for layer in range(n_l))]
         # set for each batch
         self.lens = torch.zeros(0)
         self.idx: list[int] = []
@@ -200,20 +200,21 @@ class _Accumulator:
         return torch.arange(pos, device=device)[None] < self.lens.to(device)[:, None]
 
     def pattern(self, layer: int, p: torch.Tensor) -> None:
-        """p: [b, head, q, k] attention weights."""
-        p = p.detach().double()
+        """p: [b, head, q, k] attention weights; reduced without any pattern-sized temporary."""
+        p = p.detach()
         b, _, n, _ = p.shape
+        lens = self.lens.to(p.device)
         qv = self.valid(n, p.device)  # [b, q]
-        col0 = p[..., 0] * qv[:, None]  # [b, h, q]
+        col0 = (p[..., 0] * qv[:, None]).double()  # [b, h, q]
         self.sink_sum[layer] += col0[..., 1:].sum((0, 2)).cpu()
-        alpha0 = col0.sum(-1) / self.lens.to(p.device)[:, None]  # [b, h]
-        long_enough = (self.lens >= self.t.gu_min_len).to(p.device)[:, None]
+        alpha0 = col0.sum(-1) / lens[:, None]  # [b, h]
+        long_enough = (lens >= self.t.gu_min_len)[:, None]
         self.gu_count[layer] += ((alpha0 > self.t.epsilon) & long_enough).sum(0).cpu().double()
         # other sinks: mean attention each key k >= 1 receives from the queries t >= k that see it
-        received = (p * qv[:, None, :, None]).sum(2)  # [b, h, k]
-        seen_by = (self.lens.to(p.device)[:, None] - torch.arange(n, device=p.device)[None]).clamp_min(1)  # [b, k]
+        received = torch.einsum("bhqk,bq->bhk", p, qv.to(p.dtype)).double()  # [b, h, k]
+        seen_by = (lens[:, None] - torch.arange(n, device=p.device)[None]).clamp_min(1)  # [b, k]
         alpha = received / seen_by[:, None]
-        ok = torch.arange(n, device=p.device)[None] <= (self.lens.to(p.device)[:, None] - self.t.min_queries)
+        ok = torch.arange(n, device=p.device)[None] <= (lens[:, None] - self.t.min_queries)
         ok[:, 0] = False
         alpha = alpha.masked_fill(~ok[:, None], -1.0)
         best, where = alpha.max(-1)  # [b, h]
@@ -223,10 +224,10 @@ class _Accumulator:
             self.other[tok][1] += float(best[bi, hi])
 
     def value(self, layer: int, v: torch.Tensor) -> None:
-        """v: [b, pos, kv_head, d_head] value vectors."""
+        """v: [b, pos, kv_head, d_head] value vectors; ||W_O^h v||^2 = v^T (W_O^h W_O^h^T) v, no d_model-sized temporary."""
         v = v.detach()[:, :, self.kv.to(v.device)]  # [b, pos, head, d_head]
-        w = self.w_o[layer].to(v.device, v.dtype)
-        norms = torch.einsum("bphd,hdm->bphm", v, w).norm(dim=-1).double()  # [b, pos, head]
+        g = self.gram[layer].to(v.device, v.dtype)
+        norms = torch.einsum("bphd,hde,bphe->bph", v, g, v).clamp_min(0).double().sqrt()  # [b, pos, head]
         valid = self.valid(v.shape[1], v.device)
         self.vfirst[layer] += norms[:, 0].sum(0).cpu()
         others = norms.masked_fill(~valid[..., None], float("nan"))[:, 1:]
