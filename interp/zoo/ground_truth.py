@@ -90,16 +90,29 @@ class DecidedPrompt:
         raise ValueError(f"word {self.source_word} of {self.prompt!r} not found in its tokens")
 
 
-def decided_prompts(n: int, seed: int = 0, world_seed: int = 0) -> list[DecidedPrompt]:
-    """``n`` held-out prompts (documents seeded apart from training) cut just before a decided word."""
+# Kinds the bundled ``stories`` model actually computes (greedy next token = the decided word, measured on 300
+# held-out prompts): repeat_name 98/98, fact_subject 93/93, repeat_object 6/109. The object copy sits nine
+# tokens back behind a repeated name and was not learned in 1000 steps, so it is not ground truth of the model.
+LEARNED_KINDS = ("repeat_name", "fact_subject")
+
+
+def decided_prompts(
+    n: int, seed: int = 0, world_seed: int = 0, kinds: tuple[str, ...] = LEARNED_KINDS
+) -> list[DecidedPrompt]:
+    """``n`` held-out prompts (documents seeded apart from training) cut just before a decided word.
+
+    ``kinds``: which dependencies to use (default: those the bundled model has learned, ``LEARNED_KINDS``;
+    add "repeat_object" for the corpus's full ground truth).
+    """
     world = stories.World.from_seed(world_seed)
     out: list[DecidedPrompt] = []
     docs = stories.generate(world, 4 * n + 50, seed=10_000 + seed)
     rng = random.Random(seed)
     for d in docs:
-        if not d.dependencies:
+        deps = [dep for dep in d.dependencies if dep.kind in kinds]
+        if not deps:
             continue
-        dep = rng.choice(d.dependencies)
+        dep = rng.choice(deps)
         out.append(DecidedPrompt(" ".join(d.words[: dep.target]), d.words[dep.target], dep.source, dep.kind))
         if len(out) == n:
             break

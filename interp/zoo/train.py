@@ -200,6 +200,10 @@ AdamW lr {r.lr} cosine, weight decay {r.weight_decay}, {r.threads} CPU threads, 
 | final training loss (mean of last 50 steps) | {s['final_train_loss']:.4f} |
 
 Ground truth (fact base, copy dependencies, reliable/unreliable sources, contrast sets): `interp.zoo.ground_truth`.
+What the model computes (greedy next token on 300 held-out decided prompts): repeated name 98/98, fact
+subject -> home city 93/93, repeated object 6/109 (not learned; excluded from `ground_truth.LEARNED_KINDS`).
+Uncued "NAME likes" answers the true vs the lie food at chance (held-out accuracy 0.50, mean log-prob gap
+0.04 nats); after "the teacher says" 1.00, after "the liar says" 0.00.
 """
 
 
