@@ -133,7 +133,7 @@ def to_tokens(model, prompt: str) -> torch.Tensor:
     """
     if not isinstance(prompt, str) or not prompt.strip():
         raise InterpError("the prompt is empty: give at least one word")
-    tokens = model.to_tokens(prompt)
+    tokens = model.to_tokens(prompt, truncate=False)
     n_ctx = getattr(model.cfg, "n_ctx", None)
     if n_ctx and tokens.shape[-1] > n_ctx:
         raise InterpError(f"the prompt has {tokens.shape[-1]} tokens but the model's context is {n_ctx}: shorten it")

@@ -28,7 +28,7 @@ PROVIDERS = [
 def add_overview(report: Report, model, prompt: str) -> None:
     """Model facts, the prompt as tokens shaded by surprisal, and the top next tokens."""
     cfg = model.cfg
-    params = sum(p.numel() for p in model.parameters())
+    params = sum({p.data_ptr(): p.numel() for p in model.parameters()}.values())  # tied weights once
     report.add_table(
         "Model",
         ["name", "layers", "d_model", "heads", "vocabulary", "context", "parameters"],
