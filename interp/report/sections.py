@@ -28,7 +28,7 @@ PROVIDERS = [
 def add_overview(report: Report, model, prompt: str) -> None:
     """Model facts, the prompt as tokens shaded by surprisal, and the top next tokens."""
     cfg = model.cfg
-    params = sum({p.data_ptr(): p.numel() for p in model.parameters()}.values())  # tied weights once
+    params = sum(p.numel() for p in getattr(model, "original_model", model).parameters())  # HF counts tied weights once
     report.add_table(
         "Model",
         ["name", "layers", "d_model", "heads", "vocabulary", "context", "parameters"],
