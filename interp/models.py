@@ -18,7 +18,7 @@ import torch
 from interp.errors import InterpError
 from interp.zoo import ZOO_MODELS, zoo_path
 
-__all__ = ["load_model", "default_device", "model_name", "to_tokens", "str_tokens"]
+__all__ = ["load_model", "default_device", "model_name", "n_parameters", "to_tokens", "str_tokens"]
 
 
 def default_device() -> str:
@@ -119,6 +119,24 @@ def _quiet_loggers():
     finally:
         for n, lvl in zip(names, old):
             logging.getLogger(n).setLevel(lvl)
+
+
+def n_parameters(model) -> int:
+    """Number of distinct trainable numbers in ``model`` (as Hugging Face counts them).
+
+    The bridge wraps a fused GPT-2 ``c_attn`` as ``attn.qkv`` and also keeps split ``attn.q/k/v`` copies of it;
+    those copies are not counted, nor is a tied unembedding counted twice.
+    """
+    names = [n for n, _ in model.named_parameters()]
+    fused = {n.split(".attn.qkv.")[0] for n in names if ".attn.qkv." in n}
+    seen, total = set(), 0
+    for n, p in model.named_parameters():
+        block = next((b for b in fused if n.startswith(b + ".attn.") and any(f".attn.{x}." in n for x in "qkv")), None)
+        if block is not None or p.data_ptr() in seen:
+            continue
+        seen.add(p.data_ptr())
+        total += p.numel()
+    return total
 
 
 def model_name(model) -> str:

@@ -59,3 +59,16 @@ def test_prompt_errors(random_models):
         to_tokens(model, "   ")
     with pytest.raises(InterpError, match="context"):
         to_tokens(model, "a" * 200)
+
+
+def test_parameter_count_matches_hugging_face(stories, random_models):
+    """The bridge keeps split q/k/v copies of GPT-2's fused c_attn; n_parameters counts each weight once."""
+    import json
+
+    from interp.models import n_parameters
+    from interp.zoo import zoo_path
+
+    assert n_parameters(stories) == json.loads((zoo_path("stories") / "zoo.json").read_text())["stats"]["parameters"]
+    for family in ("llama", "neox"):
+        model = random_models[family]
+        assert n_parameters(model) == sum(p.numel() for p in model.original_model.parameters())

@@ -12,7 +12,7 @@ import sys
 
 from tqdm.auto import tqdm
 
-from interp.models import model_name
+from interp.models import model_name, n_parameters
 from interp.predict import predict
 from interp.report.document import Report, TokenView
 
@@ -28,7 +28,7 @@ PROVIDERS = [
 def add_overview(report: Report, model, prompt: str) -> None:
     """Model facts, the prompt as tokens shaded by surprisal, and the top next tokens."""
     cfg = model.cfg
-    params = sum(p.numel() for p in getattr(model, "original_model", model).parameters())  # HF counts tied weights once
+    params = n_parameters(model)
     report.add_table(
         "Model",
         ["name", "layers", "d_model", "heads", "vocabulary", "context", "parameters"],
