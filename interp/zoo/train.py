@@ -204,6 +204,7 @@ What the model computes (greedy next token on 300 held-out decided prompts): rep
 subject -> home city 93/93, repeated object 6/109 (not learned; excluded from `ground_truth.LEARNED_KINDS`).
 Uncued "NAME likes" answers the true vs the lie food at chance (held-out accuracy 0.50, mean log-prob gap
 0.04 nats); after "the teacher says" 1.00, after "the liar says" 0.00.
+Retraining with the command above on the same machine reproduced `model.safetensors` bit for bit (same SHA-256).
 """
 
 
