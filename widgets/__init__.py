@@ -6,5 +6,6 @@ as a self-contained report.
 """
 
 from widgets.base import Explorer
+from widgets.extreme import SinkExplorer
 
-__all__ = ["Explorer"]
+__all__ = ["Explorer", "SinkExplorer"]
