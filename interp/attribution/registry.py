@@ -118,6 +118,8 @@ def prepare_targets(model, prompt: str | torch.Tensor, target: str | int | list[
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in options.items():
+        if k == "progress" or callable(v) and not hasattr(v, "name"):
+            continue
         try:
             json.dumps(v)
             out[k] = v

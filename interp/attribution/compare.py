@@ -1,0 +1,151 @@
+"""Rank attribution methods on a prompt set: ground-truth top-1 rate and faithfulness.
+
+``compare(model, prompts, methods)`` attributes every prompt's target with every method and returns a
+``Comparison`` (one row per method). With ``sources`` (the position of the token that decides each target,
+e.g. from ``ground_truth_examples`` on the ``stories`` model) it reports how often each method ranks that
+token first; with ``faithful=True`` it adds the faithfulness metrics (``faithfulness``), averaged over prompts.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from interp.attribution.faithfulness import faithfulness
+from interp.attribution.registry import attribute, method_names
+from interp.errors import InterpError
+from interp.models import model_name
+from interp.results import Result
+
+__all__ = ["Comparison", "compare", "ground_truth_examples", "GroundTruthExample"]
+
+
+@dataclass(frozen=True)
+class GroundTruthExample:
+    """A prompt whose next token ``target_id`` is decided by the token at ``source`` (BOS is position 0)."""
+
+    prompt: str
+    target_id: int
+    source: int
+    kind: str
+
+
+def ground_truth_examples(model, n: int = 100, seed: int = 0) -> list[GroundTruthExample]:
+    """``n`` decided prompts of the stories corpus (``interp.zoo.ground_truth.decided_prompts``) for ``model``.
+
+    The target is the first token of the decided word (with its leading space); only prompts where the model's
+    tokens agree with the tokenizer's are kept. Meant for the bundled ``stories`` model.
+    """
+    from interp.zoo.ground_truth import decided_prompts
+
+    tok = model.tokenizer
+    out: list[GroundTruthExample] = []
+    for dp in decided_prompts(max(n * 2, n + 20), seed=seed):
+        ids = tok(dp.prompt).input_ids
+        if model.to_tokens(dp.prompt)[0].tolist() != ids:
+            continue
+        try:
+            src = dp.source_token(tok)
+        except ValueError:
+            continue
+        target = tok(" " + dp.target, add_special_tokens=False).input_ids
+        if target:
+            out.append(GroundTruthExample(dp.prompt, int(target[0]), src, dp.kind))
+        if len(out) == n:
+            break
+    if not out:
+        raise InterpError("no ground-truth prompt could be tokenised by this model; use the bundled 'stories' model")
+    return out
+
+
+@dataclass(frozen=True)
+class Comparison(Result):
+    """Methods compared on a prompt set.
+
+    ``methods``: method names, one per row. ``metrics``: column names. ``values``: [method, metric] means over the
+    prompts (NaN where a metric does not apply). ``top1``: [method, prompt] 1.0 where the method ranked the
+    ground-truth source first (empty ``[method, 0]`` without ground truth). ``seconds``: [method] mean wall time
+    per prompt. ``n_prompts``: prompts used.
+    """
+
+    model: str
+    methods: list[str]
+    metrics: list[str]
+    values: torch.Tensor
+    top1: torch.Tensor
+    seconds: torch.Tensor
+    n_prompts: int
+    _shapes = {"values": "method metric", "top1": "method _", "seconds": "method"}
+
+    def column(self, metric: str) -> dict[str, float]:
+        """{method: value} of one metric."""
+        j = self.metrics.index(metric)
+        return {m: float(self.values[i, j]) for i, m in enumerate(self.methods)}
+
+    def ranking(self, metric: str | None = None) -> list[str]:
+        """Methods best first by ``metric`` (default: top-1 rate when there is ground truth, else soft_nc_vs_random)."""
+        metric = metric or ("top1_rate" if "top1_rate" in self.metrics else "soft_nc_vs_random")
+        col = self.column(metric)
+        return sorted(self.methods, key=lambda m: -col[m] if math.isfinite(col[m]) else math.inf)
+
+    def rows(self) -> list[list]:
+        """Table rows: method, then every metric (rounded to 4 digits), then seconds per prompt."""
+        return [[m, *[round(float(v), 4) for v in self.values[i]], round(float(self.seconds[i]), 3)]
+                for i, m in enumerate(self.methods)]
+
+
+def compare(model, prompts: list[str] | list[GroundTruthExample], methods: list[str] | None = None, *,
+            targets: list | None = None, sources: list[int] | None = None, faithful: bool = True, n_samples: int = 4,
+            method_options: dict[str, dict] | None = None, progress: bool = True) -> Comparison:
+    """Attribute each prompt with each method; returns a ``Comparison`` ranked by ``Comparison.ranking()``.
+
+    ``prompts``: strings (with optional ``targets``, default the greedy next token, and ``sources``, the
+    ground-truth source positions) or ``GroundTruthExample``s. ``methods``: default every registered method.
+    ``method_options``: per-method keyword options, e.g. ``{"reagent": {"num_probes": 8}}``.
+    """
+    import time
+
+    if prompts and isinstance(prompts[0], GroundTruthExample):
+        targets = [p.target_id for p in prompts]
+        sources = [p.source for p in prompts]
+        prompts = [p.prompt for p in prompts]
+    if not prompts:
+        raise InterpError("compare() needs at least one prompt")
+    methods = methods or method_names()
+    method_options = method_options or {}
+    targets = targets or [None] * len(prompts)
+    metrics = (["top1_rate"] if sources is not None else []) + (
+        ["soft_ns", "soft_nc", "hard_sufficiency", "hard_comprehensiveness", "soft_ns_vs_random", "soft_nc_vs_random",
+         "hard_sufficiency_vs_random", "hard_comprehensiveness_vs_random"] if faithful else [])
+    values = torch.full((len(methods), len(metrics)), math.nan)
+    top1 = torch.zeros(len(methods), len(prompts) if sources is not None else 0)
+    seconds = torch.zeros(len(methods))
+    bar = tqdm(total=len(methods) * len(prompts), desc="compare", disable=not progress)
+    for i, method in enumerate(methods):
+        sums: dict[str, float] = {}
+        for k, (prompt, target) in enumerate(zip(prompts, targets)):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                a = attribute(model, prompt, target, method=method, **method_options.get(method, {}))
+            seconds[i] += time.perf_counter() - t0
+            if sources is not None:
+                top1[i, k] = float(a.top(1)[0] == sources[k])
+            if faithful:
+                f = faithfulness(model, a, n_samples=n_samples, seed=k)
+                for m in metrics:
+                    if m in f:
+                        sums[m] = sums.get(m, 0.0) + f[m]
+            bar.update(1)
+        for j, m in enumerate(metrics):
+            if m == "top1_rate":
+                values[i, j] = top1[i].mean()
+            elif m in sums:
+                values[i, j] = sums[m] / len(prompts)
+        seconds[i] /= len(prompts)
+    bar.close()
+    return Comparison(model_name(model), list(methods), metrics, values, top1, seconds, len(prompts))

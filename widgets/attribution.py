@@ -1,0 +1,120 @@
+"""``AttributionExplorer``: attribute a prompt's next token(s) with any method and see the coloured tokens."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import plotly.graph_objects as go
+
+from interp.attribution import attribute, method_names
+from interp.attribution.ig import BASELINES
+from interp.attribution.report import add_attribution
+from interp.attribution.samplers import SAMPLERS
+from interp.report import Report
+from widgets.base import Explorer
+
+__all__ = ["AttributionExplorer"]
+
+
+class AttributionExplorer(Explorer):
+    """Controls: prompt, method, target (text; empty = the greedy next token) or generate N tokens, and the
+    method options (seed; ReAGent probes, max steps and sampler; IG steps and baseline). Shows the sources of
+    the chosen target as coloured tokens (hover = score) and, for several targets, the [target, source] matrix.
+    ``result`` holds the last ``TokenAttribution``.
+    """
+
+    title = "Token attribution"
+
+    def __init__(self, model, prompt: str = "one day mia found a key in the garden . then mia took the", *,
+                 method: str = "reagent", export_path: str = "attribution.html", run: bool = True):
+        self.model = model
+        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="480px"))
+        self.method = W.Dropdown(options=method_names(), value=method, description="method", layout=W.Layout(width="280px"))
+        self.target = W.Text(value="", description="target", placeholder="empty: greedy next token", layout=W.Layout(width="260px"))
+        self.generate = W.BoundedIntText(value=0, min=0, max=32, description="generate", layout=W.Layout(width="160px"))
+        self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="140px"))
+        self.probes = W.BoundedIntText(value=16, min=1, max=256, description="probes", layout=W.Layout(width="160px"))
+        self.max_steps = W.BoundedIntText(value=3000, min=1, max=100_000, description="max steps", layout=W.Layout(width="180px"))
+        self.sampler = W.Dropdown(options=[s for s in SAMPLERS if s != "mlm"], value="uniform", description="sampler",
+                                  layout=W.Layout(width="200px"))
+        self.n_steps = W.BoundedIntText(value=50, min=1, max=1000, description="IG steps", layout=W.Layout(width="170px"))
+        self.baseline = W.Dropdown(options=list(BASELINES), value="auto", description="baseline", layout=W.Layout(width="220px"))
+        self.shown = W.Dropdown(options=[("last", -1)], value=-1, description="show target", layout=W.Layout(width="240px"))
+        self.go_button = W.Button(description="Run", button_style="primary", icon="play")
+        self.go_button.on_click(lambda _: self.run())
+        self.shown.observe(lambda _: self._draw(), names="value")
+        self.method.observe(lambda _: self._toggle(), names="value")
+        self.tokens_fig = go.FigureWidget()
+        self.matrix_fig = go.FigureWidget()
+        self.info = W.HTML("")
+        controls = [self.prompt, self.method, self.target, self.generate, self.seed, self.probes, self.max_steps, self.sampler,
+                    self.n_steps, self.baseline, self.shown, self.go_button]
+        super().__init__(controls, [self.info, self.tokens_fig, self.matrix_fig], export_path=export_path)
+        self.result = None
+        self._toggle()
+        if run:
+            self.run()
+
+    def _toggle(self) -> None:
+        m = self.method.value
+        for w in (self.probes, self.max_steps, self.sampler):
+            w.layout.display = "" if m == "reagent" else "none"
+        for w in (self.n_steps, self.baseline):
+            w.layout.display = "" if m == "integrated_gradients" else "none"
+
+    def options(self) -> dict:
+        """The keyword options the current controls give the chosen method."""
+        m = self.method.value
+        opts: dict = {"seed": self.seed.value} if m in ("reagent", "random") else {}
+        if m == "reagent":
+            opts.update(num_probes=self.probes.value, max_steps=self.max_steps.value, sampler=self.sampler.value)
+            opts["progress"] = self.progress
+        if m == "integrated_gradients":
+            opts.update(n_steps=self.n_steps.value, baseline=self.baseline.value)
+        return opts
+
+    def render(self) -> None:
+        target = self.target.value or None
+        generate = self.generate.value or None
+        if generate:
+            target = None
+        self.result = attribute(self.model, self.prompt.value, target, method=self.method.value, generate=generate,
+                                **self.options())
+        r = self.result
+        opts = [(f"{p}: {t!r}", i) for i, (p, t) in enumerate(zip(r.target_positions, r.target_tokens))]
+        self.shown.unobserve_all("value")
+        self.shown.options, self.shown.value = opts, len(opts) - 1
+        self.shown.observe(lambda _: self._draw(), names="value")
+        self._draw()
+
+    def _draw(self) -> None:
+        from interp.viz.attribution import matrix_figure, token_figure
+
+        r = self.result
+        if r is None:
+            return
+        i = self.shown.value if isinstance(self.shown.value, int) and self.shown.value >= 0 else r.n_targets - 1
+        with self.tokens_fig.batch_update():
+            self.tokens_fig.data = []
+            new = token_figure(r, i)
+            self.tokens_fig.add_traces(new.data)
+            self.tokens_fig.layout = new.layout
+        with self.matrix_fig.batch_update():
+            self.matrix_fig.data = []
+            if r.n_targets > 1:
+                new = matrix_figure(r)
+                self.matrix_fig.add_traces(new.data)
+                self.matrix_fig.layout = new.layout
+        self.matrix_fig.layout.height = None if r.n_targets > 1 else 10
+        notes = []
+        if r.completeness_error is not None:
+            notes.append(f"IG completeness error {float(r.completeness_error[i]):.2%} (baseline {r.info.get('baseline')})")
+        if "converged" in r.info:
+            notes.append(f"ReAGent: {r.info['forward_calls']} model calls, steps {r.info['steps']}, converged {r.info['converged']}")
+        notes += r.info.get("notes", [])
+        self.info.value = "<br>".join(html.escape(n) for n in notes)
+
+    def add_to_report(self, report: Report) -> None:
+        if self.result is not None:
+            add_attribution(report, self.result, f"Token attribution ({self.result.method})")
