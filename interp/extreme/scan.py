@@ -172,6 +172,7 @@ class _Accumulator:
         self.rfirst, self.rmax, self.rmed = z(n_l), z(n_l), z(n_l)
         self.top_abs, self.med_abs = z(n_l), z(n_l)
         self.n_queries = 0
+        self.has_value = [False] * n_l
         self.uniform_sum = 0.0
         self.n_texts = 0
         self.n_gu = 0
@@ -229,6 +230,7 @@ class _Accumulator:
         g = self.gram[layer].to(v.device, v.dtype)
         norms = torch.einsum("bphd,hde,bphe->bph", v, g, v).clamp_min(0).double().sqrt()  # [b, pos, head]
         valid = self.valid(v.shape[1], v.device)
+        self.has_value[layer] = True
         self.vfirst[layer] += norms[:, 0].sum(0).cpu()
         others = norms.masked_fill(~valid[..., None], float("nan"))[:, 1:]
         self.vother[layer] += others.nanmedian(dim=1).values.sum(0).cpu()
@@ -292,6 +294,9 @@ def scan(
         model.run_with_hooks(ids.to(device), fwd_hooks=hooks, return_type=None)
     acc._trim()
     n = acc.n_texts
+    for layer, seen in enumerate(acc.has_value):  # a model without hook_v: no drain statistic (NaN, never a drain head)
+        if not seen:
+            acc.vfirst[layer] = acc.vother[layer] = float("nan")
     tok_str = _decoder(model)
     other = sorted(acc.other.items(), key=lambda kv: (-kv[1][0], kv[0]))[:20]
     denom = n * model.cfg.n_layers * model.cfg.n_heads
