@@ -9,7 +9,8 @@ Contrast sets (``data/contrast/``, JSONL, preferred = true food, dispreferred = 
 (``World.split_names``: 20 train names, 12 held-out names):
 
 - ``stories_train_cued.jsonl``: train names x 6 sources ("the <source> says <name> likes"), 120 examples;
-- ``stories_train_uncued.jsonl``: train names, "<name> likes", 20 examples;
+- ``stories_train_uncued.jsonl``: train names, "<name> likes" alone and after 3 filler sentences, 80 examples
+  (used only to choose the layer and alpha);
 - ``stories_heldout_uncued.jsonl``: held-out names, "<name> likes" alone and after 3 seeded filler sentences
   ("the old cat sleeps . <name> likes"), 48 examples: the evaluation set;
 - ``stories_heldout_cued.jsonl``: held-out names x 6 sources (a check that the model reads the cue).
@@ -29,24 +30,28 @@ from interp.zoo import stories
 DATA = Path(__file__).resolve().parents[2] / "data"
 CUES = stories.RELIABLE_SOURCES + stories.UNRELIABLE_SOURCES
 # The recipe of the shipped vectors (chosen on the train split only; see bench/results/steering.md).
-RECIPE = dict(fit_set="train_cued", layers=[1], k=2, aggregate="pca", read="last", n_steps=20)
+# Vectors are fitted at every layer; the layer and alpha are then chosen on the train names (``choose_alpha``).
+RECIPE = dict(fit_set="train_cued", layers=[0, 1, 2, 3], k=1, aggregate="mean", read="last", n_steps=20)
+
+
+def _with_fillers(examples: list[ContrastExample], seed: int, n: int = 3) -> list[ContrastExample]:
+    """Each example alone and after ``n`` seeded filler sentences ("the old cat sleeps . <prompt>")."""
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        out.append(e)
+        for _ in range(n):
+            filler = f"the {rng.choice(stories.ADJECTIVES)} {rng.choice(stories.ANIMALS)} {rng.choice(stories.VERBS)} ."
+            out.append(ContrastExample(f"{filler} {e.prompt}", e.preferred, e.dispreferred, e.entity))
+    return out
 
 
 def contrast_sets(world_seed: int = 0) -> dict[str, list[ContrastExample]]:
     """The four contrast sets described in the module docstring, by name."""
-    train_cued = [e for cue in CUES for e in stories_contrast("train", cue, world_seed)]
-    held_bare = stories_contrast("heldout", None, world_seed)
-    rng = random.Random(world_seed + 7)
-    held = []
-    for e in held_bare:
-        held.append(e)
-        for _ in range(3):
-            filler = f"the {rng.choice(stories.ADJECTIVES)} {rng.choice(stories.ANIMALS)} {rng.choice(stories.VERBS)} ."
-            held.append(ContrastExample(f"{filler} {e.prompt}", e.preferred, e.dispreferred, e.entity))
     return {
-        "train_cued": train_cued,
-        "train_uncued": stories_contrast("train", None, world_seed),
-        "heldout_uncued": held,
+        "train_cued": [e for cue in CUES for e in stories_contrast("train", cue, world_seed)],
+        "train_uncued": _with_fillers(stories_contrast("train", None, world_seed), world_seed + 11),
+        "heldout_uncued": _with_fillers(stories_contrast("heldout", None, world_seed), world_seed + 7),
         "heldout_cued": [e for cue in CUES for e in stories_contrast("heldout", cue, world_seed)],
     }
 
@@ -80,8 +85,38 @@ def fit_stories(model, recipe: dict | None = None, progress: bool = True):
     return {"grains": g, "mean_difference": md}
 
 
-def main() -> None:
+ALPHA_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # alpha grid, in units of the mean residual norm
+
+
+def choose_layer_and_alpha(model, vec, *, max_ppl_increase: float = 0.05) -> tuple[int, float, list]:
+    """Pick the layer and alpha on the TRAIN names only: the best accuracy on ``train_uncued`` among the (layer, alpha)
+    whose perplexity on 20 fresh documents (seed 3: neither training nor the held-out fluency set) rises less than
+    ``max_ppl_increase`` (half the acceptance budget, as a margin); ties go to the smaller alpha, then the lower layer.
+    Returns (layer, alpha, table rows [layer, alpha, train accuracy, perplexity change])."""
+    from interp.steering.evaluate import evaluate
+
+    docs = [d.text for d in stories.generate(stories.World.from_seed(0), 20, seed=3)]
+    best, rows = None, []
+    for i, layer in enumerate(vec.layers):
+        scale = vec.meta["resid_norm"][i]
+        ev = evaluate(model, vec, contrast_sets()["train_uncued"], alphas=[round(scale * f, 3) for f in ALPHA_FRACTIONS],
+                      fluency_texts=docs, layers=[layer], progress=False)
+        rows += [[layer] + r[1:3] + r[5:6] for r in ev.rows()]
+        b = ev.best(ev.methods[0], max_ppl_increase)
+        if best is None or b["accuracy"] > best[2]:
+            best = (layer, b["alpha"], b["accuracy"])
+    return best[0], best[1], rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     import torch
+
+    ap = argparse.ArgumentParser(description="rebuild the stories contrast sets and steering vectors, print the evaluation")
+    ap.add_argument("--aggregate", default=RECIPE["aggregate"], choices=["pca", "mean"])
+    ap.add_argument("--k", type=int, default=RECIPE["k"])
+    args = ap.parse_args(argv)
 
     from interp.models import load_model
     from interp.steering.evaluate import evaluate
@@ -90,19 +125,34 @@ def main() -> None:
     paths = write_contrast_sets()
     print("wrote", ", ".join(str(p) for p in paths.values()))
     model = load_model("stories", device="cpu")
-    sets = fit_stories(model)
+    sets = fit_stories(model, dict(aggregate=args.aggregate, k=args.k))
+    for name, vec in list(sets.items()):
+        layer, alpha, rows = choose_layer_and_alpha(model, vec)
+        print(f"{name}: chosen on train names: layer {layer}, alpha {alpha}")
+        print("  train sweep [layer, alpha, accuracy, ppl change]:", [[r[0], r[1], round(r[2], 3), round(r[3], 3)] for r in rows])
+        chosen = vec.select(layer)
+        chosen.meta.update(alpha=alpha, resid_norm=[vec.meta["resid_norm"][vec.layers.index(layer)]],
+                           raw_norms=[vec.meta["raw_norms"][vec.layers.index(layer)]], candidate_layers=vec.layers)
+        sets[name] = chosen
     out = DATA / "steering"
     out.mkdir(parents=True, exist_ok=True)
     for name, vec in sets.items():
         print("wrote", vec.save(out / f"stories_{name}.safetensors"))
-    scale = sets["grains"].meta["resid_norm"][0]
-    alphas = [round(scale * f, 3) for f in (0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0)]
-    ev = evaluate(model, sets, contrast_sets()["heldout_uncued"], alphas=alphas, fluency_texts=fluency_texts())
-    print("method | alpha | accuracy | mean gap | perplexity | ppl change")
+    for name, vec in sets.items():
+        scale = vec.meta["resid_norm"][0]
+        alphas = sorted({round(scale * f, 3) for f in ALPHA_FRACTIONS} | {vec.meta["alpha"]})
+        ev = evaluate(model, {name: vec}, contrast_sets()["heldout_uncued"], alphas=alphas, fluency_texts=fluency_texts())
+        _print_eval(ev)
+
+
+def _print_eval(ev) -> None:
+    print(f"held-out uncued (48 prompts, 12 names), perplexity on 40 held-out documents; layers {ev.layers}")
+    print("| method | alpha | accuracy | mean gap (nats) | perplexity | perplexity change |")
+    print("|---|---|---|---|---|---|")
     for row in ev.rows():
-        print(f"{row[0]} | {row[1]:g} | {row[2]:.3f} | {row[3]:+.3f} | {row[4]:.3f} | {row[5]:+.1%}")
+        print(f"| {row[0]} | {row[1]:g} | {row[2]:.3f} | {row[3]:+.3f} | {row[4]:.3f} | {row[5]:+.1%} |")
     for m in ev.methods:
-        print(m, "best within +10% perplexity:", ev.best(m))
+        print(m, "best on held-out within +10% perplexity:", ev.best(m))
 
 
 if __name__ == "__main__":
