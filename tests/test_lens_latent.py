@@ -142,7 +142,8 @@ def test_layer_alignment(model, index32):
         _, cache = model.run_with_cache(index32.doc_tokens[doc][None].long())
         assert index32.doc_tokens[doc][pos] == index32.token_ids[r]
         for layer in index32.layers:
-            fresh = torch.nn.functional.normalize(cache[layer_hook(model, layer)][0, pos], dim=-1)
+            # independent of layer_hook's naming: layer l is the input of block l
+            fresh = torch.nn.functional.normalize(cache[f"blocks.{layer}.hook_resid_pre"][0, pos], dim=-1)
             torch.testing.assert_close(index32.vectors[layer][r], fresh, atol=1e-5, rtol=0)
 
 

@@ -36,7 +36,8 @@ from interp.lens.data import decoder_hash, encode_texts, pad_batches
 from interp.models import model_name, str_tokens, to_tokens
 from interp.results import Result
 
-__all__ = ["LatentIndex", "Neighbors", "LatentLensResult", "latent_lens", "default_layers", "layer_hook", "layer_label"]
+__all__ = ["LatentIndex", "Neighbors", "LatentLensResult", "latent_lens", "default_layers", "layer_hook", "layer_label",
+           "layer_states"]
 
 _FORMAT = "interp-latent-index-v1"
 _HASH_MUL = 0x100000001B3  # FNV-64 prime; int64 products wrap, which is what a hash wants
@@ -49,11 +50,23 @@ def default_layers(n_layers: int) -> list[int]:
 
 
 def layer_hook(model, layer: int) -> str:
-    """Hook name of model layer ``layer`` in 0..n_layers (see the module docstring)."""
+    """Hook name of model layer ``layer`` in 0..n_layers (see the module docstring): ``blocks.0.hook_resid_pre`` for 0,
+    else ``blocks.{layer-1}.hook_resid_post`` (the same tensor as ``blocks.{layer}.hook_resid_pre``)."""
     n = model.cfg.n_layers
     if not 0 <= layer <= n:
         raise InterpError(f"layer {layer} is out of range: this model has layers 0..{n} (0 = embeddings, {n} = last block's output)")
-    return f"blocks.{layer}.hook_resid_pre" if layer < n else f"blocks.{n - 1}.hook_resid_post"
+    return "blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
+
+
+@torch.no_grad()
+def layer_states(model, ids: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
+    """Residual states {layer: [batch, pos, d_model]} of ids [batch, pos]; blocks above the highest layer are not run."""
+    names = {layer: layer_hook(model, layer) for layer in layers}
+    want = set(names.values())
+    top = max(layers)
+    stop = max(1, top) if top < model.cfg.n_layers else None
+    _, cache = model.run_with_cache(ids.to(model.cfg.device), names_filter=lambda n: n in want, stop_at_layer=stop)
+    return {layer: cache[name] for layer, name in names.items()}
 
 
 def layer_label(layer: int, n_layers: int) -> str:
@@ -175,17 +188,14 @@ class LatentIndex:
         """Encode another corpus shard and append its kept rows (same keep rules, continuing the counts); returns self."""
         self._check_model(model, strict=True)
         seqs = encode_texts(model, texts)
-        names = {layer: layer_hook(model, layer) for layer in self.layers}
-        wanted = set(names.values())
         first_doc = len(self.doc_tokens)
         bar = tqdm(total=len(seqs), desc="latent index", unit="text", disable=not progress)
         try:
             for idx, ids, mask in pad_batches(seqs, batch_size):
                 keep = self._select(ids, mask)
                 if keep.any():
-                    _, cache = model.run_with_cache(ids.to(model.cfg.device), names_filter=lambda n: n in wanted)
                     dev_keep = keep.to(model.cfg.device)
-                    states = {layer: cache[name][dev_keep] for layer, name in names.items()}
+                    states = {layer: h[dev_keep] for layer, h in layer_states(model, ids, self.layers).items()}
                     docs = (torch.tensor(idx, dtype=torch.int32) + first_doc)[:, None].expand_as(ids)[keep]
                     pos = torch.arange(ids.shape[1], dtype=torch.int32)[None].expand_as(ids)[keep]
                     self.add_vectors(states, ids[keep], docs, pos)
@@ -501,11 +511,11 @@ def latent_lens(model, prompt: str | torch.Tensor, index: LatentIndex, *, layer:
     index._check_model(model, strict=not allow_other_model)
     n = model.cfg.n_layers
     layers = list(range(n + 1)) if layer is None else ([layer] if isinstance(layer, int) else list(layer))
-    names = {x: layer_hook(model, x) for x in layers}
+    for x in layers:
+        layer_hook(model, x)  # range check
     tokens = to_tokens(model, prompt) if isinstance(prompt, str) else prompt.reshape(1, -1).to(model.cfg.device)
-    want = set(names.values())
-    _, cache = model.run_with_cache(tokens, names_filter=lambda x: x in want)
-    q = torch.cat([cache[names[x]][0] for x in layers])  # [layer * pos, d]
+    states = layer_states(model, tokens, layers)
+    q = torch.cat([states[x][0] for x in layers])  # [layer * pos, d]
     nb = index.search(q, k, search_layers)
     n_l, n_p = len(layers), tokens.shape[1]
     kk = nb.sims.shape[1]
