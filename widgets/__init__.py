@@ -7,5 +7,6 @@ as a self-contained report.
 
 from widgets.base import Explorer
 from widgets.extreme import SinkExplorer
+from widgets.steering import SteeringPlayground
 
-__all__ = ["Explorer", "SinkExplorer"]
+__all__ = ["Explorer", "SinkExplorer", "SteeringPlayground"]

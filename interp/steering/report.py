@@ -62,8 +62,13 @@ def add_to_report(report, model, prompt: str, *, preferred: str | None = None, d
                                "(see notebooks/05_grains_steering.ipynb).")
         return
     first = next(iter(sets.values()))
-    scale = float(first.meta.get("resid_norm", [1.0])[0]) if first.meta.get("resid_norm") else 1.0
-    grid = alphas or [round(scale * f, 3) for f in (0.25, 0.5, 1.0)]
+    if alphas:
+        grid = list(alphas)
+    elif first.meta.get("alpha"):
+        grid = [round(first.meta["alpha"] * f, 3) for f in (0.5, 1.0, 1.5)]
+    else:
+        scale = float(first.meta["resid_norm"][0]) if first.meta.get("resid_norm") else 1.0
+        grid = [round(scale * f, 3) for f in (0.25, 0.5, 1.0)]
     rows = [["unsteered", "-", "", prompt + greedy_continuation(model, prompt, 8)]]
     for name, vec in sets.items():
         for a in grid:
@@ -75,8 +80,8 @@ def add_to_report(report, model, prompt: str, *, preferred: str | None = None, d
     if Path(model_name(model)).name == "stories" and held.is_file():
         from interp.zoo import stories
 
-        docs = stories.generate(stories.World.from_seed(0), 24, seed=2)
-        ev = evaluate(model, sets, load_contrast(held), alphas=sorted({0.0, *grid, *(2 * a for a in grid)}),
+        docs = stories.generate(stories.World.from_seed(0), 12, seed=2)
+        ev = evaluate(model, sets, load_contrast(held), alphas=grid,
                       fluency_texts=[d.text for d in docs], progress=False)
         report.add_figure(TITLE, steering_curves(ev), caption="Held-out uncued fact questions (names unseen in fitting); "
                           "perplexity on held-out stories documents.")
