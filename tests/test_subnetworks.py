@@ -30,7 +30,7 @@ FAMILY_COMPONENTS = {
 }
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     # tiny models gain nothing from a second thread, and on a loaded machine two spinning threads are far slower
     old = torch.get_num_threads()
