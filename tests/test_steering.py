@@ -290,3 +290,16 @@ def test_evaluate_figures_report_and_playground(gpt2, tmp_path):
         expected = float(evaluate(gpt2, vec, ex[:1], alphas=[], fluency_texts=["a"], progress=False).gaps[0, 0, 0])
     assert abs(w.result["gap_steered"] - expected) < 1e-6  # the widget's gap is the steered model's gap
     assert w.export(tmp_path / "w.html").is_file()
+
+
+def test_steered_hook_is_hf_hidden_state(gpt2):
+    """Vectors are read and written at blocks.l.hook_resid_post, which is HF hidden_states[l + 1] for l < L - 1
+    (raw HF weights, eager attention); the last HF entry is after the final norm, the reference code's quirk."""
+    tokens = gpt2.to_tokens("the cat sat on the mat")
+    n = gpt2.cfg.n_layers
+    _, cache = gpt2.run_with_cache(tokens, names_filter=[f"blocks.{layer}.hook_resid_post" for layer in range(n)])
+    with torch.no_grad():
+        hidden = gpt2.original_model(tokens, output_hidden_states=True).hidden_states
+    for layer in range(n - 1):
+        # 1e-5: the same float32 computation, only hook plumbing in between
+        torch.testing.assert_close(cache[f"blocks.{layer}.hook_resid_post"], hidden[layer + 1], atol=1e-5, rtol=1e-5)
