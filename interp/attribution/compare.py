@@ -34,12 +34,17 @@ class GroundTruthExample:
     kind: str
 
 
-def ground_truth_examples(model, n: int = 100, seed: int = 0) -> list[GroundTruthExample]:
+def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | None = None,
+                          correct_only: bool = False) -> list[GroundTruthExample]:
     """``n`` decided prompts of the stories corpus (``interp.zoo.ground_truth.decided_prompts``) for ``model``.
 
     The target is the first token of the decided word (with its leading space); only prompts where the model's
-    tokens agree with the tokenizer's are kept. Meant for the bundled ``stories`` model.
+    tokens agree with the tokenizer's are kept. ``width``: cut each prompt to its last ``width - 1`` tokens (plus
+    BOS), skipping prompts whose deciding token is earlier. ``correct_only``: keep only prompts on which the model's
+    greedy next token is the decided word. Meant for the bundled ``stories`` model.
     """
+    if width is not None or correct_only:
+        return _cropped(model, n, seed, width, correct_only)
     from interp.zoo.ground_truth import decided_prompts
 
     tok = model.tokenizer
@@ -59,6 +64,27 @@ def ground_truth_examples(model, n: int = 100, seed: int = 0) -> list[GroundTrut
             break
     if not out:
         raise InterpError("no ground-truth prompt could be tokenised by this model; use the bundled 'stories' model")
+    return out
+
+
+@torch.no_grad()
+def _cropped(model, n: int, seed: int, width: int | None, correct_only: bool) -> list[GroundTruthExample]:
+    out: list[GroundTruthExample] = []
+    for e in ground_truth_examples(model, 4 * n + 20, seed):
+        ids = model.to_tokens(e.prompt)[0]
+        L, src, prompt = len(ids), e.source, e.prompt
+        if width is not None and L > width:
+            if src < L - (width - 1):
+                continue
+            ids, src = torch.cat([ids[:1], ids[-(width - 1):]]), src - (L - width)
+            prompt = model.tokenizer.decode(ids[1:]).strip()
+            if model.to_tokens(prompt)[0].tolist() != ids.tolist():
+                continue
+        if correct_only and int(model(ids[None])[0, -1].argmax()) != e.target_id:
+            continue
+        out.append(GroundTruthExample(prompt, e.target_id, src, e.kind))
+        if len(out) == n:
+            break
     return out
 
 

@@ -1,0 +1,225 @@
+"""Benchmarks of interp.attribution on the bundled ``stories`` model.
+
+    python bench/attribution.py speed [--prompts 10 --repeats 3]   # ReAGent: ours batched vs step-by-step vs inseq
+    python bench/attribution.py groundtruth [--prompts 100]         # top-1 rate of every method on decided prompts
+
+``speed`` runs our batched ReAGent, our step-by-step loop (``batched=False``, same draws) and inseq's ``reagent``
+(built by bench/setup_inseq.sh in bench/.venv-inseq and run in a subprocess) with the same settings: replace
+ratio 0.3, keep-n 5, stop top-3, 16 probes, 3000 max steps, a uniform sampler (inseq's POS-tag sampler needs NLTK
+tagger data that cannot be downloaded here, so its ``POSTagTokenSampler`` is replaced by a ``TokenSampler``
+subclass that draws uniformly over the non-special vocabulary, like ours). It prints medians over repeats of the
+wall time per prompt and the model calls / sequences per prompt, and the faithfulness of each method's scores
+(computed by ``interp.attribution.faithfulness`` for all three).
+
+Prompts: ground-truth prompts of the stories corpus (``interp.zoo.ground_truth.decided_prompts``), cut to BOS + the
+last 23 tokens when the deciding token is among them, kept when the model's greedy next token is the decided word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SETTINGS = dict(replace_ratio=0.3, keep_top_n=5, stop_top_k=3, num_probes=16, max_steps=3000)
+
+
+def examples(model, n: int, width: int = 24):
+    """[(ids [T], target id, source position, kind)] of cropped decided prompts the model gets right."""
+    from interp.attribution.compare import ground_truth_examples
+
+    out = []
+    for e in ground_truth_examples(model, 4 * n + 20):
+        ids = model.to_tokens(e.prompt)[0]
+        L, src = len(ids), e.source
+        if L > width:
+            if src < L - (width - 1):
+                continue
+            ids, src = torch.cat([ids[:1], ids[-(width - 1):]]), src - (L - width)
+        with torch.no_grad():
+            if int(model(ids[None])[0, -1].argmax()) != e.target_id:
+                continue
+        out.append((ids, e.target_id, src, e.kind))
+        if len(out) == n:
+            break
+    return out
+
+
+# ---- inseq worker (runs inside bench/.venv-inseq) ----------------------------------------------------------
+def inseq_worker(job: str) -> None:
+    torch.set_num_threads(1)
+    import inseq
+    from inseq.attr.feat.ops import reagent as reagent_module
+    from inseq.attr.feat.ops.reagent_core.token_sampler import TokenSampler
+
+    class UniformTokenSampler(TokenSampler):
+        """Uniform over the non-special vocabulary (stands in for the POS-tag sampler, which needs NLTK data)."""
+
+        def __init__(self, tokenizer, identifier=None, device=None, **_):
+            ok = torch.ones(len(tokenizer), dtype=torch.bool)
+            ok[tokenizer.all_special_ids] = False
+            self.ids = ok.nonzero()[:, 0]
+
+        def __call__(self, input, **_):
+            return self.ids[torch.randint(0, len(self.ids), input.shape)].to(input.device)
+
+    reagent_module.POSTagTokenSampler = UniformTokenSampler
+    spec = json.loads(Path(job).read_text())
+    s = spec["settings"]
+    model = inseq.load_model(spec["model_dir"], "reagent", keep_top_n=s["keep_top_n"], stopping_condition_top_k=s["stop_top_k"],
+                             replacing_ratio=s["replace_ratio"], max_probe_steps=s["max_steps"], num_probes=s["num_probes"])
+    hf, count = model.model, {"calls": 0, "rows": 0}
+    forward = hf.forward
+
+    def counted(*a, **k):
+        ids = k.get("input_ids", a[0] if a else None)
+        ids = ids if ids is not None else k["inputs_embeds"]
+        count["calls"] += 1
+        count["rows"] += ids.shape[0]
+        return forward(*a, **k)
+
+    hf.forward = counted
+    results = []
+    for rep in range(spec["repeats"]):
+        for k, (prompt, full) in enumerate(zip(spec["prompts"], spec["full"])):
+            torch.manual_seed(1000 * rep + k)
+            count.update(calls=0, rows=0)
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = model.attribute(prompt, full, show_progress=False)
+            dt = time.perf_counter() - t0
+            a = out.sequence_attributions[0]
+            n_src = len(a.target) - 1
+            scores = a.target_attributions[:n_src, 0, 0].tolist()
+            results.append({"rep": rep, "k": k, "seconds": dt, "calls": count["calls"], "rows": count["rows"], "scores": scores,
+                            "tokens": [t.id for t in a.target]})
+    Path(spec["out"]).write_text(json.dumps(results))
+
+
+def run_inseq(model_dir: str, model, exs, repeats: int):
+    py = ROOT / "bench" / ".venv-inseq" / "bin" / "python"
+    if not py.exists():
+        print(f"inseq venv missing ({py}); build it with bench/setup_inseq.sh", file=sys.stderr)
+        return None
+    tok = model.tokenizer
+    prompts = [tok.decode(ids[1:]) for ids, *_ in exs]
+    full = [tok.decode(torch.cat([ids[1:], torch.tensor([t])])) for ids, t, *_ in exs]
+    with tempfile.TemporaryDirectory() as tmp:
+        job, out = Path(tmp) / "job.json", Path(tmp) / "out.json"
+        job.write_text(json.dumps({"model_dir": model_dir, "settings": SETTINGS, "prompts": prompts, "full": full,
+                                   "repeats": repeats, "out": str(out)}))
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        subprocess.run([str(py), __file__, "inseq-worker", str(job)], check=True, env=env, cwd=str(ROOT))
+        return json.loads(out.read_text())
+
+
+def speed(args) -> None:
+    from interp.attribution import attribute
+    from interp.attribution.faithfulness import faithfulness
+    from interp.attribution.result import TokenAttribution
+    from interp.models import load_model, str_tokens
+
+    model = load_model(args.model, device="cpu")
+    exs = examples(model, args.prompts)
+    rows = {}
+    atts: dict[str, list] = {}
+    for name, batched in [("ours batched", True), ("ours step-by-step", False)]:
+        times, calls, seqs = [], [], []
+        for rep in range(args.repeats):
+            for k, (ids, tgt, _src, _kind) in enumerate(exs):
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    a = attribute(model, ids, tgt, method="reagent", batched=batched, seed=1000 * rep + k, **SETTINGS)
+                times.append(time.perf_counter() - t0)
+                calls.append(a.info["forward_calls"])
+                seqs.append(a.info["forward_sequences"])
+                if rep == 0:
+                    atts.setdefault(name, []).append(a)
+        rows[name] = (times, calls, seqs)
+    model_dir = args.model if Path(args.model).is_dir() else str(ROOT / "data" / "models" / args.model)
+    ins = run_inseq(model_dir, model, exs, args.repeats)
+    if ins is not None:
+        rows["inseq reagent"] = ([r["seconds"] for r in ins], [r["calls"] for r in ins], [r["rows"] for r in ins])
+        for r in ins:
+            if r["rep"] != 0:
+                continue
+            ids, tgt = exs[r["k"]][0], exs[r["k"]][1]
+            assert r["tokens"][: len(ids)] == ids.tolist(), "inseq tokenised the prompt differently"
+            names = str_tokens(model, torch.cat([ids, torch.tensor([tgt])]))
+            atts.setdefault("inseq reagent", []).append(TokenAttribution(
+                "stories", names[:-1], names[-1:], torch.tensor([r["scores"]]), "inseq_reagent",
+                target_ids=[tgt], source_ids=ids.tolist()))
+    print(f"\nReAGent on {len(exs)} stories prompts x {args.repeats} repeats, settings {SETTINGS}, uniform sampler, "
+          f"torch threads 1\n")
+    print(f"{'method':22s} {'median s/prompt':>16s} {'median calls':>13s} {'median seqs':>12s}")
+    for name, (t, c, s) in rows.items():
+        print(f"{name:22s} {statistics.median(t):16.3f} {statistics.median(c):13.0f} {statistics.median(s):12.0f}")
+    print("\nfaithfulness (mean over prompts, 10 mask seeds; ln(metric / random) > 0 is better than random):")
+    keys = ["soft_ns_vs_random", "soft_nc_vs_random", "hard_sufficiency", "hard_comprehensiveness"]
+    print(f"{'method':22s} " + " ".join(f"{k:>26s}" for k in keys) + f" {'top1':>6s}")
+    for name, lst in atts.items():
+        fs = [faithfulness(model, a, n_samples=10, seed=k) for k, a in enumerate(lst)]
+        top1 = sum(a.top(1)[0] == exs[k][2] for k, a in enumerate(lst)) / len(lst)
+        print(f"{name:22s} " + " ".join(f"{statistics.mean(f[k] for f in fs):26.4f}" for k in keys) + f" {top1:6.2f}")
+
+
+def groundtruth(args) -> None:
+    from interp.attribution import attribute
+    from interp.models import load_model
+
+    model = load_model(args.model, device="cpu")
+    exs = examples(model, args.prompts)
+    print(f"{len(exs)} prompts (cropped to 24 tokens, model predicts the decided word); kinds:",
+          {k: sum(e[3] == k for e in exs) for k in {e[3] for e in exs}})
+    configs = [("random", {}), ("reagent", {}), ("reagent", {"sampler": "model"}), ("integrated_gradients", {}),
+               ("input_x_gradient", {}), ("gradient_norm", {}), ("attention_last_layer", {}), ("occlusion", {})]
+    print(f"{'method':40s} {'top1':>6s} {'last-token top1':>16s} {'s/prompt':>9s}")
+    for method, opts in configs:
+        hits = last = 0
+        t0 = time.perf_counter()
+        for k, (ids, tgt, src, _kind) in enumerate(exs):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                a = attribute(model, ids, tgt, method=method, **({"seed": k} if method in ("random", "reagent") else {}), **opts)
+            top = a.top(1)[0]
+            hits += top == src
+            last += top == len(ids) - 1
+        dt = (time.perf_counter() - t0) / len(exs)
+        name = method + (f" {opts}" if opts else "")
+        print(f"{name:40s} {hits / len(exs):6.2f} {last / len(exs):16.2f} {dt:9.2f}", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["speed", "groundtruth", "inseq-worker"])
+    p.add_argument("job", nargs="?")
+    p.add_argument("--model", default="stories")
+    p.add_argument("--prompts", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    if args.mode == "inseq-worker":
+        return inseq_worker(args.job)
+    torch.set_num_threads(1)
+    if args.mode == "speed":
+        args.prompts = args.prompts or 10
+        speed(args)
+    else:
+        args.prompts = args.prompts or 100
+        groundtruth(args)
+
+
+if __name__ == "__main__":
+    main()
