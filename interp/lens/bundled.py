@@ -42,7 +42,7 @@ def bundled_tuned_lens(model):
         return None
 
 
-def default_index(model, n_docs: int = 300, progress: bool = False):
+def default_index(model, n_docs: int = 150, progress: bool = False):
     """A small LatentLens index for the bundled ``stories`` model (``n_docs`` training-split documents, 20 rows
     per token, a few seconds on a CPU), or ``None`` for other models (no corpus is bundled for them)."""
     from interp.lens.latent import LatentIndex

@@ -26,9 +26,9 @@ def _index(model, latent_index):
         return latent_index, ""
     if latent_index:
         return LatentIndex.load(latent_index), ""
-    index = default_index(model)  # stories only: a small index over 300 training-split documents
+    index = default_index(model)  # stories only: a small index over 150 training-split documents
     if index is not None:
-        return index, "built from 300 training documents"
+        return index, "built from 150 training documents"
     return None, "No LatentLens index for this model: pass latent_index=<folder> (build one with LatentIndex.build)."
 
 
