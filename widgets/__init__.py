@@ -10,3 +10,12 @@ from widgets.extreme import SinkExplorer
 from widgets.steering import SteeringPlayground
 
 __all__ = ["Explorer", "SinkExplorer", "SteeringPlayground"]
+
+
+def __getattr__(name: str):
+    """Lazy access to the explorers, e.g. ``widgets.AttributionExplorer`` (imports its analysis only when used)."""
+    if name == "AttributionExplorer":
+        from widgets.attribution import AttributionExplorer
+
+        return AttributionExplorer
+    raise AttributeError(f"module 'widgets' has no attribute {name!r}")
