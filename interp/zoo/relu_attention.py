@@ -8,8 +8,9 @@ Two places compute attention and both are switched:
 
 * Hugging Face: ``enable_relu_attention(cfg)`` registers the function ``"interp_relu"`` with
   ``transformers.AttentionInterface`` (and the matching additive mask with ``AttentionMaskInterface``) and
-  marks the config (``cfg.interp_attention = "relu"``, saved in ``config.json``), so a reloaded
-  ``GPT2LMHeadModel`` uses it again once this module is imported (``interp.models.load_model`` does that).
+  marks the config (``cfg.interp_attention = "relu"``, saved in ``config.json``). Hugging Face does not save
+  the attention implementation itself, so to reload a plain HF model call ``register()`` and pass
+  ``attn_implementation="interp_relu"`` to ``from_pretrained`` (``interp.models.load_model`` needs nothing).
 * TransformerLens: the bridge rebuilds attention itself (softmax inside its attention component), so
   ``patch_bridge(model)`` replaces that step on every attention component by the same ReLU rule; the
   ``hook_pattern`` hook then shows (and can edit) the ReLU pattern.
