@@ -101,8 +101,34 @@ def _steps(model, ids, device):
             "train step unmasked": train_plain, "train step mask": train_mask}
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _rss_growth(fn) -> float:
+    """Peak RSS growth (MB) while ``fn`` runs, sampled every millisecond by a thread."""
+    import threading
+
+    base, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        t.join()
+    return max(peak[0], _rss_mb()) - base
+
+
 def _peak_one(a, name: str) -> float:
-    """Run one closure twice in a fresh process; CUDA: peak allocated above the set-up state (MB); CPU: peak RSS (MB)."""
+    """Run one closure twice in a fresh process; peak memory (MB) of the second call above the state before it."""
     cmd = [sys.executable, __file__, "--model", a.model, "--batch", str(a.batch), "--seq", str(a.seq), "--device", a.device,
            "--threads", str(a.threads), "--peak", name]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
@@ -130,17 +156,16 @@ def main() -> None:
             fns[a.peak]()
             fns[a.peak]()
             peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-        else:  # peak RSS of the whole process (model and set-up included: compare rows, not absolute values)
+        else:  # CPU: peak RSS sampled every ms during a second call, minus the RSS just before it
             fns[a.peak]()
-            fns[a.peak]()
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak = _rss_growth(fns[a.peak])
         print(json.dumps({"peak_mb": peak}))
         return
     print(f"model {a.model}, batch {a.batch} x {ids.shape[1]} tokens, device {a.device}, threads {a.threads}, "
           f"median of {a.repeats}")
     times = {k: _time(f, a.repeats, a.device) for k, f in fns.items()}
     peaks = {k: _peak_one(a, k) for k in ("forward plain", "train step unmasked", "train step mask")}
-    print(f"{'what':26s} {'median ms':>10s} {'x plain':>8s} {'peak MB':>9s}  (CPU: peak RSS of a process doing only that)")
+    print(f"{'what':26s} {'median ms':>10s} {'x plain':>8s} {'peak MB':>9s}  (peak memory growth during one call)")
     for k, t in times.items():
         ref = times["forward plain"] if k.startswith("forward") else times["train step unmasked"]
         peak = f"{peaks[k]:9.0f}" if k in peaks else " " * 9
