@@ -193,13 +193,13 @@ class LatentIndex:
         try:
             for idx, ids, mask in pad_batches(seqs, batch_size):
                 keep = self._select(ids, mask)
+                self.doc_tokens.extend(seqs[i].to(torch.int32) for i in idx)  # before the rows that point at them
                 if keep.any():
                     dev_keep = keep.to(model.cfg.device)
                     states = {layer: h[dev_keep] for layer, h in layer_states(model, ids, self.layers).items()}
                     docs = (torch.tensor(idx, dtype=torch.int32) + first_doc)[:, None].expand_as(ids)[keep]
                     pos = torch.arange(ids.shape[1], dtype=torch.int32)[None].expand_as(ids)[keep]
                     self.add_vectors(states, ids[keep], docs, pos)
-                self.doc_tokens.extend(seqs[i].to(torch.int32) for i in idx)
                 bar.update(len(idx))
         finally:
             bar.close()
