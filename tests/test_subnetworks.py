@@ -215,3 +215,24 @@ def test_overlap_null_has_exact_mean(random_models):
     assert ov.p_value > 0.01  # independent masks: no excess overlap
     same = overlap(a, a, n_null=500)
     assert same.of_a == 1.0 and same.p_value < 0.01
+
+
+def test_explorer_widget_and_report_section(random_models, tmp_path):
+    from interp.report import Report
+    from interp.subnetworks.report import add_to_report
+    from widgets.subnetworks import SubnetworkExplorer
+
+    model = random_models["gpt2"]
+    sub = Subnetwork.from_masks(model, _random_masks(model, 0.05))
+    sub = Subnetwork(sub.weights, sub.masks, sub.signature, "bigram", bigram_table(model, TEXTS), {"lam": 1.0}, [])
+    w = SubnetworkExplorer(model, sub, prompt="the cat sat", texts=TEXTS[:4])
+    assert w.error.layout.display == "none" and w.preds is not None
+    assert w.preds.sources == ["full", "subnetwork", "bigram"] and len(w.preds.tokens) == w.preds.top_prob.shape[1]
+    assert w.run(w.evaluate) and w.ev is not None and set(w.ev.variants) >= {"full", "complement"}
+    assert w.export(tmp_path / "w.html").stat().st_size > 0
+    report = Report("t")
+    add_to_report(report, model, "the cat sat")  # no subnetwork option: nothing added
+    assert report.sections == []
+    path = sub.save(tmp_path / "s.safetensors")
+    add_to_report(report, model, "the cat sat", subnetwork=str(path))
+    assert [s.title for s in report.sections] == ["Bigram subnetwork"]
