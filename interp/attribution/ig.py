@@ -44,13 +44,15 @@ class IGOutput:
     """What ``embedding_ig`` returns (tensors on the CPU, float32).
 
     ``attributions``: [batch, pos] per-token attribution (summed over the embedding dimension).
-    ``objective``: [batch] f(x). ``baseline_objective``: [batch] f(baseline). ``baseline``: the baseline used.
+    ``objective``: [batch] f(x). ``baseline_objective``: [batch] f(baseline). ``baseline``: the baseline used;
+    ``n_steps``: the interpolation steps used.
     """
 
     attributions: torch.Tensor
     objective: torch.Tensor
     baseline_objective: torch.Tensor
     baseline: str = "zero"
+    n_steps: int = 50
 
     @property
     def completeness_error(self) -> torch.Tensor:
@@ -131,6 +133,8 @@ def embedding_ig(
     internal_batch_size: int | None = None,
     method: str = "gausslegendre",
     warn_threshold: float | None = 0.05,
+    max_steps: int | None = None,
+    tolerance: float = 0.01,
 ) -> IGOutput:
     """IG on the token embeddings (``embed.hook_out``) through captum's ``IntegratedGradients``.
 
@@ -139,8 +143,29 @@ def embedding_ig(
     ``baseline``: "zero", "zero_keep_bos", "pad" or "auto" (module docstring). ``n_steps``: interpolation
     points (Gauss-Legendre by default). ``internal_batch_size``: rows per forward pass (at least ``batch``);
     the result does not depend on it. Warns when the relative completeness error of a row exceeds
-    ``warn_threshold`` (None: never). Returns ``IGOutput`` with ``attributions`` [batch, pos].
+    ``warn_threshold`` (None: never). ``max_steps``: when given, ``n_steps`` is doubled (up to ``max_steps``)
+    while some row's completeness error exceeds ``tolerance``; ``IGOutput.n_steps`` says how many were used.
+    Returns ``IGOutput`` with ``attributions`` [batch, pos].
     """
+    while True:
+        out = _embedding_ig(model, tokens, objective, baseline=baseline, n_steps=n_steps,
+                            internal_batch_size=internal_batch_size, method=method)
+        if max_steps is None or 2 * n_steps > max_steps or float(out.completeness_error.max()) <= tolerance:
+            break
+        n_steps *= 2
+    if warn_threshold is not None:
+        worst = float(out.completeness_error.max())
+        if worst > warn_threshold:
+            warnings.warn(
+                f"IG completeness error {worst:.1%} with baseline {out.baseline!r} and {n_steps} steps: the attributions "
+                "do not add up to f(x) - f(baseline); use more steps or baseline='zero_keep_bos' on rotary models",
+                stacklevel=2,
+            )
+    return out
+
+
+def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, internal_batch_size: int | None,
+                  method: str) -> IGOutput:
     from captum.attr import IntegratedGradients
 
     if tokens.ndim != 2 or tokens.shape[1] == 0:
@@ -186,13 +211,6 @@ def embedding_ig(
         objective=ends[:batch].float().cpu(),
         baseline_objective=ends[batch:].float().cpu(),
         baseline=kind,
+        n_steps=n_steps,
     )
-    if warn_threshold is not None:
-        worst = float(out.completeness_error.max())
-        if worst > warn_threshold:
-            warnings.warn(
-                f"IG completeness error {worst:.1%} with baseline {kind!r} and {n_steps} steps: the attributions do not "
-                "add up to f(x) - f(baseline); use more steps or baseline='zero_keep_bos' on rotary models",
-                stacklevel=2,
-            )
     return out
