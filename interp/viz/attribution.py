@@ -43,8 +43,9 @@ def token_figure(attr: TokenAttribution, target: int = -1, *, width: int = 12, t
         for j in idx:
             if j < n:
                 r, c = divmod(j, width)
+                neg = "neg" in name
                 fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5,
-                              line=dict(color="black" if "neg" not in name else "#555", width=2, dash="solid" if "neg" not in name else "dot"))
+                              line=dict(color="#555" if neg else "black", width=2, dash="dot" if neg else "solid"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
     title = title or f"{attr.method}: attribution of {label(attr.target_tokens[i])!s}"
