@@ -25,7 +25,7 @@ def stories():
 
 @pytest.fixture(scope="module")
 def held():
-    return stories_texts(40, "heldout")
+    return stories_texts(24, "heldout")
 
 
 def test_logit_lens_last_layer_is_the_model(stories):
@@ -42,10 +42,11 @@ def test_tuned_lens_before_training_is_the_logit_lens(stories):
 
 
 def test_trained_tuned_lens_beats_logit_lens_on_heldout(stories, held):
-    """A short training run (20 steps, training-split documents) already lowers held-out KL(final || lens) at every
-    layer but the last (measured here: about 4x lower at row 0, 5x at rows 1-3)."""
+    """A short training run (12 steps of 8 training-split documents) already lowers held-out KL(final || lens) at every
+    layer but the last (measured: 12.9 -> 6.1, 0.83 -> 0.20, 0.35 -> 0.09, 0.027 -> 0.008 nats), so the strict
+    inequality has a wide margin."""
     torch.manual_seed(0)
-    lens = TunedLens.train(stories, stories_texts(300, "train"), steps=20, lr=3e-3, progress=False)
+    lens = TunedLens.train(stories, stories_texts(200, "train"), steps=12, lr=3e-3, progress=False)
     logit, tuned = heldout_kl(stories, held), heldout_kl(stories, held, lens)
     assert torch.all(tuned[:-1] < logit[:-1]), (logit, tuned)
     assert logit[-1] < 1e-6 and tuned[-1] < 1e-6
