@@ -184,8 +184,10 @@ def groundtruth(args) -> None:
     exs = examples(model, args.prompts)
     print(f"{len(exs)} prompts (cropped to 24 tokens, model predicts the decided word); kinds:",
           {k: sum(e[3] == k for e in exs) for k in {e[3] for e in exs}})
-    configs = [("random", {}), ("reagent", {}), ("reagent", {"sampler": "model"}), ("integrated_gradients", {}),
-               ("input_x_gradient", {}), ("gradient_norm", {}), ("attention_last_layer", {}), ("occlusion", {})]
+    configs = [("random", {}), ("integrated_gradients", {}), ("input_x_gradient", {}), ("gradient_norm", {}),
+               ("attention_last_layer", {}), ("occlusion", {}), ("reagent", {"sampler": "model"}), ("reagent", {})]
+    if args.methods:
+        configs = [c for c in configs if (c[0] + (":" + c[1]["sampler"] if c[1] else "")) in args.methods.split(",")]
     print(f"{'method':40s} {'top1':>6s} {'last-token top1':>16s} {'s/prompt':>9s}")
     for method, opts in configs:
         hits = last = 0
@@ -209,6 +211,7 @@ def main() -> None:
     p.add_argument("--model", default="stories")
     p.add_argument("--prompts", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--methods", default=None, help="groundtruth: comma list, e.g. reagent,reagent:model,occlusion")
     args = p.parse_args()
     if args.mode == "inseq-worker":
         return inseq_worker(args.job)
