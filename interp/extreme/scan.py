@@ -212,7 +212,10 @@ class _Accumulator:
         long_enough = (lens >= self.t.gu_min_len)[:, None]
         self.gu_count[layer] += ((alpha0 > self.t.epsilon) & long_enough).sum(0).cpu().double()
         # other sinks: mean attention each key k >= 1 receives from the queries t >= k that see it
-        received = torch.einsum("bhqk,bq->bhk", p, qv.to(p.dtype)).double()  # [b, h, k]
+        if bool((lens == n).all()):  # no padding in this batch: a plain reduction over queries
+            received = p.sum(2).double()  # [b, h, k]
+        else:
+            received = torch.einsum("bhqk,bq->bhk", p, qv.to(p.dtype)).double()
         seen_by = (lens[:, None] - torch.arange(n, device=p.device)[None]).clamp_min(1)  # [b, k]
         alpha = received / seen_by[:, None]
         ok = torch.arange(n, device=p.device)[None] <= (lens[:, None] - self.t.min_queries)
