@@ -251,7 +251,7 @@ Bigram-Backcopy model (Guo et al. 2024): {r.n_layer} layers, one head per layer,
 pre-LN, learned positions, ReLU MLP, untied unembedding; {stats['parameters']:,} parameters. Task: `interp.zoo.bb`
 (Dirichlet(0.5) bigram over 64 symbols, seed {r.seed}; triggers {list(task.triggers)} = {[bbtask.SYMBOLS[t] for t in task.triggers]}).
 
-Reproduce: `python -m interp.zoo train bb{' --attention relu' if r.attention == 'relu' else ''}{' --optimizer sgd' if r.optimizer == 'sgd' else ''}{f' --threads {r.threads}' if r.threads != BBRecipe.threads else ''}`
+Reproduce: `python -m interp.zoo train bb{_bb_flags(r)}`
 (seed {r.seed}, {r.steps} steps of {r.batch_size} fresh sequences, {r.optimizer}, {r.threads} CPU threads, {stats['train_seconds']} s here).
 
 | held-out metric | value |
@@ -261,6 +261,16 @@ Reproduce: `python -m interp.zoo train bb{' --attention relu' if r.attention == 
 """
     _save_dir(out, model, tok, card, {"name": "bb", "recipe": asdict(r), "stats": stats})
     return stats
+
+
+def _bb_flags(r: BBRecipe) -> str:
+    """The command-line flags that rebuild recipe ``r`` (defaults omitted)."""
+    flags = [
+        f"--attention {r.attention}" if r.attention != "softmax" else "",
+        f"--optimizer {r.optimizer}" if r.optimizer != "adam" else "",
+        f"--threads {r.threads}" if r.threads != BBRecipe.threads else "",
+    ]
+    return "".join(" " + f for f in flags if f)
 
 
 @torch.no_grad()
