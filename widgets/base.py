@@ -4,12 +4,58 @@ from __future__ import annotations
 
 import html
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from copy import deepcopy
 from pathlib import Path
 
 import ipywidgets as W
+import plotly.graph_objects as go
 
 from interp.report import Report
+
+
+class FigureWidget(go.FigureWidget):
+    """``go.FigureWidget`` whose first message to the browser already carries its traces and layout.
+
+    plotly's FigureWidget opens its comm with empty data and sends the traces in a second message. In
+    JupyterLab, anywidget holds that message until the widget's JavaScript (~5 MB) has loaded, and a view
+    displayed meanwhile can draw first: the graph stays empty and later updates have no trace to change
+    (seen in tests/browser on a fresh page). Opening the comm only once the state is complete avoids it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._hold_open = True
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            self._hold_open = False
+        self.open()
+
+    def open(self) -> None:
+        if not getattr(self, "_hold_open", False):
+            super().open()
+
+
+def _figures(widgets: list[W.Widget]) -> Iterator[go.FigureWidget]:
+    """Every ``go.FigureWidget`` in ``widgets`` and inside their boxes (depth first)."""
+    for w in widgets:
+        if isinstance(w, go.FigureWidget):
+            yield w
+        elif isinstance(w, W.Box):
+            yield from _figures(list(w.children))
+
+
+def reannounce(fig: go.FigureWidget) -> None:
+    """Give a plain ``go.FigureWidget`` (see ``FigureWidget``) a new comm whose opening message holds its
+    current traces and layout; the old, never displayed front-end model is closed. Call before display."""
+    if isinstance(fig, FigureWidget) or fig.comm is None:
+        return
+    old = fig.comm
+    fig._widget_layout = deepcopy(fig._layout_obj._props)
+    fig._widget_data = deepcopy(fig._data)
+    fig.comm, fig._model_id = None, None
+    fig.open()
+    old.close()
 
 
 class Explorer(W.VBox):
@@ -25,6 +71,8 @@ class Explorer(W.VBox):
 
     def __init__(self, controls: list[W.Widget], view: list[W.Widget], export_path: str = "explorer.html"):
         self.controls = controls
+        for fig in _figures(view):  # plotly figures must reach JupyterLab with their data (see FigureWidget)
+            reannounce(fig)
         self.bar = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="200px", visibility="hidden"))
         self.status = W.HTML("")
         self.error = W.HTML("", layout=W.Layout(display="none"))
@@ -34,6 +82,9 @@ class Explorer(W.VBox):
         header = W.HTML(f"<b>{html.escape(self.title)}</b>")
         footer = W.HBox([self.export_button, self.export_path, self.bar, self.status])
         super().__init__([header, W.HBox(controls, layout=W.Layout(flex_flow="row wrap")), *view, self.error, footer])
+        # CSS classes the browser tests (tests/browser/) use to find every view and its error box
+        self.add_class("interp-explorer")
+        self.error.add_class("interp-error")
 
     # ---- running ----------------------------------------------------------------------------
     def progress(self, i: int, n: int) -> None:
