@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -36,3 +37,25 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_dir)`` on a new temporary sibling folder, then swap it in for folder ``path``.
+
+    A reader sees the old folder or the complete new one, never a half-written one; on error or
+    interrupt the temporary folder is removed and ``path`` is untouched. Raises ``InterpError`` when the
+    parent folder does not exist. Returns ``path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InterpError(f"cannot write {path}: folder {path.parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path

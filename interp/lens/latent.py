@@ -21,8 +21,6 @@ the final norm).
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
+from interp.io import atomic_write_dir
 from interp.lens.data import decoder_hash, encode_texts, pad_batches
 from interp.models import model_name, str_tokens, to_tokens
 from interp.results import Result
@@ -443,10 +442,8 @@ class LatentIndex:
         """
         self._consolidate()
         path = Path(path)
-        if not path.parent.is_dir():
-            raise InterpError(f"cannot write {path}: folder {path.parent} does not exist")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             lengths = torch.tensor([len(d) for d in self.doc_tokens], dtype=torch.int64)
             flat = torch.cat(self.doc_tokens) if self.doc_tokens else torch.empty(0, dtype=torch.int32)
             seen = torch.tensor(sorted(self.seen), dtype=torch.int64)
@@ -460,12 +457,8 @@ class LatentIndex:
                         min_pos=self.min_pos, dedup=self.dedup, bos_id=self.bos_id, rows=len(self), texts=len(self.doc_tokens))
             (tmp / "index.json").write_text(json.dumps(meta, indent=2) + "\n")
             (tmp / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False))
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+
+        atomic_write_dir(path, write)
         return path
 
     @classmethod

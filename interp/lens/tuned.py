@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
+from interp.io import atomic_write_dir
 from interp.lens.data import decoder_hash, encode_texts, pad_batches
 from interp.lens.logit import decode, lens_rows
 from interp.models import model_name
@@ -152,22 +151,15 @@ class TunedLens(torch.nn.Module):
     def save(self, path: str | Path) -> Path:
         """Write ``config.json`` + ``params.safetensors`` into folder ``path`` atomically (replacing it)."""
         path = Path(path)
-        if not path.parent.is_dir():
-            raise InterpError(f"cannot write {path}: folder {path.parent} does not exist")
         config = dict(format="interp-tuned-lens-v1", model=self.model_name, decoder_hash=self.decoder,
                       d_model=self.translators[0].in_features, n_layers=len(self.translators),
                       bias=self.translators[0].bias is not None, info=self.info)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
+        def write(tmp: Path) -> None:
             state = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / "params.safetensors"))
             (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+
+        atomic_write_dir(path, write)
         return path
 
     @classmethod

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from interp.io import atomic_write_dir
 from interp.zoo import bb as bbtask
 from interp.zoo import stories
 from interp.zoo.tokenizers import char_tokenizer, train_bpe
@@ -103,18 +102,14 @@ def _save_dir(out: Path, model: GPT2LMHeadModel, tok: PreTrainedTokenizerFast, c
     """Write the HF directory to a temporary sibling and rename it into place."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "MODEL_CARD.md").write_text(card)
         (tmp / "zoo.json").write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+
+    atomic_write_dir(out, write)
 
 
 def _pad_batch(docs: list[list[int]], n_ctx: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
