@@ -47,15 +47,14 @@ def _figures(widgets: list[W.Widget]) -> Iterator[go.FigureWidget]:
 
 def reannounce(fig: go.FigureWidget) -> None:
     """Give a plain ``go.FigureWidget`` (see ``FigureWidget``) a new comm whose opening message holds its
-    current traces and layout; the old, never displayed front-end model is closed. Call before display."""
+    current traces and layout. Call before display. The old front-end model is left alone, never displayed:
+    closing it while anywidget still loads its code logs "[anywidget] Failed to initialize model"."""
     if isinstance(fig, FigureWidget) or fig.comm is None:
         return
-    old = fig.comm
     fig._widget_layout = deepcopy(fig._layout_obj._props)
     fig._widget_data = deepcopy(fig._data)
     fig.comm, fig._model_id = None, None
     fig.open()
-    old.close()
 
 
 class Explorer(W.VBox):

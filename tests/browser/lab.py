@@ -40,6 +40,14 @@ SETTINGS = {
 }
 
 
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM when the test process dies, even if it is killed without cleanup."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as s:
@@ -83,7 +91,8 @@ class LabServer:
             cmd.append("--allow-root")
         self.log_path = self.home / "server.log"
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         atexit.register(self.stop)  # never leave a server (and its kernels) behind, even if the tests are interrupted
         self._wait_ready(startup_timeout)
 
