@@ -135,3 +135,13 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
 def test_cli_models_lists_zoo(tmp_path):
     res = _cli("models", cwd=tmp_path)
     assert res.returncode == 0 and "stories" in res.stdout and "bb" in res.stdout
+
+
+def test_saved_report_is_readable_by_others(tmp_path):
+    """Reports are meant to be sent: the file follows the umask (0644 here), not mkstemp's private 0600."""
+    old = os.umask(0o022)
+    try:
+        path = Report().save(tmp_path / "r.html")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
