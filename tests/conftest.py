@@ -32,3 +32,13 @@ def random_models():
     from interp.testing import FAMILIES, random_model
 
     return {f: random_model(f) for f in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """Run a test module on one torch thread (tiny models gain nothing from a second one, and on a loaded
+    machine two spinning OpenMP threads are far slower); restores the previous count afterwards."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

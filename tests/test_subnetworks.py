@@ -30,13 +30,7 @@ FAMILY_COMPONENTS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models gain nothing from a second thread, and on a loaded machine two spinning threads are far slower
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 TEXTS = ["the cat sat on a mat.", "a dog ran in the park!", "is it a cat, or a dog?", "the sun is hot."] * 3

@@ -13,13 +13,7 @@ from interp.subnetworks.train import pad_batch
 STATES = "abcdefgh"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models gain nothing from a second thread, and on a loaded machine two spinning threads are far slower
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def chain(seed: int = 0) -> torch.Tensor:

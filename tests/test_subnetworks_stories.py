@@ -13,12 +13,7 @@ from interp.subnetworks import Subnetwork, evaluate
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "subnetworks" / "stories-bigram.safetensors"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
