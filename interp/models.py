@@ -18,7 +18,7 @@ import torch
 from interp.errors import InterpError
 from interp.zoo import ZOO_MODELS, zoo_path
 
-__all__ = ["load_model", "default_device", "model_name", "n_parameters", "to_tokens", "str_tokens"]
+__all__ = ["load_model", "default_device", "model_name", "n_parameters", "special_token_id", "to_tokens", "str_tokens"]
 
 
 def default_device() -> str:
@@ -137,6 +137,16 @@ def n_parameters(model) -> int:
         seen.add(p.data_ptr())
         total += p.numel()
     return total
+
+
+def special_token_id(model, names: tuple[str, ...] = ("pad_token_id", "unk_token_id", "eos_token_id")) -> int | None:
+    """The first of the tokenizer's ``names`` (e.g. "pad_token_id") that is set, as an int; None if none is."""
+    tok = getattr(model, "tokenizer", None)
+    for name in names:
+        value = getattr(tok, name, None) if tok is not None else None
+        if value is not None:
+            return int(value)
+    return None
 
 
 def model_name(model) -> str:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
+from interp.models import special_token_id
 
 __all__ = ["IGOutput", "embedding_ig", "BASELINES", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
 
@@ -85,11 +86,9 @@ def resolve_baseline(model, baseline: str) -> str:
 
 
 def _pad_id(model) -> int:
-    tok = getattr(model, "tokenizer", None)
-    for name in ("pad_token_id", "eos_token_id"):
-        v = getattr(tok, name, None) if tok is not None else None
-        if v is not None:
-            return int(v)
+    value = special_token_id(model, ("pad_token_id", "eos_token_id"))
+    if value is not None:
+        return value
     raise InterpError("the 'pad' IG baseline needs a tokenizer with a pad or eos token; use baseline='zero_keep_bos'")
 
 

@@ -16,6 +16,7 @@ from interp.attribution.reagent import reagent_scores
 from interp.attribution.registry import MethodOutput, masked_scores, register
 from interp.attribution.samplers import make_sampler
 from interp.errors import InterpError
+from interp.models import special_token_id
 
 OBJECTIVES = ("logprob", "prob", "logit")
 
@@ -125,12 +126,10 @@ def attention_last_layer(model, tokens, positions, **_) -> MethodOutput:
 def _replacement_id(model, replacement: str | int) -> int:
     if isinstance(replacement, int):
         return replacement
-    tok = model.tokenizer
-    for name in ("pad_token_id", "unk_token_id", "eos_token_id"):
-        v = getattr(tok, name, None)
-        if v is not None:
-            return int(v)
-    raise InterpError("occlusion needs replacement=<token id>: the tokenizer has no pad, unk or eos token")
+    value = special_token_id(model)
+    if value is None:
+        raise InterpError("occlusion needs replacement=<token id>: the tokenizer has no pad, unk or eos token")
+    return value
 
 
 @register("occlusion", "leave-one-out: drop in target probability when one token is replaced")

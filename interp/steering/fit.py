@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
-from interp.models import model_name
+from interp.models import model_name, special_token_id
 from interp.steering.data import ContrastExample
 from interp.steering.scoring import Encoded, encode, pad_right
 from interp.steering.vectors import HOOK, SteeringVectors
@@ -54,12 +54,10 @@ def _check_examples(examples: Sequence[ContrastExample]) -> list[ContrastExample
 
 def mask_token_id(model) -> int:
     """The id that replaces masked tokens: the tokenizer's pad token, else unk, else eos (as GrAInS does)."""
-    tok = model.tokenizer
-    for name in ("pad_token_id", "unk_token_id", "eos_token_id"):
-        value = getattr(tok, name, None)
-        if value is not None:
-            return int(value)
-    raise InterpError("the tokenizer has no pad, unk or eos token to mask with: pass mask_id=...")
+    value = special_token_id(model)
+    if value is None:
+        raise InterpError("the tokenizer has no pad, unk or eos token to mask with: pass mask_id=...")
+    return value
 
 
 def top_k_positions(scores: torch.Tensor, k: int, *, exclude: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
