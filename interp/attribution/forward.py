@@ -1,28 +1,66 @@
 """Last-position logits for perturbation methods, with a count of forward passes.
 
-Perturbation methods (ReAGent, occlusion, faithfulness) only need ``p(y | prefix)`` at the last position.
-``LastLogits`` runs the wrapped Hugging Face model with ``logits_to_keep=1`` where the architecture accepts
-it (no ``[rows, pos, vocab]`` tensor is built), else the bridge's full forward, in chunks of ``max_rows``
-sequences, and counts calls (one per chunk) and sequences.
+Perturbation methods (ReAGent, occlusion) only need ``p(y | prefix)`` at the last position. ``LastLogits``
+runs, in chunks of ``max_rows`` sequences and counting calls (one per chunk) and sequences:
+
+1. the lean forward of ``interp.attribution.lean`` where the family is covered, no hook is attached to the
+   bridge, and it matched the Hugging Face forward on this model (checked once per model, on the first rows
+   it is asked for; a mismatch warns and switches it off for that model);
+2. else the wrapped Hugging Face model with ``logits_to_keep=1`` where the architecture accepts it;
+3. else the bridge's full forward.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
+import weakref
+
 import torch
+
+from interp.attribution.lean import lean_forward
 
 __all__ = ["LastLogits"]
 
+# model -> True (lean path checked and equal) / False (off for this model)
+_LEAN_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CHECK_ROWS = 4
+
+
+def _hooked(model) -> bool:
+    """True when any hook point of the bridge has a forward hook attached (the lean path would skip it)."""
+    for hp in getattr(model, "hook_dict", {}).values():
+        if hp._forward_hooks or hp._forward_pre_hooks:
+            return True
+    return False
+
 
 class LastLogits:
-    """Callable ``tokens [N, T] -> logits [N, vocab]`` (float32, last position) with forward counters."""
+    """Callable ``tokens [N, T] -> logits [N, vocab]`` (float32, last position) with forward counters.
 
-    def __init__(self, model, max_rows: int = 512):
+    ``lean=False`` always uses the Hugging Face forward. ``calls`` / ``sequences`` count model calls and
+    rows. ``cost_ratio()`` is the cost of a call in rows, fitted to the wall time of the calls so far; a
+    scheduler may use it to size its calls (it never changes results).
+    """
+
+    def __init__(self, model, max_rows: int = 512, lean: bool = True):
         self.model, self.max_rows = model, max_rows
         self.calls = 0
         self.sequences = 0
+        self._fit = [0.0] * 5  # n, sum rows, sum secs, sum rows^2, sum rows*secs
         self._fast: bool | None = None
+        self._lean = lean_forward(model) if lean else None
+        if self._lean is not None and _LEAN_OK.get(model) is False:
+            self._lean = None
 
-    def _one(self, toks: torch.Tensor) -> torch.Tensor:
+    @property
+    def path(self) -> str:
+        """Which forward the next call would use: "lean", "hf" or "bridge"."""
+        if self._lean is not None and not _hooked(self.model):
+            return "lean"
+        return "bridge" if self._fast is False else "hf"
+
+    def _hf(self, toks: torch.Tensor) -> torch.Tensor:
         hf = getattr(self.model, "original_model", None)
         if self._fast is not False and hf is not None:
             try:
@@ -33,13 +71,61 @@ class LastLogits:
                 self._fast = False
         return self.model(toks)[:, -1].float()
 
+    def _one(self, toks: torch.Tensor) -> torch.Tensor:
+        if self._lean is None or _hooked(self.model):
+            return self._hf(toks)
+        if self.model not in _LEAN_OK:
+            self._check(toks[:_CHECK_ROWS])
+            if self._lean is None:
+                return self._hf(toks)
+        return self._lean(toks)
+
+    def _check(self, toks: torch.Tensor) -> None:
+        """Compare the lean forward with the Hugging Face one on ``toks``; switch it off on a mismatch."""
+        ref, got = self._hf(toks), self._lean(toks)
+        tol = 1e-4 * max(1.0, float(ref.abs().max()))
+        ok = got.shape == ref.shape and bool(torch.allclose(got, ref, rtol=1e-4, atol=tol))
+        _LEAN_OK[self.model] = ok
+        if not ok:
+            warnings.warn("the lean last-position forward differs from the Hugging Face forward on this model "
+                          f"(max |diff| {float((got - ref).abs().max()):.3g}); using the Hugging Face forward", stacklevel=4)
+            self._lean = None
+
+    def _time(self, rows: int, secs: float) -> None:
+        f = self._fit
+        f[0] += 1
+        f[1] += rows
+        f[2] += secs
+        f[3] += rows * rows
+        f[4] += rows * secs
+
+    def cost_ratio(self, prior: float | None = None) -> float:
+        """Seconds of one call divided by seconds of one row (``c0 / c1`` of ``secs = c0 + c1 * rows``).
+
+        Fitted by least squares to the timed calls (CPU only: CUDA calls return before the work is done);
+        ``prior`` (default 2 on the CPU, 256 on a GPU) until two calls of different sizes were timed.
+        """
+        device = next(self.model.parameters()).device
+        prior = prior if prior is not None else (256.0 if device.type == "cuda" else 2.0)
+        n, sx, sy, sxx, sxy = self._fit
+        var = sxx - sx * sx / n if n else 0.0
+        if device.type == "cuda" or n < 2 or var <= 1e-9:
+            return prior
+        c1 = (sxy - sx * sy / n) / var
+        c0 = (sy - c1 * sx) / n
+        return 4096.0 if c1 <= 0 else min(max(c0 / c1, 0.25), 4096.0)
+
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         device = next(self.model.parameters()).device
         outs = []
         for i in range(0, tokens.shape[0], self.max_rows):
             chunk = tokens[i : i + self.max_rows].to(device)
+            checking = self._lean is not None and self.model not in _LEAN_OK
+            t0 = time.perf_counter()
             outs.append(self._one(chunk))
+            if not checking:
+                self._time(chunk.shape[0], time.perf_counter() - t0)
             self.calls += 1
             self.sequences += chunk.shape[0]
         return torch.cat(outs) if outs else torch.zeros(0, self.model.cfg.d_vocab)
