@@ -170,15 +170,17 @@ def random_method(model, tokens, positions, *, seed: int = 0, **_) -> MethodOutp
 @register("reagent", "ReAGent: replace-and-probe, model-agnostic (Zhao & Shan 2024)")
 def reagent(model, tokens, positions, *, sampler="uniform", replace_ratio: float = 0.3, keep_top_n: int = 5,
             stop_top_k: int = 3, num_probes: int = 16, max_steps: int = 3000, seed: int = 0, fix_bos: bool = False,
-            batched: bool = True, max_chunk: int = 64, max_rows: int = 512, progress=None, **sampler_options) -> MethodOutput:
+            batched: bool = True, chunk: int | None = None, max_chunk: int = 64, max_rows: int = 512, lean: bool = True,
+            progress=None, **sampler_options) -> MethodOutput:
     """ReAGent with the inseq defaults (r=0.3, keep 5, top-3 stop, 16 probes, 3000 steps) and a uniform sampler.
 
     ``sampler``: "uniform", "unigram" (``sampler_texts=``), "model", "mlm" (``mlm=`` local directory) or a
     ``TokenSampler``. ``fix_bos``: never replace position 0 when it is the BOS token. ``batched=False``:
-    the step-by-step loop (same numbers, many more forward calls).
+    the step-by-step loop (same numbers, many more forward calls); ``chunk``: steps run ahead per call
+    (default: chosen per call). ``lean=False``: use the Hugging Face forward instead of the lean one.
     """
     smp = make_sampler(model, sampler, **sampler_options)
-    fwd = LastLogits(model, max_rows=max_rows)
+    fwd = LastLogits(model, max_rows=max_rows, lean=lean)
     bos = getattr(model.tokenizer, "bos_token_id", None)
     rows, info = [], {"converged": [], "steps": [], "stopped_at": [], "notes": []}
     for i, p in enumerate(positions):
@@ -188,11 +190,11 @@ def reagent(model, tokens, positions, *, sampler="uniform", replace_ratio: float
             fixed[0] = True
         run = reagent_scores(fwd, x, int(tokens[p]), smp, replace_ratio=replace_ratio, keep_top_n=keep_top_n,
                              stop_top_k=stop_top_k, num_probes=num_probes, max_steps=max_steps, seed=seed + 7919 * i,
-                             fixed=fixed, batched=batched, max_chunk=max_chunk, progress=progress)
+                             fixed=fixed, batched=batched, chunk=chunk, max_chunk=max_chunk, progress=progress)
         rows.append(_pad(run.scores.float()[None], tokens.shape[0] - 1)[0])
         info["converged"].append(run.converged)
         info["steps"].append(run.steps)
         info["stopped_at"].append(run.stopped_at.tolist())
         info["notes"].extend(run.notes)
-    info["forward_calls"], info["forward_sequences"] = fwd.calls, fwd.sequences
+    info["forward_calls"], info["forward_sequences"], info["forward"] = fwd.calls, fwd.sequences, fwd.path
     return MethodOutput(masked_scores(torch.stack(rows), positions), info=info)

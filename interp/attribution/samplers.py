@@ -219,6 +219,10 @@ def make_sampler(model, sampler: str | TokenSampler = "uniform", **options) -> T
 
     Options: ``sampler_texts`` (unigram corpus), ``mlm`` (masked-LM directory or model), ``mlm_tokenizer``.
     """
+    unknown = set(options) - {"sampler_texts", "mlm", "mlm_tokenizer"}
+    if unknown:
+        raise InterpError(f"unknown ReAGent option(s) {', '.join(sorted(unknown))}; sampler options are sampler_texts, "
+                          "mlm and mlm_tokenizer")
     if isinstance(sampler, TokenSampler):
         return sampler
     if sampler == "uniform":
