@@ -1,15 +1,19 @@
 """Benchmarks of interp.attribution on the bundled ``stories`` model.
 
-    python bench/attribution.py speed [--prompts 10 --repeats 3]   # ReAGent: ours batched vs step-by-step vs inseq
-    python bench/attribution.py groundtruth [--prompts 100]         # top-1 rate of every method on decided prompts
+    python bench/attribution.py speed [--prompts 10 --repeats 3 --device cpu]   # ReAGent: ours vs inseq
+    python bench/attribution.py groundtruth [--prompts 100]                      # top-1 rate of every method
 
-``speed`` runs our batched ReAGent, our step-by-step loop (``batched=False``, same draws) and inseq's ``reagent``
-(built by bench/setup_inseq.sh in bench/.venv-inseq and run in a subprocess) with the same settings: replace
+``speed`` runs our ReAGent as shipped (lean last-position forward, planned calls), the same with the Hugging Face
+forward (``lean=False``), the reference step-by-step loop (``batched=False, lean=False``; same draws, same numbers)
+and inseq's ``reagent`` (built by bench/setup_inseq.sh in bench/.venv-inseq and run in a subprocess) with the
+same settings: replace
 ratio 0.3, keep-n 5, stop top-3, 16 probes, 3000 max steps, a uniform sampler (inseq's POS-tag sampler needs NLTK
 tagger data that cannot be downloaded here, so its ``POSTagTokenSampler`` is replaced by a ``TokenSampler``
 subclass that draws uniformly over the non-special vocabulary, like ours). It prints medians over repeats of the
-wall time per prompt and the model calls / sequences per prompt, and the faithfulness of each method's scores
-(computed by ``interp.attribution.faithfulness`` for all three).
+wall time per prompt and the model calls / sequences per prompt, and the faithfulness of ours and inseq's scores
+(``interp.attribution.faithfulness`` for both). It ends with a floor: the time the matrix products alone take
+per sequence in the lean forward (profiled) times the fewest sequences any schedule needs (the reference loop's),
+i.e. the best any float32 implementation of the same algorithm could do on this machine.
 
 Prompts: ground-truth prompts of the stories corpus (``interp.zoo.ground_truth.decided_prompts``), cut to BOS + the
 last 23 tokens when the deciding token is among them, kept when the model's greedy next token is the decided word.
@@ -78,7 +82,8 @@ def inseq_worker(job: str) -> None:
     spec = json.loads(Path(job).read_text())
     s = spec["settings"]
     model = inseq.load_model(spec["model_dir"], "reagent", keep_top_n=s["keep_top_n"], stopping_condition_top_k=s["stop_top_k"],
-                             replacing_ratio=s["replace_ratio"], max_probe_steps=s["max_steps"], num_probes=s["num_probes"])
+                             replacing_ratio=s["replace_ratio"], max_probe_steps=s["max_steps"], num_probes=s["num_probes"],
+                             device=spec.get("device", "cpu"))
     hf, count = model.model, {"calls": 0, "rows": 0}
     forward = hf.forward
 
@@ -108,7 +113,7 @@ def inseq_worker(job: str) -> None:
     Path(spec["out"]).write_text(json.dumps(results))
 
 
-def run_inseq(model_dir: str, model, exs, repeats: int):
+def run_inseq(model_dir: str, model, exs, repeats: int, device: str = "cpu"):
     py = ROOT / "bench" / ".venv-inseq" / "bin" / "python"
     if not py.exists():
         print(f"inseq venv missing ({py}); build it with bench/setup_inseq.sh", file=sys.stderr)
@@ -119,10 +124,17 @@ def run_inseq(model_dir: str, model, exs, repeats: int):
     with tempfile.TemporaryDirectory() as tmp:
         job, out = Path(tmp) / "job.json", Path(tmp) / "out.json"
         job.write_text(json.dumps({"model_dir": model_dir, "settings": SETTINGS, "prompts": prompts, "full": full,
-                                   "repeats": repeats, "out": str(out)}))
+                                   "repeats": repeats, "out": str(out), "device": device}))
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
         subprocess.run([str(py), __file__, "inseq-worker", str(job)], check=True, env=env, cwd=str(ROOT))
         return json.loads(out.read_text())
+
+
+VARIANTS = [  # (name, options): ours as shipped, then with its two speed-ups taken away one by one
+    ("ours (default: lean forward, planned calls)", {}),
+    ("ours, Hugging Face forward (lean=False)", {"lean": False}),
+    ("ours, reference step-by-step loop (batched=False, lean=False)", {"lean": False, "batched": False}),
+]
 
 
 def speed(args) -> None:
@@ -131,26 +143,26 @@ def speed(args) -> None:
     from interp.attribution.result import TokenAttribution
     from interp.models import load_model, str_tokens
 
-    model = load_model(args.model, device="cpu")
+    model = load_model(args.model, device=args.device)
     exs = examples(model, args.prompts)
     rows = {}
     atts: dict[str, list] = {}
-    for name, batched in [("ours batched", True), ("ours step-by-step", False)]:
+    for name, opts in VARIANTS:
         times, calls, seqs = [], [], []
         for rep in range(args.repeats):
             for k, (ids, tgt, _src, _kind) in enumerate(exs):
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    a = attribute(model, ids, tgt, method="reagent", batched=batched, seed=1000 * rep + k, **SETTINGS)
+                    a = attribute(model, ids, tgt, method="reagent", seed=1000 * rep + k, **opts, **SETTINGS)
                 times.append(time.perf_counter() - t0)
                 calls.append(a.info["forward_calls"])
                 seqs.append(a.info["forward_sequences"])
-                if rep == 0:
+                if rep == 0 and not opts:
                     atts.setdefault(name, []).append(a)
         rows[name] = (times, calls, seqs)
     model_dir = args.model if Path(args.model).is_dir() else str(ROOT / "data" / "models" / args.model)
-    ins = run_inseq(model_dir, model, exs, args.repeats)
+    ins = run_inseq(model_dir, model, exs, args.repeats, args.device)
     if ins is not None:
         rows["inseq reagent"] = ([r["seconds"] for r in ins], [r["calls"] for r in ins], [r["rows"] for r in ins])
         for r in ins:
@@ -163,17 +175,50 @@ def speed(args) -> None:
                 "stories", names[:-1], names[-1:], torch.tensor([r["scores"]]), "inseq_reagent",
                 target_ids=[tgt], source_ids=ids.tolist()))
     print(f"\nReAGent on {len(exs)} stories prompts x {args.repeats} repeats, settings {SETTINGS}, uniform sampler, "
-          f"torch threads 1\n")
-    print(f"{'method':22s} {'median s/prompt':>16s} {'median calls':>13s} {'median seqs':>12s}")
-    for name, (t, c, s) in rows.items():
-        print(f"{name:22s} {statistics.median(t):16.3f} {statistics.median(c):13.0f} {statistics.median(s):12.0f}")
+          f"device {args.device}, torch threads {torch.get_num_threads()}\n")
+    ref = statistics.median(rows["inseq reagent"][0]) if "inseq reagent" in rows else None
+    print(f"{'method':64s} {'median s/prompt':>16s} {'inseq / this':>13s} {'median calls':>13s} {'median seqs':>12s}")
+    for name, (t, c, q) in rows.items():
+        ratio = f"{ref / statistics.median(t):13.2f}" if ref else f"{'':13s}"
+        print(f"{name:64s} {statistics.median(t):16.3f} {ratio} {statistics.median(c):13.0f} {statistics.median(q):12.0f}")
+    if ref and args.device == "cpu":
+        T = statistics.median(len(e[0]) for e in exs)
+        floor = gemm_floor(model, int(T))
+        fewest = statistics.median(rows[VARIANTS[2][0]][2])
+        print(f"\nfloor: matrix products alone take {floor:.3f} ms per sequence of {int(T)} tokens (lean forward, 32 per "
+              f"call); x {fewest:.0f} sequences (fewest, the reference loop's median) = {floor * fewest / 1000:.3f} s per "
+              f"prompt, i.e. at most {ref / (floor * fewest / 1000):.1f}x faster than inseq in float32 on this machine")
     print("\nfaithfulness (mean over prompts, 10 mask seeds; ln(metric / random) > 0 is better than random):")
     keys = ["soft_ns_vs_random", "soft_nc_vs_random", "hard_sufficiency", "hard_comprehensiveness"]
-    print(f"{'method':22s} " + " ".join(f"{k:>26s}" for k in keys) + f" {'top1':>6s}")
+    print(f"{'method':44s} " + " ".join(f"{k:>23s}" for k in keys) + f" {'top1':>6s}")
     for name, lst in atts.items():
         fs = [faithfulness(model, a, n_samples=10, seed=k) for k, a in enumerate(lst)]
         top1 = sum(a.top(1)[0] == exs[k][2] for k, a in enumerate(lst)) / len(lst)
-        print(f"{name:22s} " + " ".join(f"{statistics.mean(f[k] for f in fs):26.4f}" for k in keys) + f" {top1:6.2f}")
+        cells = []
+        for key in keys:
+            vals = [f[key] for f in fs]
+            sem = statistics.stdev(vals) / len(vals) ** 0.5 if len(vals) > 1 else 0.0
+            cells.append(f"{statistics.mean(vals):14.3f} +- {sem:5.3f}")
+        print(f"{name[:44]:44s} " + " ".join(cells) + f" {top1:6.2f}")
+
+
+def gemm_floor(model, T: int, rows: int = 32, reps: int = 20) -> float:
+    """Milliseconds per sequence of length ``T`` spent in matrix products (GEMMs, attention's included) by the
+    lean forward, profiled at ``rows`` sequences per call."""
+    from torch.profiler import profile
+
+    from interp.attribution.lean import lean_forward
+
+    lean = lean_forward(model)
+    x = torch.randint(0, model.cfg.d_vocab, (rows, T), device=next(model.parameters()).device)
+    for _ in range(3):
+        lean(x)
+    with profile() as prof:
+        for _ in range(reps):
+            lean(x)
+    gemm = sum(e.self_cpu_time_total for e in prof.key_averages()
+               if e.key in ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm"))
+    return gemm / 1000 / reps / rows
 
 
 def groundtruth(args) -> None:
@@ -211,6 +256,7 @@ def main() -> None:
     p.add_argument("--model", default="stories")
     p.add_argument("--prompts", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (both tools run there)")
     p.add_argument("--methods", default=None, help="groundtruth: comma list, e.g. reagent,reagent:model,occlusion")
     args = p.parse_args()
     if args.mode == "inseq-worker":
