@@ -9,6 +9,7 @@ without letting a wrong formula (errors of order 1e-1 and more) through.
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -23,9 +24,17 @@ from interp.attribution.samplers import UniformSampler
 from interp.errors import InterpError
 from interp.models import load_model
 from interp.subnetworks.masking import swap_weights
-from interp.testing import random_model
+from interp.testing import random_model, random_model_dir
 
 torch.set_num_threads(1)
+
+
+def _variant(family: str, **config) -> object:
+    """A random-weight bridge of ``family`` with ``config`` entries changed in its config.json."""
+    d = random_model_dir(family, seed=1)
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, **config}))
+    return load_model(d, device="cpu")
 
 
 def _close(got: torch.Tensor, ref: torch.Tensor) -> bool:
@@ -37,9 +46,12 @@ def _rows(model, n: int, T: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, model.cfg.d_vocab, (n, T), generator=g)
 
 
-@pytest.mark.parametrize("name", ["stories", "bb", "gpt2", "llama"])
+@pytest.mark.parametrize("name", ["stories", "bb", "gpt2", "llama", "neox", "neox-sequential"])
 def test_lean_forward_equals_hugging_face(name, stories, bb, random_models):
-    model = {"stories": stories, "bb": bb}.get(name) or random_models[name]
+    if name == "neox-sequential":
+        model = _variant("neox", use_parallel_residual=False)
+    else:
+        model = {"stories": stories, "bb": bb}.get(name) or random_models[name]
     lean = lean_forward(model)
     assert lean is not None
     hf = LastLogits(model, lean=False)
@@ -51,10 +63,10 @@ def test_lean_forward_equals_hugging_face(name, stories, bb, random_models):
     assert _close(fast(x), hf(x)) and fast.path == "lean"
 
 
-def test_uncovered_models_use_hugging_face(random_models):
-    """NeoX (parallel attention, partial rotary) and ReLU attention (zoo bb-relu) have no lean forward."""
+def test_uncovered_models_use_hugging_face():
+    """ReLU attention (zoo bb-relu) and GPT-2's scale-by-inverse-layer-index option have no lean forward."""
     relu = load_model("data/models/bb-relu", device="cpu")
-    for model in (random_models["neox"], relu):
+    for model in (relu, _variant("gpt2", scale_attn_by_inverse_layer_idx=True)):
         assert lean_forward(model) is None
         f = LastLogits(model)
         x = _rows(model, 4, 9)

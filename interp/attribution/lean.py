@@ -8,6 +8,7 @@ computes the same numbers with fused ops and runs the last block for the last po
 values still come from every position). It exists for the two families most users have:
 
 - GPT-2 (``gpt2``): learned positions, LayerNorm, GELU/ReLU MLP (the bundled ``stories`` and ``bb``);
+- GPT-NeoX / Pythia (``gpt_neox``): LayerNorm, partial rotary positions, parallel or sequential residual;
 - Llama-style (``llama``, ``mistral``, ``qwen2``): RoPE from the model's own rotary module, RMSNorm,
   grouped-query attention, gated SiLU MLP.
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 __all__ = ["lean_forward", "LEAN_FAMILIES"]
 
-LEAN_FAMILIES = ("gpt2", "llama", "mistral", "qwen2")
+LEAN_FAMILIES = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2")
 _SQRT_2_OVER_PI_X2 = 2 * math.sqrt(2 / math.pi)
 _BLOCK_TOKENS = 768  # tokens per row block at d_model 128 (scaled down for wider models)
 
@@ -137,6 +138,57 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + rot * sin
 
 
+def _rotate_part(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on the first ``cos.shape[-1]`` dimensions of x (partial rotary), the rest passed through."""
+    rd = cos.shape[-1]
+    if rd == x.shape[-1]:
+        return _rotate(x, cos, sin)
+    return torch.cat((_rotate(x[..., :rd], cos, sin), x[..., rd:]), -1)
+
+
+def _neox(hf) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    cfg = hf.config
+    act = _GPT2_ACTS.get(getattr(cfg, "hidden_act", ""))
+    if act is None:
+        return None
+    base = hf.gpt_neox
+    layers = []
+    for layer in base.layers:
+        lay, attn, mlp = _raw(layer), _raw(layer).attention, _raw(_raw(layer).mlp)
+        layers.append(tuple(_raw(m) for m in (lay.input_layernorm, attn.q, attn.k, attn.v, attn.o, lay.post_attention_layernorm,
+                                             mlp.dense_h_to_4h, mlp.dense_4h_to_h)))
+    rotary, embed, lnf, head = _raw(base.rotary_emb), _raw(base.embed_in), _raw(base.final_layer_norm), _raw(hf.lm_head)
+    H, parallel, width = cfg.num_attention_heads, bool(cfg.use_parallel_residual), cfg.hidden_size
+
+    def one(ids: torch.Tensor) -> torch.Tensor:
+        N, T = ids.shape
+        h = embed.weight[ids]
+        cos, sin = rotary(h, torch.arange(T, device=ids.device)[None])
+        cos, sin = cos[:, None], sin[:, None]  # [1, 1, T, rotary dims]
+        for i, (ln1, q_, k_, v_, o_, ln2, up, down) in enumerate(layers):
+            last = i == len(layers) - 1
+            a = F.layer_norm(h, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)
+            aq = a[:, -1:] if last else a
+            q = F.linear(aq, q_.weight, q_.bias).view(N, aq.shape[1], H, -1).transpose(1, 2)
+            k = F.linear(a, k_.weight, k_.bias).view(N, T, H, -1).transpose(1, 2)
+            v = F.linear(a, v_.weight, v_.bias).view(N, T, H, -1).transpose(1, 2)
+            q = _rotate_part(q, cos[:, :, -1:], sin[:, :, -1:]) if last else _rotate_part(q, cos, sin)
+            o = _attend(q, _rotate_part(k, cos, sin), v, last).transpose(1, 2).reshape(N, aq.shape[1], -1)
+            attn_out = F.linear(o, o_.weight, o_.bias)
+            h = h[:, -1:] if last else h
+            if parallel:
+                mlp_in = F.layer_norm(h, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+                h = F.linear(act(F.linear(mlp_in, up.weight, up.bias)), down.weight, down.bias) + attn_out + h
+            else:
+                h = attn_out + h
+                mlp_in = F.layer_norm(h, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+                h = F.linear(act(F.linear(mlp_in, up.weight, up.bias)), down.weight, down.bias) + h
+        h = F.layer_norm(h[:, -1], lnf.normalized_shape, lnf.weight, lnf.bias, lnf.eps)
+        return F.linear(h, head.weight, head.bias).float()
+
+    return lambda ids: _blocks(one, ids, width)
+
+
 def _llama(hf) -> Callable[[torch.Tensor], torch.Tensor] | None:
     cfg = hf.config
     if getattr(cfg, "hidden_act", "") != "silu" or getattr(cfg, "pretraining_tp", 1) != 1:
@@ -190,7 +242,8 @@ def lean_forward(model) -> Callable[[torch.Tensor], torch.Tensor] | None:
     if cfg is None or getattr(cfg, "interp_attention", None) or getattr(cfg, "model_type", None) not in LEAN_FAMILIES:
         return None
     try:
-        fn = _gpt2(hf) if cfg.model_type == "gpt2" else _llama(hf)
+        build = {"gpt2": _gpt2, "gpt_neox": _neox}.get(cfg.model_type, _llama)
+        fn = build(hf)
     except AttributeError:  # a bridge layout this code does not know
         return None
     if fn is None:
