@@ -119,7 +119,7 @@ def reagent_scores(
     """Run ReAGent on one prefix ``tokens`` [T] for target id ``target``; returns a ``ReagentRun``.
 
     ``forward_last(tokens [N, T]) -> logits [N, vocab]`` at the last position (``LastLogits``; its
-    ``calls``/``sequences``/``timings`` are read when passed as ``counter``). ``fixed`` [T] bool: positions
+    ``calls``, ``sequences`` and ``cost_ratio()`` are read when passed as ``counter``). ``fixed`` [T] bool: positions
     never replaced (e.g. BOS). ``batched=False`` runs the reference step-by-step loop (two calls per step);
     ``chunk`` fixes the steps run ahead per call (default: chosen each call from the measured cost of a call
     and the rate at which probes stop, at most ``max_chunk``). A prefix with ``T <= keep_top_n`` would make
@@ -148,100 +148,117 @@ def reagent_scores(
         notes.append(msg)
         warnings.warn(f"ReAGent: {msg}", stacklevel=3)
     sampler.prepare(x)
-    s = torch.rand(B, T, generator=_gen(seed, 0), dtype=torch.float64).to(x.device)
-    stopped_at = torch.zeros(B, dtype=torch.long)
-    k = stop_top_k
-    draws: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    probes = _Probes(forward_last, x, target, sampler, replace_ratio, n, stop_top_k, B, seed, fixed, eps)
+    if not batched:
+        probes.loop(max_steps, progress)
+    else:
+        def window(live: int, hazard: float) -> int:
+            return chunk if chunk is not None else _window(live, hazard, _cost_ratio(counter, x.device), max_chunk)
 
-    def draw(step: int):
-        if step not in draws:
-            draws[step] = _draws(x, sampler, seed, step, B, replace_ratio, fixed)
-        return draws[step]
+        probes.pipelined(max_steps, window, progress)
+    return _finish(probes.s, probes.stopped_at, max_steps, notes, counter, calls0, seqs0)
 
-    def run(rows: torch.Tensor) -> torch.Tensor:
-        return forward_last(rows.reshape(-1, T))
 
-    def hits(logits: torch.Tensor) -> torch.Tensor:
-        return (logits.topk(min(k, logits.shape[-1]), -1).indices == target).any(-1).cpu()
+class _Probes:
+    """The ``B`` probes of one run on prefix ``x`` [T]: scores ``s`` [B, T] (logit scale), ``stopped_at`` [B],
+    the randomness of each step (drawn once per (seed, step), whatever the schedule) and the model call."""
 
-    def update_rows(steps: range, live: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = torch.stack([draw(t)[0][live] for t in steps]) if len(steps) else torch.zeros(0, live.numel(), T, dtype=torch.bool)
-        repl = torch.stack([draw(t)[1][live] for t in steps]) if len(steps) else mask.long()
-        return mask, torch.where(mask, repl, x)
+    def __init__(self, forward_last, x, target, sampler, r, n, k, B, seed, fixed, eps):
+        self.forward_last, self.x, self.target, self.sampler = forward_last, x, target, sampler
+        self.r, self.n, self.k, self.B, self.seed, self.fixed, self.eps = r, n, k, B, seed, fixed, eps
+        self.T = x.shape[0]
+        self.s = torch.rand(B, self.T, generator=_gen(seed, 0), dtype=torch.float64).to(x.device)
+        self.stopped_at = torch.zeros(B, dtype=torch.long)
+        self._draws: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
-    def stop_rows(cum: torch.Tensor, steps: range, live: torch.Tensor) -> torch.Tensor:
-        repl = torch.stack([draw(t)[2][live] for t in steps])
-        return _stop_inputs(x, cum, repl, n, fixed)
+    def draw(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if step not in self._draws:
+            self._draws[step] = _draws(self.x, self.sampler, self.seed, step, self.B, self.r, self.fixed)
+        return self._draws[step]
 
-    if not batched:  # the reference loop: one update call and one stop-check call per step
-        p_o = float(torch.softmax(run(x[None]), -1)[0, target])
-        live, step = torch.arange(B), 0
+    def forget(self, steps: range) -> None:
+        for step in steps:
+            self._draws.pop(step, None)
+
+    def run(self, rows: torch.Tensor) -> torch.Tensor:
+        """Last-position logits [N, vocab] of rows [..., T] (one model call)."""
+        return self.forward_last(rows.reshape(-1, self.T))
+
+    def p_target(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, -1)[:, self.target]
+
+    def hits(self, logits: torch.Tensor) -> torch.Tensor:
+        """[N] bool on the CPU: the target is among the top-k of each row."""
+        return (logits.topk(min(self.k, logits.shape[-1]), -1).indices == self.target).any(-1).cpu()
+
+    def update_rows(self, steps: range, live: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks and perturbed inputs [len(steps), live, T] of the update steps ``steps`` for probes ``live``."""
+        if not len(steps):
+            mask = torch.zeros(0, live.numel(), self.T, dtype=torch.bool, device=self.x.device)
+            return mask, mask.long()
+        mask = torch.stack([self.draw(t)[0][live] for t in steps])
+        repl = torch.stack([self.draw(t)[1][live] for t in steps])
+        return mask, torch.where(mask, repl, self.x)
+
+    def stop_rows(self, cum: torch.Tensor, steps: range, live: torch.Tensor) -> torch.Tensor:
+        """Stop-check inputs [len(steps), live, T] for the scores ``cum`` after each of ``steps``."""
+        repl = torch.stack([self.draw(t)[2][live] for t in steps])
+        return _stop_inputs(self.x, cum, repl, self.n, self.fixed)
+
+    def loop(self, max_steps: int, progress) -> None:
+        """The reference loop: one update call and one stop-check call per step."""
+        p_o = float(self.p_target(self.run(self.x[None]))[0])
+        live, step = torch.arange(self.B), 0
         while step < max_steps and live.numel() > 0:
             step += 1
-            mask, rows = update_rows(range(step, step + 1), live)
-            cum = s[live][None] + _update(p_o, torch.softmax(run(rows), -1)[:, target][None], mask, eps)
-            hit = hits(run(stop_rows(cum, range(step, step + 1), live)))
-            s[live] = cum[0]
-            stopped_at[live[hit]] = step
+            mask, rows = self.update_rows(range(step, step + 1), live)
+            cum = self.s[live][None] + _update(p_o, self.p_target(self.run(rows))[None], mask, self.eps)
+            hit = self.hits(self.run(self.stop_rows(cum, range(step, step + 1), live)))
+            self.s[live] = cum[0]
+            self.stopped_at[live[hit]] = step
             live = live[~hit]
-            draws.clear()
+            self.forget(range(step, step + 1))
+            if progress is not None:
+                progress(self.B - live.numel(), self.B)
+
+    def pipelined(self, max_steps: int, window: Callable[[int, float], int], progress) -> None:
+        """Each call runs the stop checks of the update steps already computed and the next window's updates
+        (the first call: p(y|x) and the first window). ``window(live probes, stop rate per step)`` sizes it."""
+        B, T, x = self.B, self.T, self.x
+        live = torch.arange(B)
+        t, stops, probe_steps = 0, 0, 0  # t: steps whose stop checks are done
+
+        def plan(after: int, n_live: int) -> int:
+            return max(0, min(window(n_live, (stops + 1) / (probe_steps + 10)), max_steps - after))
+
+        Q = plan(0, B)
+        mask, rows = self.update_rows(range(1, Q + 1), live)
+        logits = self.run(torch.cat([x[None], rows.reshape(-1, T)]))
+        p_o = float(self.p_target(logits[:1])[0])
+        pend = _update(p_o, self.p_target(logits[1:]).reshape(Q, B), mask, self.eps)  # [P, live, T] increments
+        while live.numel() > 0 and t < max_steps:
+            P, A = pend.shape[0], live.numel()
+            cum = torch.cat([self.s[live][None], pend]).cumsum(0)[1:]  # scores after each pending step, loop order
+            checks = self.stop_rows(cum, range(t + 1, t + P + 1), live)
+            Q = plan(t + P, A)
+            mask, rows = self.update_rows(range(t + P + 1, t + P + Q + 1), live)
+            logits = self.run(torch.cat([checks.reshape(-1, T), rows.reshape(-1, T)]))
+            hit = self.hits(logits[: P * A]).reshape(P, A)
+            any_hit = hit.any(0)
+            first = torch.where(any_hit, hit.float().argmax(0), torch.full_like(any_hit, P - 1, dtype=torch.long))
+            self.s[live] = cum[first.to(cum.device), torch.arange(A, device=cum.device)]
+            self.stopped_at[live[any_hit]] = t + 1 + first[any_hit]
+            stops += int(any_hit.sum())
+            probe_steps += int(torch.where(any_hit, first + 1, torch.full_like(first, P)).sum())
+            p_r = self.p_target(logits[P * A :]).reshape(Q, A) if Q else logits.new_zeros(0, A)
+            pend = _update(p_o, p_r, mask, self.eps)[:, ~any_hit.to(mask.device)]
+            live = live[~any_hit]
+            self.forget(range(t + 1, t + P + 1))
+            t += P
             if progress is not None:
                 progress(B - live.numel(), B)
-    else:
-        s, stopped_at = _pipelined(run, hits, update_rows, stop_rows, x, target, s, stopped_at, max_steps, eps,
-                                   chunk, max_chunk, counter, draws, progress)
-    return _finish(s, stopped_at, max_steps, notes, counter, calls0, seqs0)
-
-
-def _pipelined(run, hits, update_rows, stop_rows, x, target, s, stopped_at, max_steps, eps, chunk, max_chunk,
-               counter, draws, progress):
-    """Each call runs the stop checks of the update steps already computed and the next window's updates.
-
-    The first call also computes p(y|x). A window's size comes from ``_window`` (or ``chunk``). Returns the
-    final logit-scale scores [B, T] and the stop steps [B].
-    """
-    B, T = s.shape
-    live = torch.arange(B)
-    t, stops, probe_steps = 0, 0, 0
-
-    def plan(after: int, n_live: int) -> int:
-        if chunk is not None:
-            C = chunk
-        else:
-            C = _window(n_live, (stops + 1) / (probe_steps + 10), _cost_ratio(counter, x.device), max_chunk)
-        return max(0, min(C, max_steps - after))
-
-    # first call: the original prefix + the first window of updates for every probe
-    Q = plan(0, B)
-    mask, rows = update_rows(range(1, Q + 1), live)
-    logits = run(torch.cat([x[None], rows.reshape(-1, T)]))
-    p_o = float(torch.softmax(logits[:1], -1)[0, target])
-    pend = _update(p_o, torch.softmax(logits[1:], -1)[:, target].reshape(Q, B), mask, eps)  # [P, A, T]
-    while live.numel() > 0 and t < max_steps:
-        P, A = pend.shape[0], live.numel()
-        cum = torch.cat([s[live][None], pend]).cumsum(0)[1:]  # scores after each pending step, loop order
-        checks = stop_rows(cum, range(t + 1, t + P + 1), live)
-        Q = plan(t + P, A)
-        mask, rows = update_rows(range(t + P + 1, t + P + Q + 1), live)
-        logits = run(torch.cat([checks.reshape(-1, T), rows.reshape(-1, T)]))
-        hit = hits(logits[: P * A]).reshape(P, A)
-        any_hit = hit.any(0)
-        first = torch.where(any_hit, hit.float().argmax(0), torch.full_like(any_hit, P - 1, dtype=torch.long))
-        s[live] = cum[first.to(cum.device), torch.arange(A, device=cum.device)]
-        stopped_at[live[any_hit]] = t + 1 + first[any_hit]
-        stops += int(any_hit.sum())
-        probe_steps += int(torch.where(any_hit, first + 1, torch.full_like(first, P)).sum())
-        p_r = torch.softmax(logits[P * A :], -1)[:, target].reshape(Q, A) if Q else logits.new_zeros(0, A)
-        pend = _update(p_o, p_r, mask, eps)[:, ~any_hit.to(mask.device)]
-        live = live[~any_hit]
-        for step in range(t + 1, t + P + 1):
-            draws.pop(step, None)
-        t += P
-        if progress is not None:
-            progress(B - live.numel(), B)
-        if Q == 0:
-            break
-    return s, stopped_at
+            if Q == 0:
+                break
 
 
 def _finish(s, stopped_at, max_steps, notes, counter, calls0, seqs0) -> ReagentRun:
