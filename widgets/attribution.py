@@ -111,7 +111,8 @@ class AttributionExplorer(Explorer):
         if r.completeness_error is not None:
             notes.append(f"IG completeness error {float(r.completeness_error[i]):.2%} (baseline {r.info.get('baseline')})")
         if "converged" in r.info:
-            notes.append(f"ReAGent: {r.info['forward_calls']} model calls, steps {r.info['steps']}, converged {r.info['converged']}")
+            notes.append(f"ReAGent: {r.info['forward_calls']} model calls ({r.info.get('forward', 'hf')} forward), "
+                         f"steps {r.info['steps']}, converged {r.info['converged']}")
         notes += r.info.get("notes", [])
         self.info.value = "<br>".join(html.escape(n) for n in notes)
 
