@@ -1,11 +1,11 @@
-"""Lean last-position forward passes for perturbation methods (ReAGent's probes, occlusion).
+"""Lean last-position forward passes for perturbation methods (ReAGent's probes).
 
 A perturbation method asks one question of each perturbed prefix: the next-token logits at its last position.
 The bridge's full forward answers it with every hook point, a ``[rows, pos, vocab]`` logits tensor and a
 multi-op GELU; the plain Hugging Face forward still runs the last block's attention output and MLP at every
 position. ``lean_forward(model)`` returns a function ``tokens [N, T] -> logits [N, vocab]`` (float32) that
 computes the same numbers with fused ops and runs the last block for the last position only (its keys and
-values still come from every position). It exists for the two families most users have:
+values still come from every position). It exists for the families most users have:
 
 - GPT-2 (``gpt2``): learned positions, LayerNorm, GELU/ReLU MLP (the bundled ``stories`` and ``bb``);
 - GPT-NeoX / Pythia (``gpt_neox``): LayerNorm, partial rotary positions, parallel or sequential residual;
