@@ -91,6 +91,21 @@ def test_hooks_on_the_bridge_are_respected(stories):
     assert LastLogits(stories).path == "lean"  # hook gone, lean again
 
 
+def test_plain_torch_hooks_are_respected(stories):
+    """A forward hook on a Hugging Face module inside the bridge also sends LastLogits to the hooked forward."""
+    x = _rows(stories, 4, 10)
+    mlp = stories.original_model.transformer.h[1]._original_component.mlp
+    handle = mlp.register_forward_hook(lambda mod, inp, out: out * 0)
+    try:
+        f = LastLogits(stories)
+        assert f.path == "hf"
+        with torch.no_grad():
+            assert _close(f(x), stories(x)[:, -1])
+    finally:
+        handle.remove()
+    assert LastLogits(stories).path == "lean"
+
+
 def test_lean_reads_swapped_weights(stories):
     """Weights swapped in (subnetwork masks) or edited are read at every call, not cached."""
     name = "transformer.h.1._original_component.mlp._original_component.c_fc._original_component.weight"

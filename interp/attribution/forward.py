@@ -1,11 +1,11 @@
 """Last-position logits for perturbation methods, with a count of forward passes.
 
-Perturbation methods (ReAGent, occlusion) only need ``p(y | prefix)`` at the last position. ``LastLogits``
+Perturbation methods (ReAGent) only need ``p(y | prefix)`` at the last position. ``LastLogits``
 runs, in chunks of ``max_rows`` sequences and counting calls (one per chunk) and sequences:
 
-1. the lean forward of ``interp.attribution.lean`` where the family is covered, no hook is attached to the
-   bridge, and it matched the Hugging Face forward on this model (checked once per model, on the first rows
-   it is asked for; a mismatch warns and switches it off for that model);
+1. the lean forward of ``interp.attribution.lean`` where the family is covered, no forward hook is attached
+   (to a hook point, a Hugging Face module or globally), and it matched the Hugging Face forward on this model
+   (checked once per model, on the first rows it is asked for; a mismatch warns and switches it off for it);
 2. else the wrapped Hugging Face model with ``logits_to_keep=1`` where the architecture accepts it;
 3. else the bridge's full forward.
 """
@@ -27,11 +27,33 @@ _LEAN_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CHECK_ROWS = 4
 
 
-def _hooked(model) -> bool:
-    """True when any hook point of the bridge has a forward hook attached (the lean path would skip it)."""
-    for hp in getattr(model, "hook_dict", {}).values():
-        if hp._forward_hooks or hp._forward_pre_hooks:
-            return True
+# hooks that transformers and the bridge install on their own (output capturing; they do not change outputs)
+_INTERNAL_HOOKS = ("install_output_capuring_hook.<locals>", "install_output_capturing_hook.<locals>",
+                   "_maybe_wire_capture_hooks.<locals>")
+
+
+def _user_hook(fn) -> bool:
+    name = getattr(fn, "__qualname__", "")
+    return not any(marker in name for marker in _INTERNAL_HOOKS)
+
+
+def _hook_dicts(model) -> list[dict]:
+    """The forward(-pre) hook dicts of every module of ``model`` (registering a hook mutates them in place)."""
+    return [d for m in model.modules() for d in (m._forward_hooks, m._forward_pre_hooks)]
+
+
+def _hooked(hook_dicts: list[dict]) -> bool:
+    """True when a forward hook of the user's is attached to a module (the bridge's hook points and the Hugging
+    Face modules inside them; ``_hook_dicts``) or globally: the lean path would skip it. Hooks that transformers
+    and the bridge install themselves (output capturing) do not count; any other hook does."""
+    mod = torch.nn.modules.module
+    if mod._global_forward_hooks or mod._global_forward_pre_hooks:
+        return True
+    for hooks in hook_dicts:
+        if hooks:
+            for fn in hooks.values():
+                if _user_hook(fn):
+                    return True
     return False
 
 
@@ -52,11 +74,12 @@ class LastLogits:
         self._lean = lean_forward(model) if lean else None
         if self._lean is not None and _LEAN_OK.get(model) is False:
             self._lean = None
+        self._hooks = _hook_dicts(model) if self._lean is not None else []
 
     @property
     def path(self) -> str:
         """Which forward the next call would use: "lean", "hf" or "bridge"."""
-        if self._lean is not None and not _hooked(self.model):
+        if self._lean is not None and not _hooked(self._hooks):
             return "lean"
         return "bridge" if self._fast is False else "hf"
 
@@ -72,7 +95,7 @@ class LastLogits:
         return self.model(toks)[:, -1].float()
 
     def _one(self, toks: torch.Tensor) -> torch.Tensor:
-        if self._lean is None or _hooked(self.model):
+        if self._lean is None or _hooked(self._hooks):
             return self._hf(toks)
         if self.model not in _LEAN_OK:
             self._check(toks[:_CHECK_ROWS])
