@@ -54,7 +54,7 @@ def examples(model, n: int, width: int = 24):
         with torch.no_grad():
             if int(model(ids[None])[0, -1].argmax()) != e.target_id:
                 continue
-        out.append((ids, e.target_id, src, e.kind))
+        out.append((ids.cpu(), e.target_id, src, e.kind))
         if len(out) == n:
             break
     return out
@@ -256,7 +256,7 @@ def main() -> None:
     p.add_argument("--model", default="stories")
     p.add_argument("--prompts", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (both tools run there)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (both tools run there; cuda not yet run: no GPU was lent)")
     p.add_argument("--methods", default=None, help="groundtruth: comma list, e.g. reagent,reagent:model,occlusion")
     args = p.parse_args()
     if args.mode == "inseq-worker":
