@@ -11,9 +11,9 @@ ratio 0.3, keep-n 5, stop top-3, 16 probes, 3000 max steps, a uniform sampler (i
 tagger data that cannot be downloaded here, so its ``POSTagTokenSampler`` is replaced by a ``TokenSampler``
 subclass that draws uniformly over the non-special vocabulary, like ours). It prints medians over repeats of the
 wall time per prompt and the model calls / sequences per prompt, and the faithfulness of ours and inseq's scores
-(``interp.attribution.faithfulness`` for both). It ends with a floor: the time the matrix products alone take
-per sequence in the lean forward (profiled) times the fewest sequences any schedule needs (the reference loop's),
-i.e. the best any float32 implementation of the same algorithm could do on this machine.
+(``interp.attribution.faithfulness`` for both). It ends with a floor: the FLOPs of the matrix products of one
+lean forward at the best matrix-product throughput measured here, times the fewest sequences any schedule needs
+(the reference loop's): the best any float32 implementation of the same algorithm could do on this machine.
 
 Prompts: ground-truth prompts of the stories corpus (``interp.zoo.ground_truth.decided_prompts``), cut to BOS + the
 last 23 tokens when the deciding token is among them, kept when the model's greedy next token is the decided word.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -144,7 +145,7 @@ def speed(args) -> None:
     from interp.models import load_model, str_tokens
 
     model = load_model(args.model, device=args.device)
-    exs = examples(model, args.prompts)
+    exs = examples(model, args.prompts, args.width)
     rows = {}
     atts: dict[str, list] = {}
     for name, opts in VARIANTS:
@@ -183,11 +184,12 @@ def speed(args) -> None:
         print(f"{name:64s} {statistics.median(t):16.3f} {ratio} {statistics.median(c):13.0f} {statistics.median(q):12.0f}")
     if ref and args.device == "cpu":
         T = statistics.median(len(e[0]) for e in exs)
-        floor = gemm_floor(model, int(T))
+        floor, gflops = gemm_floor(model, int(T))
         fewest = statistics.median(rows[VARIANTS[2][0]][2])
-        print(f"\nfloor: matrix products alone take {floor:.3f} ms per sequence of {int(T)} tokens (lean forward, 32 per "
-              f"call); x {fewest:.0f} sequences (fewest, the reference loop's median) = {floor * fewest / 1000:.3f} s per "
-              f"prompt, i.e. at most {ref / (floor * fewest / 1000):.1f}x faster than inseq in float32 on this machine")
+        print(f"\nfloor: the matrix products of one {int(T)}-token sequence take at least {floor:.3f} ms (their FLOPs at "
+              f"{gflops:.0f} GFLOP/s, the best measured here); x {fewest:.0f} sequences (fewest: the reference loop's "
+              f"median) = {floor * fewest / 1000:.3f} s per prompt, so at most {ref / (floor * fewest / 1000):.1f}x "
+              "faster than inseq in float32 on this machine")
     print("\nfaithfulness (mean over prompts, 10 mask seeds; ln(metric / random) > 0 is better than random):")
     keys = ["soft_ns_vs_random", "soft_nc_vs_random", "hard_sufficiency", "hard_comprehensiveness"]
     print(f"{'method':44s} " + " ".join(f"{k:>23s}" for k in keys) + f" {'top1':>6s}")
@@ -195,30 +197,32 @@ def speed(args) -> None:
         fs = [faithfulness(model, a, n_samples=10, seed=k) for k, a in enumerate(lst)]
         top1 = sum(a.top(1)[0] == exs[k][2] for k, a in enumerate(lst)) / len(lst)
         cells = []
-        for key in keys:
-            vals = [f[key] for f in fs]
+        for key in keys:  # ln(0) = -inf when a soft sufficiency is clamped to 0: counted, left out of the mean
+            vals = [float(f[key]) for f in fs if math.isfinite(float(f[key]))]
             sem = statistics.stdev(vals) / len(vals) ** 0.5 if len(vals) > 1 else 0.0
-            cells.append(f"{statistics.mean(vals):14.3f} +- {sem:5.3f}")
+            bad = f" ({len(fs) - len(vals)} inf)" if len(vals) < len(fs) else ""
+            cells.append(f"{statistics.mean(vals) if vals else math.nan:8.3f} +- {sem:5.3f}{bad:>8s}")
         print(f"{name[:44]:44s} " + " ".join(cells) + f" {top1:6.2f}")
 
 
-def gemm_floor(model, T: int, rows: int = 32, reps: int = 20) -> float:
-    """Milliseconds per sequence of length ``T`` spent in matrix products (GEMMs, attention's included) by the
-    lean forward, profiled at ``rows`` sequences per call."""
-    from torch.profiler import profile
-
-    from interp.attribution.lean import lean_forward
-
-    lean = lean_forward(model)
-    x = torch.randint(0, model.cfg.d_vocab, (rows, T), device=next(model.parameters()).device)
-    for _ in range(3):
-        lean(x)
-    with profile() as prof:
-        for _ in range(reps):
-            lean(x)
-    gemm = sum(e.self_cpu_time_total for e in prof.key_averages()
-               if e.key in ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm"))
-    return gemm / 1000 / reps / rows
+def gemm_floor(model, T: int, reps: int = 50) -> tuple[float, float]:
+    """(milliseconds, GFLOP/s): a lower bound on the time the matrix products of one lean forward of a sequence of
+    ``T`` tokens can take on this machine (GPT-2-shaped: projections, MLP, attention's two batched products, the
+    last block for the last position only, the last-position unembedding), i.e. their FLOPs divided by the best
+    throughput measured for matrix products of the model's widths (768-token blocks, the fastest of 10 timings)."""
+    c = model.cfg
+    d, f, L, V = c.d_model, c.d_mlp, c.n_layers, c.d_vocab
+    flops = (L - 1) * T * 2 * (4 * d * d + 2 * d * f) + (L - 1) * 4 * T * T * d  # full blocks + attention
+    flops += T * 2 * 2 * d * d + 2 * (2 * d * d + 2 * d * f) + 4 * T * d + 2 * d * V  # last block, unembedding
+    best = 0.0
+    for m, k, n in [(768, d, d), (768, d, 3 * d), (768, d, f), (768, f, d)]:
+        a, w = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(10):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                a @ w
+            best = max(best, 2 * m * k * n * reps / (time.perf_counter() - t0))
+    return flops / best * 1000, best / 1e9
 
 
 def groundtruth(args) -> None:
@@ -226,7 +230,7 @@ def groundtruth(args) -> None:
     from interp.models import load_model
 
     model = load_model(args.model, device="cpu")
-    exs = examples(model, args.prompts)
+    exs = examples(model, args.prompts, args.width)
     print(f"{len(exs)} prompts (cropped to 24 tokens, model predicts the decided word); kinds:",
           {k: sum(e[3] == k for e in exs) for k in {e[3] for e in exs}})
     configs = [("random", {}), ("integrated_gradients", {}), ("input_x_gradient", {}), ("gradient_norm", {}),
@@ -256,6 +260,7 @@ def main() -> None:
     p.add_argument("--model", default="stories")
     p.add_argument("--prompts", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--width", type=int, default=24, help="prompt length in tokens (BOS + the last width-1 tokens)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (both tools run there; cuda not yet run: no GPU was lent)")
     p.add_argument("--methods", default=None, help="groundtruth: comma list, e.g. reagent,reagent:model,occlusion")
     args = p.parse_args()
