@@ -20,7 +20,7 @@ import torch
 
 from interp.attribution.lean import lean_forward
 
-__all__ = ["LastLogits"]
+__all__ = ["LastLogits", "prior_cost_ratio"]
 
 # model -> True (lean path checked and equal) / False (off for this model)
 _LEAN_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -57,6 +57,12 @@ def _hooked(hook_dicts: list[dict]) -> bool:
     return False
 
 
+def prior_cost_ratio(device: torch.device) -> float:
+    """The cost of a model call in rows before any call was timed: 2 on the CPU, 256 on a GPU (where a call of a
+    few hundred short rows costs about as much as a call of one)."""
+    return 256.0 if device.type == "cuda" else 2.0
+
+
 class LastLogits:
     """Callable ``tokens [N, T] -> logits [N, vocab]`` (float32, last position) with forward counters.
 
@@ -67,19 +73,22 @@ class LastLogits:
 
     def __init__(self, model, max_rows: int = 512, lean: bool = True):
         self.model, self.max_rows = model, max_rows
+        param = next(model.parameters())
+        self.device, self._eps = param.device, torch.finfo(param.dtype).eps
         self.calls = 0
         self.sequences = 0
         self._fit = [0.0] * 5  # n, sum rows, sum secs, sum rows^2, sum rows*secs
         self._fast: bool | None = None
-        self._lean = lean_forward(model) if lean else None
-        if self._lean is not None and _LEAN_OK.get(model) is False:
-            self._lean = None
+        self._lean = lean_forward(model) if lean and _LEAN_OK.get(model) is not False else None
         self._hooks = _hook_dicts(model) if self._lean is not None else []
+
+    def _use_lean(self) -> bool:
+        return self._lean is not None and not _hooked(self._hooks)
 
     @property
     def path(self) -> str:
         """Which forward the next call would use: "lean", "hf" or "bridge"."""
-        if self._lean is not None and not _hooked(self._hooks):
+        if self._use_lean():
             return "lean"
         return "bridge" if self._fast is False else "hf"
 
@@ -94,25 +103,15 @@ class LastLogits:
                 self._fast = False
         return self.model(toks)[:, -1].float()
 
-    def _one(self, toks: torch.Tensor) -> torch.Tensor:
-        if self._lean is None or _hooked(self._hooks):
-            return self._hf(toks)
-        if self.model not in _LEAN_OK:
-            self._check(toks[:_CHECK_ROWS])
-            if self._lean is None:
-                return self._hf(toks)
-        return self._lean(toks)
-
     def _check(self, toks: torch.Tensor) -> None:
         """Compare the lean forward with the Hugging Face one on ``toks``; switch it off on a mismatch."""
         ref, got = self._hf(toks), self._lean(toks)
-        eps = torch.finfo(next(self.model.parameters()).dtype).eps  # float32: 1e-4; bfloat16: 0.03 (rounding)
-        tol = max(1e-4, 4 * eps) * max(1.0, float(ref.abs().max()))
+        tol = max(1e-4, 4 * self._eps) * max(1.0, float(ref.abs().max()))  # float32: 1e-4; bfloat16: 0.03
         ok = got.shape == ref.shape and bool(torch.allclose(got, ref, rtol=0, atol=tol))
         _LEAN_OK[self.model] = ok
         if not ok:
             warnings.warn("the lean last-position forward differs from the Hugging Face forward on this model "
-                          f"(max |diff| {float((got - ref).abs().max()):.3g}); using the Hugging Face forward", stacklevel=4)
+                          f"(max |diff| {float((got - ref).abs().max()):.3g}); using the Hugging Face forward", stacklevel=3)
             self._lean = None
 
     def _time(self, rows: int, secs: float) -> None:
@@ -127,13 +126,12 @@ class LastLogits:
         """Seconds of one call divided by seconds of one row (``c0 / c1`` of ``secs = c0 + c1 * rows``).
 
         Fitted by least squares to the timed calls (CPU only: CUDA calls return before the work is done);
-        ``prior`` (default 2 on the CPU, 256 on a GPU) until two calls of different sizes were timed.
+        ``prior`` (default ``prior_cost_ratio``) until two calls of different sizes were timed.
         """
-        device = next(self.model.parameters()).device
-        prior = prior if prior is not None else (256.0 if device.type == "cuda" else 2.0)
+        prior = prior if prior is not None else prior_cost_ratio(self.device)
         n, sx, sy, sxx, sxy = self._fit
         var = sxx - sx * sx / n if n else 0.0
-        if device.type == "cuda" or n < 2 or var <= 1e-9:
+        if self.device.type == "cuda" or n < 2 or var <= 1e-9:
             return prior
         c1 = (sxy - sx * sy / n) / var
         c0 = (sy - c1 * sx) / n
@@ -141,15 +139,14 @@ class LastLogits:
 
     @torch.no_grad()
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
-        device = next(self.model.parameters()).device
+        if tokens.shape[0] and self.model not in _LEAN_OK and self._use_lean():  # once per model, untimed
+            self._check(tokens[:_CHECK_ROWS].to(self.device))
         outs = []
         for i in range(0, tokens.shape[0], self.max_rows):
-            chunk = tokens[i : i + self.max_rows].to(device)
-            checking = self._lean is not None and self.model not in _LEAN_OK
+            chunk = tokens[i : i + self.max_rows].to(self.device)
             t0 = time.perf_counter()
-            outs.append(self._one(chunk))
-            if not checking:
-                self._time(chunk.shape[0], time.perf_counter() - t0)
+            outs.append(self._lean(chunk) if self._use_lean() else self._hf(chunk))
+            self._time(chunk.shape[0], time.perf_counter() - t0)
             self.calls += 1
             self.sequences += chunk.shape[0]
         return torch.cat(outs) if outs else torch.zeros(0, self.model.cfg.d_vocab)

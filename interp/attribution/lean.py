@@ -53,6 +53,20 @@ _GPT2_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _ln(x: torch.Tensor, ln) -> torch.Tensor:
+    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+
+def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """[N, T, n_heads * dh] -> [N, n_heads, T, dh]."""
+    return x.view(x.shape[0], x.shape[1], n_heads, -1).transpose(1, 2)
+
+
+def _merge(o: torch.Tensor) -> torch.Tensor:
+    """[N, H, T, dh] -> [N, T, H * dh]."""
+    return o.transpose(1, 2).reshape(o.shape[0], o.shape[2], -1)
+
+
 def _conv1d(x: torch.Tensor, mod) -> torch.Tensor:
     """HF ``Conv1D`` (weight [in, out]) or ``nn.Linear`` (weight [out, in]) applied to x [..., in]."""
     if isinstance(mod, torch.nn.Linear):
@@ -108,20 +122,18 @@ def _gpt2(hf) -> Callable[[torch.Tensor], torch.Tensor] | None:
     width = cfg.n_embd
 
     def one(ids: torch.Tensor) -> torch.Tensor:
-        N, T = ids.shape
+        T = ids.shape[1]
         h = wte.weight[ids] + wpe.weight[:T]
         for i, (ln1, q_, k_, v_, o_, ln2, fc, proj) in enumerate(blocks):
             last = i == len(blocks) - 1
-            a = F.layer_norm(h, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)
+            a = _ln(h, ln1)
             aq = a[:, -1:] if last else a
-            q = _conv1d(aq, q_).view(N, aq.shape[1], H, -1).transpose(1, 2)
-            k = _conv1d(a, k_).view(N, T, H, -1).transpose(1, 2)
-            v = _conv1d(a, v_).view(N, T, H, -1).transpose(1, 2)
-            o = _attend(q, k, v, last).transpose(1, 2).reshape(N, aq.shape[1], -1)
+            q, k, v = _heads(_conv1d(aq, q_), H), _heads(_conv1d(a, k_), H), _heads(_conv1d(a, v_), H)
+            o = _merge(_attend(q, k, v, last))
             h = (h[:, -1:] if last else h) + _conv1d(o, o_)
-            a = F.layer_norm(h, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+            a = _ln(h, ln2)
             h = h + _conv1d(act(_conv1d(a, fc)), proj)
-        h = F.layer_norm(h[:, -1], lnf.normalized_shape, lnf.weight, lnf.bias, lnf.eps)
+        h = _ln(h[:, -1], lnf)
         return F.linear(h, head.weight, head.bias).float()
 
     return lambda ids: _blocks(one, ids, width)
@@ -161,29 +173,27 @@ def _neox(hf) -> Callable[[torch.Tensor], torch.Tensor] | None:
     H, parallel, width = cfg.num_attention_heads, bool(cfg.use_parallel_residual), cfg.hidden_size
 
     def one(ids: torch.Tensor) -> torch.Tensor:
-        N, T = ids.shape
+        T = ids.shape[1]
         h = embed.weight[ids]
         cos, sin = rotary(h, torch.arange(T, device=ids.device)[None])
         cos, sin = cos[:, None], sin[:, None]  # [1, 1, T, rotary dims]
         for i, (ln1, q_, k_, v_, o_, ln2, up, down) in enumerate(layers):
             last = i == len(layers) - 1
-            a = F.layer_norm(h, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)
+            a = _ln(h, ln1)
             aq = a[:, -1:] if last else a
-            q = F.linear(aq, q_.weight, q_.bias).view(N, aq.shape[1], H, -1).transpose(1, 2)
-            k = F.linear(a, k_.weight, k_.bias).view(N, T, H, -1).transpose(1, 2)
-            v = F.linear(a, v_.weight, v_.bias).view(N, T, H, -1).transpose(1, 2)
+            q, k, v = _heads(_conv1d(aq, q_), H), _heads(_conv1d(a, k_), H), _heads(_conv1d(a, v_), H)
             q = _rotate_part(q, cos[:, :, -1:], sin[:, :, -1:]) if last else _rotate_part(q, cos, sin)
-            o = _attend(q, _rotate_part(k, cos, sin), v, last).transpose(1, 2).reshape(N, aq.shape[1], -1)
+            o = _merge(_attend(q, _rotate_part(k, cos, sin), v, last))
             attn_out = F.linear(o, o_.weight, o_.bias)
             h = h[:, -1:] if last else h
             if parallel:
-                mlp_in = F.layer_norm(h, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+                mlp_in = _ln(h, ln2)
                 h = F.linear(act(F.linear(mlp_in, up.weight, up.bias)), down.weight, down.bias) + attn_out + h
             else:
                 h = attn_out + h
-                mlp_in = F.layer_norm(h, ln2.normalized_shape, ln2.weight, ln2.bias, ln2.eps)
+                mlp_in = _ln(h, ln2)
                 h = F.linear(act(F.linear(mlp_in, up.weight, up.bias)), down.weight, down.bias) + h
-        h = F.layer_norm(h[:, -1], lnf.normalized_shape, lnf.weight, lnf.bias, lnf.eps)
+        h = _ln(h[:, -1], lnf)
         return F.linear(h, head.weight, head.bias).float()
 
     return lambda ids: _blocks(one, ids, width)
@@ -209,7 +219,7 @@ def _llama(hf) -> Callable[[torch.Tensor], torch.Tensor] | None:
     width = cfg.hidden_size
 
     def one(ids: torch.Tensor) -> torch.Tensor:
-        N, T = ids.shape
+        T = ids.shape[1]
         h = embed.weight[ids]
         cos, sin = rotary(h, torch.arange(T, device=ids.device)[None])
         cos, sin = cos[:, None], sin[:, None]  # [1, 1, T, dh]
@@ -217,11 +227,9 @@ def _llama(hf) -> Callable[[torch.Tensor], torch.Tensor] | None:
             last = i == len(layers) - 1
             a = _rms(h, ln1)
             aq = a[:, -1:] if last else a
-            q = F.linear(aq, q_.weight, q_.bias).view(N, aq.shape[1], H, -1).transpose(1, 2)
-            k = F.linear(a, k_.weight, k_.bias).view(N, T, Hkv, -1).transpose(1, 2)
-            v = F.linear(a, v_.weight, v_.bias).view(N, T, Hkv, -1).transpose(1, 2)
+            q, k, v = _heads(_conv1d(aq, q_), H), _heads(_conv1d(a, k_), Hkv), _heads(_conv1d(a, v_), Hkv)
             q = _rotate(q, cos[:, :, -1:], sin[:, :, -1:]) if last else _rotate(q, cos, sin)
-            o = _attend(q, _rotate(k, cos, sin), v, last, scale).transpose(1, 2).reshape(N, aq.shape[1], -1)
+            o = _merge(_attend(q, _rotate(k, cos, sin), v, last, scale))
             h = (h[:, -1:] if last else h) + F.linear(o, o_.weight, o_.bias)
             a = _rms(h, ln2)
             h = h + F.linear(F.silu(F.linear(a, gate.weight, gate.bias)) * F.linear(a, up.weight, up.bias), down.weight, down.bias)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from interp.attribution.forward import prior_cost_ratio
 from interp.attribution.samplers import TokenSampler
 
 __all__ = ["ReagentRun", "reagent_scores"]
@@ -82,12 +83,9 @@ def _stop_inputs(x: torch.Tensor, s: torch.Tensor, stop_repl: torch.Tensor, n: i
 
 
 def _cost_ratio(counter, device: torch.device) -> float:
-    """Cost of one model call in rows: ``counter.cost_ratio()`` when it has one (``LastLogits``), else a prior
-    (CPU 2 rows, GPU 256 rows)."""
+    """Cost of one model call in rows: ``counter.cost_ratio()`` when it has one (``LastLogits``), else the prior."""
     fit = getattr(counter, "cost_ratio", None)
-    if fit is not None:
-        return float(fit())
-    return 256.0 if device.type == "cuda" else 2.0
+    return float(fit()) if fit is not None else prior_cost_ratio(device)
 
 
 def _window(live: int, hazard: float, ratio: float, cap: int) -> int:
