@@ -1,6 +1,8 @@
-"""``python -m interp.lens train-tuned stories [--out DIR] [--steps N]``: train and save a tuned lens.
+"""``python -m interp.lens train-tuned MODEL [--corpus stories|prose|code] [--out DIR] [--steps N]``: train and
+save a tuned lens.
 
-Prints the held-out KL of the logit and the tuned lens per layer.
+The corpus defaults to ``stories`` for the bundled ``stories`` model and to ``prose`` (Python's reference manual,
+``interp.corpora``) for any other model. Prints the held-out KL of the logit and the tuned lens per layer.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=400)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--docs", type=int, default=2000, help="training documents (stories corpus, train split)")
+    t.add_argument("--docs", type=int, default=2000, help="training documents (train split; at most what the corpus has)")
+    t.add_argument("--corpus", choices=["stories", "prose", "code"], help="training text (default: stories for stories, else prose)")
+    t.add_argument("--max-len", type=int, help="cut each document to this many tokens (default: whole documents)")
+    t.add_argument("--heldout-docs", type=int, default=200, help="held-out documents for the KL table")
+    t.add_argument("--half", action="store_true", help="store the lens in float16 (half the file size)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
@@ -36,15 +42,25 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(a.seed)
     try:
         model = load_model(a.model, device="cpu")
-        lens = TunedLens.train(model, stories_texts(a.docs, "train"), steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+        corpus = a.corpus or ("stories" if Path(a.model).name == "stories" else "prose")
+        if corpus == "stories":
+            train, held = stories_texts(a.docs, "train"), stories_texts(a.heldout_docs, "heldout")
+        else:
+            from interp.corpora import DOMAINS, cut_to_tokens
+
+            train, held = DOMAINS[corpus]("train")[: a.docs], DOMAINS[corpus]("heldout")[: a.heldout_docs]
+            if a.max_len:
+                train, held = cut_to_tokens(train, model, a.max_len), cut_to_tokens(held, model, a.max_len)
+        lens = TunedLens.train(model, train, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, max_len=a.max_len)
         out = Path(a.out) if a.out else LENS_DIR / f"{Path(a.model).name}-tuned"
         out.parent.mkdir(parents=True, exist_ok=True)
-        held = stories_texts(200, "heldout")
         logit, tuned = heldout_kl(model, held), heldout_kl(model, held, lens)
+        lens.info["corpus"] = corpus
+        lens.info["heldout_docs"] = len(held)
         lens.info["heldout_kl_logit"] = [round(x, 5) for x in logit.tolist()]
         lens.info["heldout_kl_tuned"] = [round(x, 5) for x in tuned.tolist()]
         lens.info["command"] = "python -m interp.lens " + " ".join(argv if argv is not None else sys.argv[1:])
-        lens.save(out)
+        lens.save(out, dtype=torch.float16 if a.half else torch.float32)
     except InterpError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

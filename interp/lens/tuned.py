@@ -148,14 +148,17 @@ class TunedLens(torch.nn.Module):
     train = _TrainOrMode()
 
     # ---- files -------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write ``config.json`` + ``params.safetensors`` into folder ``path`` atomically (replacing it)."""
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        """Write ``config.json`` + ``params.safetensors`` into folder ``path`` atomically (replacing it).
+
+        ``dtype``: storage precision (``torch.float16`` halves the file of a real model's lens); loading
+        always gives float32 parameters. Returns ``path``."""
         path = Path(path)
         config = dict(format="interp-tuned-lens-v1", model=self.model_name, decoder_hash=self.decoder,
                       d_model=self.translators[0].in_features, n_layers=len(self.translators),
                       bias=self.translators[0].bias is not None, info=self.info)
         def write(tmp: Path) -> None:
-            state = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
+            state = {k: v.detach().to(dtype).cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / "params.safetensors"))
             (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
