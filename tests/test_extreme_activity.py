@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interp.errors import InterpError
-from interp.extreme.activity import HeadActivity, head_activity
+from interp.extreme.activity import HeadActivity, _domain_rows, _Run, head_activity
 from interp.extreme.probe import token_probe
 
 DOMAINS = {"one": ["hello world, this is a small test", "more text here, fine"], "two": ["zzz yyy xxx www vvv uuu"]}
@@ -43,6 +43,74 @@ def test_planted_dormant_head_is_dormant_others_active(random_models):
     assert not dormant.any()  # random heads attend ~uniformly (sink ~0.1 < 0.3): all active
     # zeroing a random head changes the loss (it is not a no-op): some head moves it
     assert act.dloss_zero.abs().max() > 1e-4
+
+
+def _reference_dloss(model, texts) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unbatched algorithm (the code before stacking): one forward pass per (head, intervention)."""
+    rows, masks = _domain_rows(model, texts, None)
+    run = _Run(model, rows, masks, 16)
+    with torch.no_grad():
+        clean = run.loss([])
+    n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
+    dz, db = torch.zeros(n_l, n_h), torch.zeros(n_l, n_h)
+
+    def zero(head):
+        def fn(z, q):
+            z = z.clone()
+            z[:, :, head] = z[:, :, head] * (~q)[..., None].to(z.dtype)
+            return z
+        return fn
+
+    def to_first(head):
+        def fn(p, q):
+            p = p.clone()
+            row = torch.zeros_like(p[:, head])
+            row[..., 0] = 1.0
+            p[:, head] = torch.where(q[:, :, None], row, p[:, head])
+            return p
+        return fn
+
+    with torch.no_grad():
+        for layer in range(n_l):
+            for head in range(n_h):
+                dz[layer, head] = run.loss([(f"blocks.{layer}.attn.hook_z", zero(head))]) - clean
+                db[layer, head] = run.loss([(f"blocks.{layer}.attn.hook_pattern", to_first(head))]) - clean
+    return dz, db
+
+
+@pytest.mark.parametrize("name", ["stories", "gpt2", "llama"])
+def test_stacked_interventions_equal_one_pass_each(name, stories, random_models):
+    """Stacked copies (several chunks, the last one partial) give the per-intervention loss changes of the unbatched loop.
+
+    Tolerance 1e-5 nats: the two differ only in float32 rounding of matmuls over another batch size (observed at most
+    1.2e-7 on stories and the random llama); the changes compared reach 0.4-0.7 nats on stories.
+    """
+    model = stories if name == "stories" else random_models[name]
+    texts = ["one day mia found a key in the garden .", "then tom took the red ball home ."]
+    ref_z, ref_b = _reference_dloss(model, texts)
+    # 2 texts of ~10 tokens: 64 tokens per pass = 3 copies, so the jobs split into several chunks with a partial last one
+    act = head_activity(model, {"d": texts}, max_batch_tokens=64, progress=False)
+    assert act.measured.all()
+    assert torch.allclose(act.dloss_zero[0], ref_z, atol=1e-5, rtol=0)
+    assert torch.allclose(act.dloss_bos[0], ref_b, atol=1e-5, rtol=0)
+    assert ref_z.abs().max() > 1e-3  # the comparison is not between zeros
+
+
+def test_heads_option_limits_interventions(random_models):
+    """heads=N intervenes on the N heads whose sink score differs most across domains; the rest are NaN (unmeasured)."""
+    model = random_models["gpt2"]
+    full = head_activity(model, DOMAINS, progress=False)
+    some = head_activity(model, DOMAINS, heads=3, progress=False)
+    spread = (full.sink.amax(0) - full.sink.amin(0)).flatten()
+    top = set(spread.argsort(descending=True)[:3].tolist())
+    assert set(some.measured[0].flatten().nonzero().flatten().tolist()) == top and int(some.measured.sum()) == 2 * 3
+    m = some.measured
+    assert torch.allclose(some.dloss_zero[m], full.dloss_zero[m], atol=1e-5, rtol=0)
+    listed = head_activity(model, DOMAINS, heads=[(1, 0)], progress=False)
+    assert listed.measured[:, 1, 0].all() and int(listed.measured.sum()) == 2
+    assert "measured" in listed.summary()["one"]
+    with pytest.raises(InterpError, match="outside"):
+        head_activity(model, DOMAINS, heads=[(99, 0)], progress=False)
 
 
 def test_query_mask_domains_and_roundtrip(random_models, tmp_path):

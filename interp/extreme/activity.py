@@ -16,7 +16,7 @@ e.g. trigger vs non-trigger positions of Bigram-Backcopy sequences (``interp.ext
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -62,8 +62,13 @@ class HeadActivity(Result):
 
     @property
     def active(self) -> torch.Tensor:
-        """[domain, layer, head] bool: not dormant."""
+        """[domain, layer, head] bool: not dormant (an unmeasured head that sinks counts as active)."""
         return ~self.dormant
+
+    @property
+    def measured(self) -> torch.Tensor:
+        """[domain, layer, head] bool: both interventions were run on the head (see ``head_activity(heads=...)``)."""
+        return ~(self.dloss_zero.isnan() | self.dloss_bos.isnan())
 
     def rows(self) -> list[list]:
         """Table rows: domain, layer, head, sink, prev, dloss_zero, dloss_bos, state."""
@@ -77,9 +82,13 @@ class HeadActivity(Result):
 
     def summary(self) -> dict[str, str]:
         out = {"model": self.model, "rule": f"dormant = sink >= {self.sink_threshold} and |dloss| < {self.tolerance} nats"}
+        n_heads = self.sink[0].numel()
         for d, name in enumerate(self.domains):
-            dorm = [tuple(x) for x in self.dormant[d].nonzero().tolist()]
-            out[str(name)] = f"loss {float(self.loss[d]):.4f}, {self.n_queries[d]} queries, dormant heads {dorm}"
+            dorm = [f"L{a}H{b}" for a, b in self.dormant[d].nonzero().tolist()]
+            shown = ", ".join(dorm[:8]) + (f", … ({len(dorm) - 8} more)" if len(dorm) > 8 else "")
+            out[str(name)] = (f"loss {float(self.loss[d]):.4f}, {self.n_queries[d]} queries, "
+                              f"{int((self.sink[d] >= self.sink_threshold).sum())}/{n_heads} sink, "
+                              f"{int(self.measured[d].sum())}/{n_heads} measured, {len(dorm)} dormant" + (f": {shown}" if dorm else ""))
         return out
 
 
@@ -96,7 +105,7 @@ def _domain_rows(model, dom: Domain, max_len: int | None) -> tuple[list[torch.Te
 
 
 class _Run:
-    """Forward passes over one domain with an optional intervention on (layer, head) at the selected queries."""
+    """Forward passes over one domain: the clean pass (with statistics hooks) and stacked intervention passes."""
 
     def __init__(self, model, rows, masks, batch_size):
         self.model, self.batch = model, []
@@ -108,35 +117,123 @@ class _Run:
             scored = q.clone()
             scored[torch.arange(ids.shape[1])[None] >= (lens[:, None] - 1)] = False  # last position has no target
             self.batch.append((ids, q, scored))
+        self.n_scored = sum(int(s[:, :-1].sum()) for _, _, s in self.batch)
 
     def loss(self, hooks: list) -> float:
-        """Mean next-token loss over the scored queries (nats)."""
-        total, n = 0.0, 0
+        """Mean next-token loss over the scored queries (nats), with ``hooks`` = [(name, fn(x, q))] bound per batch."""
+        total = 0.0
         dev = self.model.cfg.device
         for ids, q, scored in self.batch:
             qd = q.to(dev)
             bound = [(nm, lambda x, hook, fn=fn, qd=qd: fn(x, qd)) for nm, fn in hooks]
             logits = self.model.run_with_hooks(ids.to(dev), fwd_hooks=bound)
-            logp = torch.log_softmax(logits[:, :-1].float(), -1)
-            nll = -logp.gather(-1, ids[:, 1:, None].to(dev)).squeeze(-1)
-            s = scored[:, :-1].to(dev)
-            total += float(nll[s].sum())
-            n += int(s.sum())
-        return total / max(n, 1)
+            total += float(_nll_sums(logits, ids.to(dev), scored.to(dev), 1)[0])
+        return total / max(self.n_scored, 1)
+
+    def interventions(self, jobs: list[tuple[str, int, int]], max_batch_tokens: int, step) -> list[float]:
+        """Mean scored loss (nats) under each job ("zero" | "bos", layer, head), one value per job.
+
+        Jobs are stacked: a forward pass runs ``k`` copies of a batch, copy ``c`` with job ``c`` applied at the
+        selected queries (a per-copy head mask in one hook per layer), ``k * batch tokens <= max_batch_tokens``.
+        """
+        totals = torch.zeros(len(jobs), dtype=torch.float64)
+        dev = self.model.cfg.device
+        for ids, q, scored in self.batch:
+            k = max(1, min(len(jobs), max_batch_tokens // max(1, ids.numel())))
+            for s in range(0, len(jobs), k):
+                chunk = jobs[s : s + k]
+                n = len(chunk)
+                logits = self.model.run_with_hooks(ids.to(dev).repeat(n, 1), fwd_hooks=_stacked_hooks(chunk, q.to(dev), self.model))
+                totals[s : s + n] += _nll_sums(logits, ids.to(dev).repeat(n, 1), scored.to(dev).repeat(n, 1), n).cpu()
+                step(n)
+        return (totals / max(self.n_scored, 1)).tolist()
+
+
+def _nll_sums(logits: torch.Tensor, ids: torch.Tensor, scored: torch.Tensor, n_copies: int) -> torch.Tensor:
+    """[n_copies] float64 sums of the next-token loss at the scored positions of each stacked copy.
+
+    ``logits`` [n_copies * b, pos, vocab]; the log-softmax runs one copy at a time to bound memory.
+    """
+    b = logits.shape[0] // n_copies
+    out = torch.zeros(n_copies, dtype=torch.float64, device=logits.device)
+    for c in range(n_copies):
+        lg = logits[c * b : (c + 1) * b, :-1].float()
+        nll = torch.logsumexp(lg, -1) - lg.gather(-1, ids[c * b : (c + 1) * b, 1:, None]).squeeze(-1)
+        out[c] = nll[scored[c * b : (c + 1) * b, :-1]].double().sum()
+    return out
+
+
+def _stacked_hooks(jobs: list[tuple[str, int, int]], q: torch.Tensor, model) -> list:
+    """Hooks for ``len(jobs)`` stacked copies of a batch whose query mask is ``q`` [b, pos]: copy ``c`` applies job ``c``.
+
+    A "zero" job multiplies ``hook_z`` [copies * b, pos, head, d_head] by a 0/1 mask that is 0 at (copy, query, head);
+    a "bos" job replaces the ``hook_pattern`` [copies * b, head, q, k] rows of (copy, head) at the queries by one-hot on key 0.
+    """
+    n, (b, pos), n_h = len(jobs), q.shape, model.cfg.n_heads
+    zero: dict[int, torch.Tensor] = {}
+    bos: dict[int, torch.Tensor] = {}
+    for c, (kind, layer, head) in enumerate(jobs):
+        table = zero if kind == "zero" else bos
+        sel = table.setdefault(layer, torch.zeros(n, b, pos, n_h, dtype=torch.bool, device=q.device))
+        sel[c, :, :, head] = q
+    hooks = []
+    for layer, sel in zero.items():
+        keep = (~sel).reshape(n * b, pos, n_h, 1)
+        hooks.append((f"blocks.{layer}.attn.hook_z", lambda z, hook, keep=keep: z * keep.to(z.dtype)))
+    for layer, sel in bos.items():
+        where = sel.reshape(n * b, pos, n_h).transpose(1, 2)[..., None]  # [copies * b, head, q, 1]
+        hooks.append((f"blocks.{layer}.attn.hook_pattern", lambda p, hook, where=where: _onto_first(p, where)))
+    return hooks
+
+
+def _onto_first(p: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """``p`` [batch, head, q, k] with the rows selected by ``where`` [batch, head, q, 1] replaced by one-hot on key 0."""
+    first = torch.zeros_like(p[:1, :1, :1])
+    first[..., 0] = 1.0
+    return torch.where(where, first, p)
+
+
+def _pick_heads(heads, sink: torch.Tensor) -> list[tuple[int, int]]:
+    """The (layer, head) pairs to intervene on: all (None), the given pairs, or the ``heads`` whose sink score
+    differs most across domains (one domain: the highest sink scores), ties broken by (layer, head)."""
+    n_l, n_h = sink.shape[1:]
+    if heads is None:
+        return [(a, b) for a in range(n_l) for b in range(n_h)]
+    if isinstance(heads, int):
+        if heads < 1:
+            raise InterpError(f"heads must be at least 1, got {heads}")
+        spread = sink.amax(0) - sink.amin(0) if sink.shape[0] > 1 else sink[0]
+        order = sorted(range(n_l * n_h), key=lambda i: (-float(spread.flatten()[i]), i))
+        return sorted(divmod(i, n_h) for i in order[:heads])
+    out = []
+    for lh in heads:
+        a, b = (int(x) for x in lh)
+        if not (0 <= a < n_l and 0 <= b < n_h):
+            raise InterpError(f"head {lh} is outside the model's {n_l} layers x {n_h} heads")
+        out.append((a, b))
+    return sorted(set(out))
 
 
 @torch.no_grad()
 def head_activity(
     model, domains: Mapping[str, Domain], *, batch_size: int = 16, max_len: int | None = None,
-    sink_threshold: float = 0.3, tolerance: float = 0.05, interventions: bool = True, progress: bool = True,
+    sink_threshold: float = 0.3, tolerance: float = 0.05, interventions: bool = True,
+    heads: int | Sequence[tuple[int, int]] | None = None, max_batch_tokens: int = 2048, progress: bool = True,
 ) -> HeadActivity:
     """Sink score, previous-token attention and intervention loss changes per (domain, layer, head).
 
     ``domains``: name -> list of texts, or (ids [n, pos], query_mask [n, pos]). ``interventions=False`` skips
-    the 2 x layers x heads extra passes (the loss changes are then NaN). Returns ``HeadActivity``.
+    the 2 x heads intervention runs (the loss changes are then NaN). ``heads`` limits the interventions: None
+    (every head), a list of (layer, head), or an int N: the N heads whose sink score differs most across the
+    domains (one domain: the N highest sink scores); the other heads' loss changes are NaN (``measured`` is
+    False). Interventions are stacked: one forward pass runs up to ``max_batch_tokens // batch tokens`` copies
+    of a batch, each with its own head ablated (same numbers as one pass per intervention, up to float
+    rounding). Cost: 1 + ceil(2 x heads / copies) passes per batch and domain. Returns ``HeadActivity``.
     """
     if not domains:
         raise InterpError("no domains given: pass e.g. {'code': [...texts...], 'prose': [...]}")
+    if max_batch_tokens < 1:
+        raise InterpError(f"max_batch_tokens must be at least 1, got {max_batch_tokens}")
     n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
     names = list(domains)
     sink = torch.zeros(len(names), n_l, n_h)
@@ -144,31 +241,28 @@ def head_activity(
     dz = torch.full_like(sink, float("nan"))
     db = torch.full_like(sink, float("nan"))
     loss = torch.zeros(len(names))
-    counts = []
-    steps = len(names) * (1 + (2 * n_l * n_h if interventions else 0))
-    bar = tqdm(total=steps, desc="head activity", disable=not progress)
+    counts, runs = [], []
     for d, name in enumerate(names):
         rows, masks = _domain_rows(model, domains[name], max_len)
         run = _Run(model, rows, masks, batch_size)
         s_sum = torch.zeros(n_l, n_h, dtype=torch.float64)
         p_sum = torch.zeros_like(s_sum)
         n_q = [0]
-
         loss[d] = run.loss([(f"blocks.{layer}.attn.hook_pattern", _stats(layer, s_sum, p_sum, n_q)) for layer in range(n_l)])
         if n_q[0] == 0:
             raise InterpError(f"domain {name!r} selects no query after the first token")
         sink[d], prev[d] = (s_sum / n_q[0]).float(), (p_sum / n_q[0]).float()
         counts.append(n_q[0])
-        bar.update(1)
-        if not interventions:
-            continue
-        for layer in range(n_l):
-            for head in range(n_h):
-                dz[d, layer, head] = run.loss([(f"blocks.{layer}.attn.hook_z", _zero_head(head))]) - loss[d]
-                bar.update(1)
-                db[d, layer, head] = run.loss([(f"blocks.{layer}.attn.hook_pattern", _to_first(head))]) - loss[d]
-                bar.update(1)
-    bar.close()
+        runs.append(run)
+    if interventions:
+        picked = _pick_heads(heads, sink)
+        jobs = [(kind, a, b) for a, b in picked for kind in ("zero", "bos")]
+        bar = tqdm(total=len(jobs) * sum(len(r.batch) for r in runs), desc="head activity", disable=not progress)
+        for d, run in enumerate(runs):
+            out = run.interventions(jobs, max_batch_tokens, bar.update)
+            for (kind, a, b), value in zip(jobs, out):
+                (dz if kind == "zero" else db)[d, a, b] = value - float(loss[d])
+        bar.close()
     return HeadActivity(model=model_name(model), domains=names, sink=sink, prev=prev, loss=loss, dloss_zero=dz, dloss_bos=db,
                         n_queries=counts, sink_threshold=sink_threshold, tolerance=tolerance)
 
@@ -183,24 +277,4 @@ def _stats(layer: int, s_sum: torch.Tensor, p_sum: torch.Tensor, n_q: list[int])
         if layer == 0:
             n_q[0] += int(q.sum())
         return None
-    return fn
-
-
-def _zero_head(head: int):
-    """hook_z [b, pos, head, d_head]: zero ``head`` at the selected queries."""
-    def fn(z, q):
-        z = z.clone()
-        z[:, :, head] = z[:, :, head] * (~q)[..., None].to(z.dtype)
-        return z
-    return fn
-
-
-def _to_first(head: int):
-    """hook_pattern [b, head, q, k]: at the selected queries, ``head`` puts all its weight on key 0."""
-    def fn(p, q):
-        p = p.clone()
-        row = torch.zeros_like(p[:, head])
-        row[..., 0] = 1.0
-        p[:, head] = torch.where(q[:, :, None], row, p[:, head])
-        return p
     return fn
