@@ -1,0 +1,134 @@
+"""Nearest-neighbour search over stored unit vectors: query checks, exact chunked top-k, FAISS, the merge rule.
+
+Both the in-memory ``LatentIndex`` and the sharded ``ShardedIndex`` search with these functions, so a sharded
+index returns what the same index in one piece returns. Candidates carry a global id
+``layer_position * n_rows + row``; merging sorts by cosine, ties broken by the smaller global id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from interp.errors import InterpError
+from interp.results import Result
+
+__all__ = ["Neighbors", "check_queries", "exact_topk", "merge_topk", "faiss_build", "faiss_topk", "check_k"]
+
+
+@dataclass(frozen=True)
+class Neighbors(Result):
+    """Top-k corpus neighbours of each query vector, merged over the searched layers (best first).
+
+    ``sims``: [query, k] cosine similarities. ``rows``: [query, k] row ids in the index.
+    ``layers``: [query, k] the model layer each neighbour was stored from. ``token_ids``: [query, k].
+    ``tokens`` / ``snippets``: [query][k] token strings and their corpus contexts (the token in ⟨ ⟩).
+    """
+
+    sims: torch.Tensor
+    rows: torch.Tensor
+    layers: torch.Tensor
+    token_ids: torch.Tensor
+    tokens: list
+    snippets: list
+    _shapes = {"sims": "query k", "rows": "query k", "layers": "query k", "token_ids": "query k"}
+
+
+def check_k(k) -> int:
+    """``k`` as an int >= 1; raises ``InterpError`` for anything else (floats, strings, bools, k < 1)."""
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise InterpError(f"k must be a whole number of neighbours, got {k!r}")
+    if k < 1:
+        raise InterpError(f"k must be at least 1, got {k}")
+    return k
+
+
+def check_queries(vectors, d_model: int, n_rows: int) -> torch.Tensor:
+    """Unit float32 queries [n, d_model] from ``vectors`` ([n, d_model] or [d_model]).
+
+    Raises ``InterpError`` for a wrong shape, a non-finite entry (NaN / inf), a zero vector or an empty index.
+    """
+    q = torch.as_tensor(vectors).detach().float().cpu()
+    if q.ndim == 1:
+        q = q[None]
+    if q.ndim != 2 or q.shape[1] != d_model or q.shape[0] == 0:
+        raise InterpError(f"query vectors must have shape [n, {d_model}] with n >= 1, got {tuple(q.shape)}")
+    bad = ~torch.isfinite(q).all(dim=1)
+    if bad.any():
+        raise InterpError(f"query vector {int(bad.nonzero()[0])} has NaN or infinite entries: a query must be finite")
+    if (q.norm(dim=1) == 0).any():
+        raise InterpError("a query vector is all zeros: it has no direction to compare by cosine")
+    if n_rows == 0:
+        raise InterpError("the index is empty: build it from a corpus first")
+    return F.normalize(q, dim=-1)
+
+
+def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int,
+               offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k (cosine [n, k'], row [n, k']) of unit queries ``q`` [n, d] against stored vectors ``E`` [rows, d]
+    with inverse norms ``inv`` [rows], folded ``chunk`` rows at a time; row ids start at ``offset``; k' = min(k, rows)."""
+    q = q.to(E.device)
+    mm_dtype = E.dtype if E.device.type == "cuda" else torch.float32
+    qm = q.to(mm_dtype)
+    best_s = best_i = None
+    for start in range(0, E.shape[0], chunk):
+        block = torch.as_tensor(E[start : start + chunk])
+        sims = (qm @ block.to(mm_dtype).T).float() * torch.as_tensor(inv[start : start + chunk]).to(q.device)
+        s, i = sims.topk(min(k, sims.shape[1]), dim=1)
+        i = i + start
+        if best_s is not None:
+            s, j = torch.cat([best_s, s], 1), torch.cat([best_i, i], 1)
+            s, pick = s.topk(min(k, s.shape[1]), dim=1)
+            i = j.gather(1, pick)
+        best_s, best_i = s, i
+    return best_s, best_i + offset
+
+
+def merge_topk(sims: torch.Tensor, gids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of candidate (cosine, global id) pairs [n, m], ties broken by the smaller global id; returns [n, k] each."""
+    by_id = torch.sort(gids, dim=1, stable=True).indices
+    s, g = sims.gather(1, by_id), gids.gather(1, by_id)
+    order = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
+    return s.gather(1, order), g.gather(1, order)
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise InterpError("backend='faiss' needs the faiss package: pip install faiss-cpu (or interp-workbench[faiss])") from None
+    return faiss
+
+
+def faiss_build(E: torch.Tensor, inv: torch.Tensor, spec: str):
+    """A FAISS inner-product index from factory string ``spec`` ("Flat", "HNSW32", "IVF64,Flat", ...) over the
+    unit vectors ``E * inv`` [rows, d]; IVF indexes with more lists than rows fall back to one list per 39 rows."""
+    faiss = _faiss()
+    x = (torch.as_tensor(E).float() * torch.as_tensor(inv)[:, None]).cpu().contiguous().numpy()
+    try:
+        fi = faiss.index_factory(x.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        raise InterpError(f"FAISS cannot build index {spec!r}: {str(e).splitlines()[0]}") from None
+    if not fi.is_trained:
+        fi.train(x)
+    fi.add(x)
+    return fi
+
+
+def faiss_topk(fi, q: torch.Tensor, k: int, nprobe: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cosine [n, k], row [n, k]) from FAISS index ``fi`` (``nprobe`` lists for IVF); rows FAISS could not fill
+    get cosine -inf and row ``offset``; row ids start at ``offset``."""
+    faiss = _faiss()
+    if hasattr(fi, "nprobe"):
+        fi.nprobe = nprobe
+    else:
+        try:
+            faiss.extract_index_ivf(fi).nprobe = nprobe
+        except RuntimeError:
+            pass
+    s, i = fi.search(q.cpu().numpy(), k)
+    s, i = torch.from_numpy(s).float(), torch.from_numpy(i).long()
+    missing = i < 0
+    return s.masked_fill(missing, float("-inf")), i.clamp_min(0) + offset

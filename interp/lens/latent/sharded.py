@@ -1,0 +1,164 @@
+"""Search over a sharded LatentLens index without loading it: memory-mapped shards, exact streaming top-k merge.
+
+``ShardedIndex(folder)`` (or ``LatentIndex.open(folder)``) checks the manifest and every shard header (names,
+dtypes, shapes, row counts) and then reads vectors only while searching, one chunk of one shard at a time, so
+search memory is bounded by a chunk, not by the index. Results equal those of the same index in one piece
+(same candidates, same merge rule). ``backend="faiss"`` builds one FAISS index per shard and layer (kept in memory).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from interp.errors import InterpError
+from interp.lens.latent.base import IndexBase
+from interp.lens.latent.files import check_file, dtype_from_name, memmap, read_json
+from interp.lens.latent.manifest import SHARDED_FORMAT, read_index_meta, shard_expect, shard_file
+from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk, faiss_build, faiss_topk, merge_topk
+
+__all__ = ["ShardedIndex"]
+
+
+class _Shard:
+    """One checked shard file; tensors are memory maps opened on first use."""
+
+    def __init__(self, path: Path, expect: dict, first_row: int, first_doc: int):
+        self.path, self.first_row, self.first_doc = path, first_row, first_doc
+        self.header, self.start = check_file(path, expect)
+        self.rows = expect["token_ids"][1][0]
+        self._maps: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str) -> torch.Tensor:
+        if name not in self._maps:
+            self._maps[name] = memmap(self.path, self.header, self.start, name)
+        return self._maps[name]
+
+
+class ShardedIndex(IndexBase):
+    """A sharded LatentLens index opened for search (see the module docstring).
+
+    ``layers``, ``d_model``, ``dtype``, ``vocab``, ``model_name`` as in ``LatentIndex``; ``len()`` is the number of rows.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = path = Path(path)
+        meta = read_index_meta(path)
+        if meta["format"] != SHARDED_FORMAT:
+            raise InterpError(f"{path} is a one-piece index: load it with LatentIndex.load")
+        planned, complete = meta["planned"], set(meta["complete"])
+        missing = [i for i in range(len(planned)) if i not in complete]
+        if missing:
+            raise InterpError(f"{path} is incomplete: {len(complete)} of {len(planned)} shards are built; "
+                              "run the same build again to finish it (it resumes)")
+        self.meta = meta
+        self.d_model, self.layers, self.n_layers = meta["d_model"], list(meta["layers"]), meta["n_layers"]
+        self.dtype = dtype_from_name(meta["dtype"], path / "index.json")
+        self.model_name, self.decoder, self.bos_id = meta["model"], meta["decoder_hash"], meta["bos_id"]
+        self.max_per_token, self.min_pos, self.dedup = meta["max_per_token"], meta["min_pos"], meta["dedup"]
+        self.vocab = read_json(path / "vocab.json", list)
+        self.shards: list[_Shard] = []
+        row = doc = 0
+        for i, p in enumerate(planned):
+            try:
+                n_rows, n_texts = int(p["rows"]), int(p["texts"])
+            except (KeyError, TypeError, ValueError):
+                raise InterpError(f"{path / 'index.json'}: shard {i}'s plan is damaged, rebuild the index") from None
+            expect = shard_expect(self.layers, self.d_model, self.dtype, n_rows, n_texts)
+            self.shards.append(_Shard(shard_file(path, i), expect, row, doc))
+            row, doc = row + n_rows, doc + n_texts
+        if row != meta["rows"] or doc != meta["texts"]:
+            raise InterpError(f"{path / 'index.json'}: the shards add up to {row} rows and {doc} texts, the manifest says "
+                              f"{meta['rows']} and {meta['texts']}: rebuild the index")
+        self._n = row
+        self._faiss: dict = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return (f"ShardedIndex({self._n:,} rows x layers {self.layers} in {len(self.shards)} shards, d_model {self.d_model}, "
+                f"model {self.model_name!r}, {self.path})")
+
+    @cached_property
+    def _row_starts(self) -> torch.Tensor:
+        return torch.tensor([s.first_row for s in self.shards])
+
+    def _locate(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.searchsorted(self._row_starts, rows, right=True) - 1
+
+    def _meta(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        flat = rows.reshape(-1).long()
+        out = torch.zeros(3, len(flat), dtype=torch.int64)
+        where = self._locate(flat)
+        for si in where.unique().tolist():
+            sel = where == si
+            shard = self.shards[si]
+            local = flat[sel] - shard.first_row
+            for j, name in enumerate(("token_ids", "doc_ids", "positions")):
+                out[j, sel] = shard.get(name)[local].long()
+        return tuple(x.reshape(rows.shape) for x in out)
+
+    def _doc(self, doc: int) -> list[int] | None:
+        for shard in reversed(self.shards):
+            if doc >= shard.first_doc:
+                lengths = shard.get("doc_lengths")
+                local = doc - shard.first_doc
+                if local >= len(lengths):
+                    return None
+                start = int(lengths[:local].sum())
+                return shard.get("doc_tokens")[start : start + int(lengths[local])].tolist()
+        return None
+
+    @torch.no_grad()
+    def search(self, vectors: torch.Tensor, k: int = 5, layers: list[int] | None = None, *, backend: str = "torch",
+               chunk: int = 65536, faiss_index: str = "Flat", nprobe: int = 16) -> Neighbors:
+        """Top-k cosine neighbours of ``vectors`` [n, d_model] over the stored ``layers``, merged (as ``LatentIndex.search``).
+
+        Streams shard by shard: each shard's exact (or FAISS) top-k per layer is folded into the running top-k.
+        Returns ``Neighbors`` ([query, k]).
+        """
+        k = check_k(k)
+        if backend not in ("torch", "faiss"):
+            raise InterpError(f"unknown backend {backend!r}: use 'torch' or 'faiss'")
+        q = check_queries(vectors, self.d_model, len(self))
+        layer_list = self._layer_list(layers)
+        k = min(k, len(self))
+        best_s = best_g = None
+        for li, layer in enumerate(layer_list):
+            for si, shard in enumerate(self.shards):
+                if shard.rows == 0:
+                    continue
+                E, inv = shard.get(f"vectors.{layer}"), shard.get(f"inv_norms.{layer}")
+                if backend == "torch":
+                    s, i = exact_topk(q, E, inv, k, chunk, offset=shard.first_row)
+                else:
+                    key = (si, layer, faiss_index)
+                    if key not in self._faiss:
+                        self._faiss[key] = faiss_build(E, inv, faiss_index)
+                    s, i = faiss_topk(self._faiss[key], q, min(k, shard.rows), nprobe, offset=shard.first_row)
+                g = i + li * len(self)
+                if best_s is not None:
+                    s, g = torch.cat([best_s, s], 1), torch.cat([best_g, g], 1)
+                best_s, best_g = merge_topk(s, g, k)
+        return self._neighbors(best_s, best_g, layer_list)
+
+    def to_memory(self, device: str | torch.device | None = None):
+        """The whole index as a ``LatentIndex`` in memory (keep state included, so ``add`` continues the keep rules)."""
+        from interp.lens.latent.files import load_checked
+        from interp.lens.latent.index import LatentIndex
+
+        index = LatentIndex(d_model=self.d_model, layers=self.layers, vocab=self.vocab, dtype=self.dtype,
+                            max_per_token=self.max_per_token, min_pos=self.min_pos, dedup=self.dedup, model=self.model_name,
+                            decoder=self.decoder, n_layers=self.n_layers, bos_id=self.bos_id)
+        cat = lambda name: torch.cat([s.get(name).clone() for s in self.shards])
+        for layer in self.layers:
+            index.vectors[layer], index.inv_norms[layer] = cat(f"vectors.{layer}"), cat(f"inv_norms.{layer}")
+        index.token_ids, index.doc_ids, index.positions = cat("token_ids"), cat("doc_ids"), cat("positions")
+        for s in self.shards:
+            index.doc_tokens.extend(torch.split(s.get("doc_tokens").clone(), s.get("doc_lengths").tolist()))
+        state = load_checked(self.path / "keep_state.safetensors", {"counts": (torch.int64, None), "seen": (torch.int64, None)})
+        index.counts, index.seen = state["counts"], set(state["seen"].tolist())
+        return index.to(device) if device is not None else index
