@@ -1,6 +1,6 @@
 """The lean last-position forward and ReAGent's call planning: equal numbers, safe fallbacks, same results.
 
-Reference for every comparison: the Hugging Face forward through the bridge (``LastLogits(lean=False)``).
+Reference for every comparison: the bridge's ``logits_to_keep=1`` forward (``LastLogits(lean=False)``, the default).
 Tolerance 1e-4 relative to the largest logit: both compute in float32 and differ only in the order of
 additions (fused vs split projections, last-position-only final block); measured differences are 6e-6 on
 ``stories`` (logits up to 13) and 2e-7 on the random models, so 1e-4 leaves room for other BLAS kernels
@@ -58,7 +58,7 @@ def test_lean_forward_equals_hugging_face(name, stories, bb, random_models):
     for n, T in [(1, 1), (3, 7), (40, 24), (200, 13)]:  # 200 rows run in several row blocks
         x = _rows(model, n, T, seed=n)
         assert _close(lean(x), hf(x)), (name, n, T, float((lean(x) - hf(x)).abs().max()))
-    fast = LastLogits(model)
+    fast = LastLogits(model, lean=True)
     x = _rows(model, 9, 11)
     assert _close(fast(x), hf(x)) and fast.path == "lean"
 
@@ -68,27 +68,27 @@ def test_uncovered_models_use_hugging_face():
     relu = load_model("data/models/bb-relu", device="cpu")
     for model in (relu, _variant("gpt2", scale_attn_by_inverse_layer_idx=True)):
         assert lean_forward(model) is None
-        f = LastLogits(model)
+        f = LastLogits(model, lean=True)
         x = _rows(model, 4, 9)
-        assert f.path == "hf" and torch.equal(f(x), LastLogits(model, lean=False)(x))
+        assert f.path == "last" and torch.equal(f(x), LastLogits(model, lean=False)(x))
 
 
 def test_hooks_on_the_bridge_are_respected(stories):
     """With a hook attached, LastLogits runs the hooked forward (the lean one would skip the hook)."""
     x = _rows(stories, 5, 12)
-    plain = LastLogits(stories)(x)
+    plain = LastLogits(stories, lean=True)(x)
 
     def kill(resid, hook):  # noqa: ARG001
         return torch.zeros_like(resid)
 
     with stories.hooks(fwd_hooks=[("blocks.2.hook_resid_pre", kill)]):
-        f = LastLogits(stories)
-        assert f.path == "hf"
+        f = LastLogits(stories, lean=True)
+        assert f.path == "last"
         hooked = f(x)
         with torch.no_grad():
             expected = stories(x)[:, -1]
     assert _close(hooked, expected) and not _close(hooked, plain)
-    assert LastLogits(stories).path == "lean"  # hook gone, lean again
+    assert LastLogits(stories, lean=True).path == "lean"  # hook gone, lean again
 
 
 def test_plain_torch_hooks_are_respected(stories):
@@ -97,13 +97,13 @@ def test_plain_torch_hooks_are_respected(stories):
     mlp = stories.original_model.transformer.h[1]._original_component.mlp
     handle = mlp.register_forward_hook(lambda mod, inp, out: out * 0)
     try:
-        f = LastLogits(stories)
-        assert f.path == "hf"
+        f = LastLogits(stories, lean=True)
+        assert f.path == "last"
         with torch.no_grad():
             assert _close(f(x), stories(x)[:, -1])
     finally:
         handle.remove()
-    assert LastLogits(stories).path == "lean"
+    assert LastLogits(stories, lean=True).path == "lean"
 
 
 def test_lean_reads_swapped_weights(stories):
@@ -111,9 +111,9 @@ def test_lean_reads_swapped_weights(stories):
     name = "transformer.h.1._original_component.mlp._original_component.c_fc._original_component.weight"
     w = stories.original_model.get_parameter(name)
     x = _rows(stories, 6, 10)
-    before = LastLogits(stories)(x)
+    before = LastLogits(stories, lean=True)(x)
     with swap_weights(stories.original_model, {name: torch.zeros_like(w)}):
-        lean, hf = LastLogits(stories)(x), LastLogits(stories, lean=False)(x)
+        lean, hf = LastLogits(stories, lean=True)(x), LastLogits(stories, lean=False)(x)
     assert _close(lean, hf) and not _close(lean, before)
 
 
@@ -124,19 +124,19 @@ def test_lean_mismatch_switches_it_off(monkeypatch):
     monkeypatch.setattr(forward_mod, "lean_forward", lambda m: (lambda ids: real(ids) + 1.0))
     x = _rows(model, 6, 8)
     with pytest.warns(UserWarning, match="lean last-position forward differs"):
-        out = LastLogits(model)(x)
+        out = LastLogits(model, lean=True)(x)
     assert _close(out, LastLogits(model, lean=False)(x))
-    assert LastLogits(model).path == "hf"  # remembered for the model
+    assert LastLogits(model, lean=True).path == "last"  # remembered for the model
 
 
 def test_cost_ratio_fit():
     """cost_ratio() is c0 / c1 of secs = c0 + c1 * rows, with a prior until two call sizes were timed."""
-    f = LastLogits(random_model("gpt2"))
+    f = LastLogits(random_model("gpt2"), lean=True)
     assert f.cost_ratio() == 2.0
     for rows in (1, 11, 21, 5):
         f._time(rows, 0.002 + 0.001 * rows)
     assert abs(f.cost_ratio() - 2.0) < 1e-6
-    f2 = LastLogits(f.model)
+    f2 = LastLogits(f.model, lean=True)
     for rows in (1, 11):
         f2._time(rows, 0.030 + 0.001 * rows)
     assert abs(f2.cost_ratio() - 30.0) < 1e-6
@@ -154,7 +154,7 @@ def test_every_schedule_gives_the_reference_numbers(stories):
     with the lean and the Hugging Face forward (the draws are per (seed, step); only float32 rounding of a row
     in batches of different sizes differs)."""
     x = stories.to_tokens("mia went to the park . then tom went to the park . then mia took the")[0]
-    target = int(LastLogits(stories)(x[None]).argmax())
+    target = int(LastLogits(stories, lean=True)(x[None]).argmax())
     smp = UniformSampler.for_model(stories)
     ref = reagent_scores(LastLogits(stories, lean=False), x, target, smp, seed=2, batched=False)
     assert ref.converged
@@ -177,5 +177,5 @@ def test_attribute_reports_the_forward_used(stories):
         warnings.simplefilter("ignore")
         a = attribute(stories, "mia went to the park . then mia", method="reagent", max_steps=50)
         b = attribute(stories, "mia went to the park . then mia", method="reagent", max_steps=50, lean=False)
-    assert a.info["forward"] == "lean" and b.info["forward"] == "hf"
+    assert a.info["forward"] == "lean" and b.info["forward"] == "last"  # methods.reagent still passes lean=True
     assert torch.allclose(a.row(), b.row(), atol=1e-6, rtol=0, equal_nan=True)
