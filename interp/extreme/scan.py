@@ -31,7 +31,7 @@ from interp.extreme.inputs import Texts, batches, encode, pad_id
 from interp.models import model_name
 from interp.results import Result
 
-__all__ = ["Thresholds", "ExtremeTokenReport", "scan", "head_w_o", "is_massive"]
+__all__ = ["Thresholds", "ExtremeTokenReport", "scan", "scan_partial", "finish_scan", "head_w_o", "is_massive"]
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,18 @@ def _kv_index(model) -> torch.Tensor:
 
 
 class _Accumulator:
-    """Running sums, updated inside the hooks of each batch (float64 so that batching does not move results)."""
+    """Running sums, updated inside the hooks of each batch (float64 so that batching does not move results).
 
-    def __init__(self, model, t: Thresholds, max_events: int):
+    Mergeable: sums and counts add, ``top_abs`` takes the max, massive events keep a bounded top-k under a total
+    order (|value|, layer, text, position, dimension), other-sink counts add per token. ``state`` / ``from_state``
+    turn it into tensors + JSON (no pickle) for shipping between processes. ``doc_offset`` numbers this part's
+    texts from that global index.
+    """
+
+    _SUMS = ("sink_sum", "gu_count", "vfirst", "vother", "rfirst", "rmax", "rmed", "med_abs")
+    _COUNTS = ("n_queries", "uniform_sum", "n_texts", "n_gu", "n_tokens", "n_massive")
+
+    def __init__(self, model, t: Thresholds, max_events: int, doc_offset: int = 0):
         n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
         z = lambda *s: torch.zeros(*s, dtype=torch.float64)  # noqa: E731
         self.t, self.max_events = t, max_events
@@ -179,6 +188,7 @@ class _Accumulator:
         self.n_tokens = 0
         self.events: list[list] = []
         self.n_massive = 0
+        self.doc_offset = doc_offset
         self.other: dict[int, list[float]] = defaultdict(lambda: [0, 0.0])
         self.kv = _kv_index(model)
         self.gram = [torch.einsum("hdm,hem->hde", w, w) for w in (head_w_o(model, layer).double() for layer in range(n_l))]
@@ -188,7 +198,7 @@ class _Accumulator:
         self.ids = torch.zeros(0)
 
     def start_batch(self, idx: list[int], ids: torch.Tensor, lens: torch.Tensor) -> None:
-        self.idx, self.ids, self.lens = idx, ids, lens
+        self.idx, self.ids, self.lens = [i + self.doc_offset for i in idx], ids, lens
         self.n_texts += len(idx)
         self.n_gu += int((lens >= self.t.gu_min_len).sum())
         self.n_tokens += int(lens.sum())
@@ -263,6 +273,44 @@ class _Accumulator:
         self.events.sort(key=lambda e: (-abs(e[4]), e[0], e[1], e[2], e[3]))
         del self.events[self.max_events :]
 
+    def merge(self, other: _Accumulator) -> _Accumulator:
+        """Add the statistics of ``other`` (another part of the same corpus, same model and thresholds); returns self."""
+        for name in self._SUMS:
+            getattr(self, name).add_(getattr(other, name))
+        for name in self._COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.top_abs = torch.maximum(self.top_abs, other.top_abs)
+        self.has_value = [a or b for a, b in zip(self.has_value, other.has_value)]
+        self.events.extend(other.events)
+        self._trim()
+        for tok, (c, s) in sorted(other.other.items()):
+            self.other[tok][0] += c
+            self.other[tok][1] += s
+        return self
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(float64 tensors [layer, head] / [layer], JSON-able dict of counts, events and other-sink tallies)."""
+        self._trim()
+        tensors = {name: getattr(self, name) for name in (*self._SUMS, "top_abs")}
+        tensors["has_value"] = torch.tensor(self.has_value)
+        meta = {name: getattr(self, name) for name in self._COUNTS}
+        meta["events"], meta["other"] = self.events, [[k, c, s] for k, (c, s) in sorted(self.other.items())]
+        return tensors, meta
+
+    @classmethod
+    def from_state(cls, model, t: Thresholds, max_events: int, tensors: dict[str, torch.Tensor], meta: dict) -> _Accumulator:
+        """The accumulator that ``state`` described (``model`` and ``t`` as when it was made)."""
+        acc = cls(model, t, max_events)
+        for name in (*cls._SUMS, "top_abs"):
+            setattr(acc, name, tensors[name].double().clone())
+        acc.has_value = [bool(x) for x in tensors["has_value"].tolist()]
+        for name in cls._COUNTS:
+            setattr(acc, name, meta[name])
+        acc.events = [list(e) for e in meta["events"]]
+        for k, c, s in meta["other"]:
+            acc.other[int(k)] = [c, s]
+        return acc
+
 
 def _hooks(model, acc: _Accumulator) -> list:
     names = set(model.hook_dict)
@@ -285,10 +333,21 @@ def scan(
     ``max_len`` cuts each text (default: the model context). Returns an ``ExtremeTokenReport`` whose
     tensors are ``[layer, head]`` or ``[layer]``; its ``sink_heads``, ``drain_heads`` and ``peak_layers`` apply
     ``thresholds`` (stored in the report). At most ``max_events`` massive activations are kept (largest first).
+    For corpora spread over processes or machines, see ``interp.scale.scan_corpus`` (merges ``scan_partial`` parts).
     """
     t = thresholds or Thresholds()
     rows = encode(model, texts, max_len)
-    acc = _Accumulator(model, t, max_events)
+    acc = scan_partial(model, rows, batch_size=batch_size, thresholds=t, max_events=max_events, progress=progress)
+    return finish_scan(model, acc)
+
+
+@torch.no_grad()
+def scan_partial(model, rows: list[torch.Tensor], *, batch_size: int = 8, thresholds: Thresholds | None = None,
+                 max_events: int = 1000, doc_offset: int = 0, progress: bool = False) -> _Accumulator:
+    """The mergeable statistics of one part of a corpus: ``rows`` are 1-D token-id tensors (``encode``'s output),
+    numbered from text ``doc_offset``. Merge parts with ``.merge`` and turn the total into a report with ``finish_scan``."""
+    t = thresholds or Thresholds()
+    acc = _Accumulator(model, t, max_events, doc_offset)
     hooks = _hooks(model, acc)
     device = model.cfg.device
     n_batches = math.ceil(len(rows) / batch_size)
@@ -296,10 +355,17 @@ def scan(
         acc.start_batch(idx, ids, lens)
         model.run_with_hooks(ids.to(device), fwd_hooks=hooks, return_type=None)
     acc._trim()
-    n = acc.n_texts
+    return acc
+
+
+def finish_scan(model, acc: _Accumulator) -> ExtremeTokenReport:
+    """The ``ExtremeTokenReport`` of (merged) statistics ``acc`` of ``model``; ``acc`` is not changed."""
+    acc._trim()
+    n, t = acc.n_texts, acc.t
+    vfirst, vother = acc.vfirst.clone(), acc.vother.clone()
     for layer, seen in enumerate(acc.has_value):  # a model without hook_v: no drain statistic (NaN, never a drain head)
         if not seen:
-            acc.vfirst[layer] = acc.vother[layer] = float("nan")
+            vfirst[layer] = vother[layer] = float("nan")
     tok_str = _decoder(model)
     other = sorted(acc.other.items(), key=lambda kv: (-kv[1][0], kv[0]))[:20]
     denom = n * model.cfg.n_layers * model.cfg.n_heads
@@ -307,7 +373,7 @@ def scan(
         model=model_name(model), n_texts=n, n_tokens=acc.n_tokens,
         sink_score=(acc.sink_sum / max(acc.n_queries, 1)).float(),
         gu_share=(acc.gu_count / acc.n_gu).float() if acc.n_gu else torch.full_like(acc.gu_count, float("nan")).float(),
-        value_first=(acc.vfirst / n).float(), value_other=(acc.vother / n).float(),
+        value_first=(vfirst / n).float(), value_other=(vother / n).float(),
         resid_first=(acc.rfirst / n).float(), resid_other_max=(acc.rmax / n).float(), resid_other_median=(acc.rmed / n).float(),
         top_abs=acc.top_abs.float(), median_abs=(acc.med_abs / n).float(),
         uniform_sink=acc.uniform_sum / max(acc.n_queries, 1),
