@@ -13,8 +13,9 @@ from interp.errors import InterpError
 from interp.extreme.activity import head_activity
 from interp.extreme.prompt import inspect_prompt
 from interp.extreme.scan import Thresholds, scan
+from interp.prompts import default_prompt
 from interp.report import Report
-from interp.viz.extreme import activity_bars, attention_pattern, massive_scatter, norms_by_position, sink_heatmap
+from interp.viz.extreme import activity_bars, attention_pattern, massive_scatter, norms_by_position, sink_heatmap, summary_rows
 from widgets.base import Explorer
 
 
@@ -44,17 +45,20 @@ def parse_domains(text: str) -> dict[str, list[str]]:
 class SinkExplorer(Explorer):
     """Extreme tokens of a prompt (and an optional corpus), explored interactively.
 
-    Controls: prompt, corpus (extra texts scanned with the prompt, one per line), layer and head of the pattern /
-    value views, heat-map metric, the thresholds (sink, drain, peak, massive |a|, massive ratio) as sliders, and a
-    domain box (``name: text`` lines) whose "Compare domains" button runs ``head_activity`` on them.
+    Controls: prompt (default: ``interp.prompts.default_prompt``), corpus (extra texts scanned with the prompt, one
+    per line), layer and head of the pattern / value views, heat-map metric, the thresholds (sink, drain, peak, massive
+    |a|, massive ratio) as sliders, and a domain box (``name: text`` lines) whose "Compare domains" button runs
+    ``head_activity`` on them, ablating the "ablate" heads whose sink score differs most (all heads of a small model,
+    20 of a larger one: each head costs two forward passes per domain on a CPU).
     Changing the sink/drain/peak sliders only re-labels; the massive-activation sliders rescan.
     """
 
     title = "Sink explorer"
 
-    def __init__(self, model, prompt: str = "one day mia found a key in the garden . then mia took the key home .", *,
-                 corpus: list[str] | None = None, domains: str = "", export_path: str = "sinks.html"):
+    def __init__(self, model, prompt: str | None = None, *, corpus: list[str] | None = None, domains: str = "",
+                 export_path: str = "sinks.html"):
         self.model = model
+        prompt = prompt if prompt is not None else default_prompt(model)
         t = Thresholds()
         n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
         lay = dict(width="250px")
@@ -75,12 +79,15 @@ class SinkExplorer(Explorer):
                                   layout=W.Layout(width="520px", height="70px"))
         self.go_button = W.Button(description="Run", button_style="primary", icon="play")
         self.go_button.on_click(lambda _: self.run())
+        self.n_ablate = W.BoundedIntText(value=min(n_l * n_h, 20 if n_l * n_h > 48 else n_l * n_h), min=1, max=n_l * n_h,
+                                         description="ablate", tooltip="heads to ablate: those whose sink score differs most",
+                                         layout=W.Layout(width="160px"))
         self.cmp_button = W.Button(description="Compare domains", icon="balance-scale")
         self.cmp_button.on_click(lambda _: self.run(self.compare))
         self.summary = W.HTML("")
         self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive, self.fig_domains = (go.FigureWidget() for _ in range(5))
         controls = [self.prompt, self.corpus, self.layer, self.head, self.metric, self.sink, self.drain, self.peak, self.m_abs,
-                    self.m_ratio, self.go_button, self.domains, self.cmp_button]
+                    self.m_ratio, self.go_button, self.domains, self.n_ablate, self.cmp_button]
         view = [self.summary, self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive, self.fig_domains]
         super().__init__(controls, view, export_path=export_path)
         self.report = self.view = self.activity = None
@@ -113,7 +120,7 @@ class SinkExplorer(Explorer):
         keep = {k: t[k] for k in ("sink", "drain", "peak")}
         self.report = dataclasses.replace(self.report, thresholds={**self.report.thresholds, **keep})
         r, layer, head = self.report, self.layer.value, self.head.value
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in r.summary().items())
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in summary_rows(r))
         self.summary.value = f"<table>{rows}</table>"
         _set(self.fig_heat, sink_heatmap(r, self.metric.value))
         _set(self.fig_pattern, attention_pattern(self.view, layer, head))
@@ -121,9 +128,12 @@ class SinkExplorer(Explorer):
         _set(self.fig_massive, massive_scatter(self.view, r))
 
     def compare(self) -> None:
-        """Run ``head_activity`` on the domains box and draw the per-domain bars."""
+        """Run ``head_activity`` on the domains box (ablating the ``ablate`` heads whose sink score differs most across
+        the domains; all heads when it is the model's head count) and draw the per-domain bars."""
         doms = parse_domains(self.domains.value)
-        self.activity = head_activity(self.model, doms, progress=False)
+        n = self.n_ablate.value
+        heads = None if n >= self.model.cfg.n_layers * self.model.cfg.n_heads else n
+        self.activity = head_activity(self.model, doms, heads=heads, progress=False)
         _set(self.fig_domains, activity_bars(self.activity))
 
     # ---- export -----------------------------------------------------------------------------
@@ -131,7 +141,7 @@ class SinkExplorer(Explorer):
         title = "Extreme tokens"
         if self.report is None:
             raise InterpError("nothing to export yet: press Run")
-        report.add_table(title, ["finding", "value"], [[k, v] for k, v in self.report.summary().items()])
+        report.add_table(title, ["finding", "value"], summary_rows(self.report))
         for fw in (self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive):
             report.add_figure(title, go.Figure(fw))
         if self.activity is not None:

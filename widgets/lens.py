@@ -11,7 +11,9 @@ from interp.errors import InterpError
 from interp.lens.bundled import bundled_tuned_lens, default_index
 from interp.lens.latent import latent_lens
 from interp.lens.logit import STATISTICS, logit_lens
+from interp.prompts import default_prompt
 from interp.report import Report
+from interp.viz.common import visible
 from widgets.base import Explorer
 
 _STAT_LABELS = {"final_prob": "p(final top-1)", "entropy": "entropy", "kl": "KL(final‖layer)", "target_rank": "target rank",
@@ -25,9 +27,9 @@ def _table(columns: list[str], rows: list[list]) -> str:
 
 
 class LensExplorer(Explorer):
-    """Lens grid of a prompt with controls: prompt, lens (logit / tuned / latent), statistic, target token and
-    layer stride (the last layer is always shown). Clicking a cell (or calling ``select(row, pos)``) shows that
-    cell's top-k tokens and its LatentLens neighbours.
+    """Lens grid of a prompt (default: ``interp.prompts.default_prompt``) with controls: prompt, lens (logit / tuned /
+    latent), statistic, target token and layer stride (the last layer is always shown). Clicking a cell (or calling
+    ``select(row, pos)``) shows that cell's top-k tokens and its LatentLens neighbours.
 
     ``tuned``: a ``TunedLens`` (default: the shipped one when it fits the model). ``index``: a ``LatentIndex``
     (default: for ``stories`` a small index is built on first use; other models need one passed in).
@@ -35,9 +37,10 @@ class LensExplorer(Explorer):
 
     title = "Lens explorer"
 
-    def __init__(self, model, prompt: str = "one day mia found a key in the garden . then mia took the", *, tuned=None, index=None,
-                 target: str = "", top_k: int = 5, export_path: str = "lens.html"):
+    def __init__(self, model, prompt: str | None = None, *, tuned=None, index=None, target: str = "", top_k: int = 5,
+                 export_path: str = "lens.html"):
         self.model, self.top_k = model, top_k
+        prompt = prompt if prompt is not None else default_prompt(model)
         self.tuned = tuned if tuned is not None else bundled_tuned_lens(model)
         self._index, self._index_tried = index, index is not None
         self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="480px"))
@@ -111,8 +114,8 @@ class LensExplorer(Explorer):
         neighbours; returns the HTML shown."""
         r = self.result
         label = r.layers[row]
-        parts = [f"<b>{html.escape(r.lens)} lens, {html.escape(label)}, position {pos} ({html.escape(repr(r.tokens[pos]))})</b>",
-                 _table(["#", "token", "probability"], [[i + 1, t, f"{p:.4f}"] for i, (t, p) in
+        parts = [f"<b>{html.escape(r.lens)} lens, {html.escape(label)}, position {pos} ({html.escape(visible(r.tokens[pos]))})</b>",
+                 _table(["#", "token", "probability"], [[i + 1, visible(t), f"{p:.4f}"] for i, (t, p) in
                                                          enumerate(zip(r.top_tokens[row][pos], r.top_probs[row, pos].tolist()))])]
         if label.endswith("_mid"):
             parts.append("<i>LatentLens reads block inputs and the final output only.</i>")
@@ -123,7 +126,7 @@ class LensExplorer(Explorer):
                 parts.append("<i>no LatentLens index for this model</i>")
             else:
                 ll = latent_lens(self.model, self.prompt.value, index, layer=layer, k=self.top_k)
-                rows = [[i + 1, t, f"{s:.3f}", int(sl), snip] for i, (t, s, sl, snip) in
+                rows = [[i + 1, visible(t), f"{s:.3f}", int(sl), snip] for i, (t, s, sl, snip) in
                         enumerate(zip(ll.neighbours[0][pos], ll.sims[0, pos].tolist(), ll.source_layers[0, pos].tolist(),
                                       ll.snippets[0][pos]))]
                 parts += ["<b>LatentLens neighbours</b>", _table(["#", "token", "cosine", "stored layer", "context"], rows)]
@@ -139,6 +142,6 @@ class LensExplorer(Explorer):
         report.add_figure(title, go.Figure(self.fig), caption=f"{self.lens.value} lens, colour {_STAT_LABELS[self.stat.value]}")
         r, last = self.result, len(self.result.layers) - 1
         report.add_table(title, ["stream", "top-1", "p", STATISTICS["kl"][1]],
-                         [[name, r.top_tokens[i][-1][0], float(r.top_probs[i, -1, 0]), float(r.kl[i, -1])]
+                         [[name, visible(r.top_tokens[i][-1][0]), float(r.top_probs[i, -1, 0]), float(r.kl[i, -1])]
                           for i, name in enumerate(r.layers)],
-                         caption=f"Last position ({r.tokens[-1]!r}); the row {r.layers[last]!r} is the model's own prediction.")
+                         caption=f"Last position ({visible(r.tokens[-1])}); the row {r.layers[last]!r} is the model's own prediction.")

@@ -13,7 +13,7 @@ def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None
 
     One streaming scan and one cached forward pass of the prompt: a few seconds on ``stories``.
     """
-    from interp.viz.extreme import attention_pattern, massive_scatter, norms_by_position, sink_heatmap
+    from interp.viz.extreme import attention_pattern, massive_scatter, norms_by_position, sink_heatmap, summary_rows, top_head_rows
 
     title = "Extreme tokens"
     r = scan(model, texts or [prompt], thresholds=thresholds, progress=False)
@@ -26,13 +26,12 @@ def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None
         f"{t['drain']}× the median of the others. Peak layer: first-token residual norm ≥ {t['peak']}× the median of the others. "
         f"Massive activation: |a| > {t['massive_abs']:g} and > {t['massive_ratio']:g}× the layer's median |a|."
     ))
-    report.add_table(title, ["finding", "value"], [
-        ["sink heads", ", ".join(f"L{a}H{b}" for a, b in r.sink_heads) or "none"],
-        ["drain heads", ", ".join(f"L{a}H{b}" for a, b in r.drain_heads) or "none"],
-        ["residual peak layers", ", ".join(f"L{a}" for a in r.peak_layers) or "none"],
-        ["massive activations", f"{r.n_massive}"],
-        ["other sink tokens", ", ".join(f"{s[0]!r} ({s[1]}×)" for s in r.other_sinks[:5]) or "none"],
-    ])
+    report.add_table(title, ["finding", "value"], summary_rows(r))
+    n_l, n_h = r.sink_score.shape
+    if n_l * n_h > 12:
+        report.add_table(title, ["#", "sink head", "sink score", "drain head", "drain ratio"], top_head_rows(r, 10),
+                         caption="The 10 highest sink scores and the 10 lowest first-token value ratios; every head is in "
+                                 "the layer x head heat-maps below.")
     report.add_figure(title, sink_heatmap(r, "sink_score"))
     report.add_figure(title, sink_heatmap(r, "drain_ratio"))
     best = max(((a, b) for a in range(r.sink_score.shape[0]) for b in range(r.sink_score.shape[1])),

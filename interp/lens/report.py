@@ -10,6 +10,8 @@ from interp.lens.logit import logit_lens
 from interp.lens.tuned import TunedLens
 
 TITLE = "Lenses"
+KL_CAPTION = ("KL(final || layer) in nats. When one row is far above the rest (the embedding row of a real model), the colour "
+              "scale ends at the 90th percentile of the cells (said in the colour bar); hover shows every value.")
 
 
 def _tuned(model, tuned_lens):
@@ -48,13 +50,13 @@ def add_to_report(report, model, prompt: str, *, lens_target: str | None = None,
     report.add_figure(TITLE, lens_heatmap(logit, "final_prob", stride=stride),
                       caption="Colour: probability each layer gives to the final top-1 token; cell text: the layer's top-1 token; "
                               "hover: top-5. Early layers often decode to the input token or to near-uniform junk.")
-    report.add_figure(TITLE, lens_heatmap(logit, "kl", stride=stride), caption="KL(final || layer) in nats.")
+    report.add_figure(TITLE, lens_heatmap(logit, "kl", stride=stride), caption=KL_CAPTION)
     lines = {"logit lens": logit}
     tuned, note = _tuned(model, tuned_lens)
     if tuned is not None:
         tl = logit_lens(model, prompt, target=target, top_k=5, lens=tuned)
         lines["tuned lens"] = tl
-        report.add_figure(TITLE, lens_heatmap(tl, "kl", stride=stride), caption="Tuned lens: KL(final || layer) in nats.")
+        report.add_figure(TITLE, lens_heatmap(tl, "kl", stride=stride), caption="Tuned lens: " + KL_CAPTION)
         report.add_table(TITLE, ["stream", "logit lens KL", "tuned lens KL"],
                          [[name, float(a), float(b)] for name, a, b in
                           zip(logit.layers, logit.kl.mean(1).tolist(), tl.kl.mean(1).tolist())],

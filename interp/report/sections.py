@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from interp.models import model_name, n_parameters
 from interp.predict import predict
 from interp.report.document import Report, TokenView
+from interp.viz.common import visible
 
 PROVIDERS = [
     ("Lenses", "interp.lens.report"),
@@ -41,13 +42,18 @@ def add_overview(report: Report, model, prompt: str) -> None:
         TokenView(pred.tokens, pred.surprisal.tolist(), hover, caption="Each token shaded by its surprisal under the model."),
     )
     report.add_table(
-        "Prompt", ["next token", "probability"], [[t, p] for t, p in zip(pred.next_tokens, pred.next_probs.tolist())],
+        "Prompt", ["next token", "probability"], [[visible(t), p] for t, p in zip(pred.next_tokens, pred.next_probs.tolist())],
         caption="The model's top next tokens after the prompt.",
     )
 
 
-def build_report(model, prompt: str, *, progress: bool = True, **options) -> Report:
-    """Run the overview and every available provider on ``prompt``; returns the ``Report`` (not saved)."""
+def build_report(model, prompt: str | None = None, *, progress: bool = True, **options) -> Report:
+    """Run the overview and every available provider on ``prompt`` (default: ``interp.prompts.default_prompt``,
+    chosen by model); returns the ``Report`` (not saved)."""
+    if prompt is None:
+        from interp.prompts import default_prompt
+
+        prompt = default_prompt(model)
     report = Report(f"Interpretability report: {model_name(model)}", subtitle=f"prompt: {prompt}")
     add_overview(report, model, prompt)
     for title, module in tqdm(PROVIDERS, desc="report", disable=not progress):

@@ -10,9 +10,21 @@ DIVERGING = "RdBu_r"
 SEQUENTIAL = "Viridis"
 
 
+_MARKS = {"\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+def visible(token: str) -> str:
+    """A token with its whitespace drawn (not escaped): newline ↵, tab ⇥, carriage return ␍ always, and spaces as ␣
+    in a token that is only whitespace (a word's leading space stays a space so words read normally); "" is "∅"."""
+    if token == "":
+        return "∅"
+    out = "".join(_MARKS.get(c, c) for c in token)
+    return out.replace(" ", "␣") if token.strip() == "" else out
+
+
 def label(token: str) -> str:
-    """A token as figure text: HTML-escaped (plotly renders a subset of HTML), spaces and newlines visible."""
-    return html.escape(token.replace("\n", "\\n").replace(" ", "␣") if token.strip() == "" else token.replace("\n", "\\n"))
+    """A token as figure text: ``visible`` whitespace, HTML-escaped (plotly renders a subset of HTML)."""
+    return html.escape(visible(token))
 
 
 def labels(tokens: list[str], numbered: bool = True) -> list[str]:

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from interp.viz.common import SEQUENTIAL, base_layout, label, labels
+from interp.viz.common import SEQUENTIAL, base_layout, label, labels, visible
+from interp.viz.heads import head_set_text, layer_ranges, top_heads
 
 _METRICS = {
     "sink_score": "mean attention on the first token",
@@ -36,6 +37,30 @@ def sink_heatmap(report, metric: str = "sink_score") -> go.Figure:
     t = report.thresholds
     sub = f"★ = sink head (score ≥ {t['sink']})" if metric != "drain_ratio" else f"★ = drain head (ratio ≤ {t['drain']})"
     return base_layout(fig, f"{_METRICS[metric]} ({report.n_texts} texts; {sub})", height=120 + 40 * n_l)
+
+
+def summary_rows(report) -> list[list[str]]:
+    """[finding, value] rows of an ``ExtremeTokenReport`` that stay short at any model size: head sets as counts
+    with the layers they avoid or fill (names only for a dozen or fewer), peak layers as ranges."""
+    n_l, n_h = report.sink_score.shape
+    t = report.thresholds
+    return [
+        ["texts", f"{report.n_texts} ({report.n_tokens} tokens)"],
+        ["sink heads", f"{head_set_text(report.sink_heads, n_l, n_h)} (score ≥ {t['sink']} and ≥ {t['sink_over_uniform']}× "
+                       f"uniform {report.uniform_sink:.3f})"],
+        ["drain heads", f"{head_set_text(report.drain_heads, n_l, n_h)} (value ratio ≤ {t['drain']})"],
+        ["residual peak layers", f"{len(report.peak_layers)} of {n_l}: {layer_ranges(report.peak_layers)} (ratio ≥ {t['peak']})"],
+        ["massive activations", f"{report.n_massive} (|a| > {t['massive_abs']:g} and > {t['massive_ratio']:g}× median)"],
+        ["other sink tokens", ", ".join(f"{visible(s[0])} ({s[1]}×)" for s in report.other_sinks[:5]) or "none"],
+    ]
+
+
+def top_head_rows(report, n: int = 10) -> list[list]:
+    """Rows [rank, sink head, sink score, drain head, drain ratio]: the ``n`` highest sink scores and the ``n``
+    lowest drain ratios of an ``ExtremeTokenReport`` side by side."""
+    sinks, drains = top_heads(report.sink_score, n), top_heads(report.drain_ratio, n, largest=False)
+    return [[i + 1, *(sinks[i][1:] if i < len(sinks) else ["", ""]), *(drains[i][1:] if i < len(drains) else ["", ""])]
+            for i in range(max(len(sinks), len(drains)))]
 
 
 def norms_by_position(view, layer: int, head: int) -> go.Figure:
@@ -90,21 +115,29 @@ def attention_pattern(view, layer: int, head: int) -> go.Figure:
     return base_layout(fig, f"Attention of L{layer}H{head} (mean on first token from later queries: {first:.3f})", height=520)
 
 
-def activity_bars(activity) -> go.Figure:
-    """Grouped bars for a ``HeadActivity``: sink score and loss change on zeroing, per head, one colour per domain."""
+def activity_bars(activity, max_heads: int = 40) -> go.Figure:
+    """Grouped bars for a ``HeadActivity``: sink score and loss change on zeroing, per head, one colour per domain.
+
+    With more than ``max_heads`` heads only the ``max_heads`` whose sink score differs most across the domains are
+    drawn (one domain: the highest sink scores), in layer order, and the title says so.
+    """
     n_d, n_l, n_h = activity.sink.shape
-    heads = [f"L{i}H{j}" for i in range(n_l) for j in range(n_h)]
+    spread = activity.sink.amax(0) - activity.sink.amin(0) if n_d > 1 else activity.sink[0]
+    keep = sorted((i for _, _, i in sorted((-float(v), i, i) for i, v in enumerate(spread.flatten().tolist()))[:max_heads]))
+    heads = [f"L{i // n_h}H{i % n_h}" for i in keep]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("mean attention on the first token",
                                                                            "loss change when the head is zeroed (nats)"))
     for d, name in enumerate(activity.domains):
-        dorm = activity.dormant[d].flatten().tolist()
-        fig.add_trace(go.Bar(x=heads, y=activity.sink[d].flatten().tolist(), name=str(name), legendgroup=str(name),
+        dorm = activity.dormant[d].flatten()[keep].tolist()
+        fig.add_trace(go.Bar(x=heads, y=activity.sink[d].flatten()[keep].tolist(), name=label(str(name)), legendgroup=str(name),
                              text=["dormant" if x else "" for x in dorm], hovertemplate="%{x}: %{y:.3f} %{text}<extra></extra>"), 1, 1)
-        fig.add_trace(go.Bar(x=heads, y=activity.dloss_zero[d].flatten().tolist(), name=str(name), legendgroup=str(name),
-                             showlegend=False), 2, 1)
+        fig.add_trace(go.Bar(x=heads, y=activity.dloss_zero[d].flatten()[keep].tolist(), name=label(str(name)),
+                             legendgroup=str(name), showlegend=False), 2, 1)
     fig.update_layout(barmode="group")
-    return base_layout(fig, f"Active/dormant heads by domain (dormant: sink ≥ {activity.sink_threshold}, |Δloss| < {activity.tolerance})",
-                       height=520)
+    shown = "" if len(keep) == n_l * n_h else (f"; {len(keep)} of {n_l * n_h} heads, largest sink difference across domains"
+                                               if n_d > 1 else f"; the {len(keep)} of {n_l * n_h} heads that sink most")
+    return base_layout(fig, f"Active/dormant heads by domain (dormant: sink ≥ {activity.sink_threshold}, "
+                            f"|Δloss| < {activity.tolerance}{shown})", height=520)
 
 
 def probe_bars(probe, highlight: list[int] | None = None) -> go.Figure:

@@ -15,8 +15,13 @@ from interp.viz.common import SEQUENTIAL, base_layout, label, labels
 __all__ = ["lens_heatmap", "target_line", "kl_by_layer", "latent_heatmap", "neighbour_table", "topk_table"]
 
 
+CLIP_QUANTILE = 0.9
+"""KL / entropy colour scales end at this quantile of the cells when the maximum is over twice it (hover keeps the value)."""
+
+
 def _colour(stat: str, grid: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Colour values and colour-axis options for a statistic (rank on a log10 scale)."""
+    """Colour values and colour-axis options for a statistic (rank on a log10 scale; nats clipped at
+    ``CLIP_QUANTILE`` when one extreme row would swamp the scale, said in the colour bar)."""
     if stat == "target_rank":
         vals = np.log10(np.clip(grid, 1, None))
         ticks = [v for v in (1, 10, 100, 1000, 10000, 100000) if v <= max(10, grid.max() * 10)]
@@ -24,7 +29,12 @@ def _colour(stat: str, grid: np.ndarray) -> tuple[np.ndarray, dict]:
                           colorbar=dict(title="rank", tickvals=np.log10(ticks).tolist(), ticktext=[str(t) for t in ticks]))
     if stat in ("final_prob", "target_prob"):
         return grid, dict(colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="p"))
-    return grid, dict(colorscale=SEQUENTIAL + "_r" if stat in ("entropy", "kl") else SEQUENTIAL, zmin=0, colorbar=dict(title="nats"))
+    scale = SEQUENTIAL + "_r" if stat in ("entropy", "kl") else SEQUENTIAL
+    top, q = float(grid.max()) if grid.size else 0.0, float(np.quantile(grid, CLIP_QUANTILE)) if grid.size else 0.0
+    if q > 0 and top > 2 * q:  # one extreme row (e.g. the embedding's KL of 100+ nats) would flatten the rest
+        return grid, dict(colorscale=scale, zmin=0, zmax=q, colorbar=dict(
+            title=f"nats<br>clipped at<br>p{round(100 * CLIP_QUANTILE)} = {q:.3g}<br>(max {top:.3g})"))
+    return grid, dict(colorscale=scale, zmin=0, colorbar=dict(title="nats"))
 
 
 def lens_heatmap(result: LensResult, stat: str = "final_prob", *, stride: int = 1, title: str | None = None) -> go.Figure:
