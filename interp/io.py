@@ -1,38 +1,83 @@
-"""Atomic file writing: write to a temporary sibling, then rename, so no reader sees half a file."""
+"""Atomic file writing: write to a temporary sibling, then rename, so no reader sees half a file.
+
+``atomic_write`` (one file) and ``atomic_write_dir`` (a folder, swapped in) leave, whatever happens (an
+exception, Ctrl-C, SIGTERM, a full disk), either the old complete file/folder or the new complete one, and
+no temporary file. ``inject_fault(step)`` makes a write fail at a named step, for tests of that promise.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from interp.errors import InterpError
 
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_dir", "recover_dir", "inject_fault", "FILE_STEPS", "DIR_STEPS"]
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path``; returns the final path.
+FILE_STEPS = ("created", "written", "replaced")
+"""Steps of ``atomic_write``: temporary file created, its content written, renamed onto the path."""
+DIR_STEPS = ("created", "written", "old-aside", "new-in", "old-deleted")
+"""Steps of ``atomic_write_dir``: temporary folder created, filled, old folder renamed aside, new folder renamed in,
+old folder deleted."""
 
-    Raises ``InterpError`` when the folder does not exist or is not writable; nothing is left behind.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InterpError(f"cannot write {path}: folder {parent} does not exist (create it or choose another path)")
+_fault: dict[str, BaseException] = {}
+
+
+@contextlib.contextmanager
+def inject_fault(step: str, error: BaseException | None = None) -> Iterator[None]:
+    """Inside the block, every atomic write raises ``error`` (default ``KeyboardInterrupt()``, i.e. Ctrl-C)
+    right after ``step`` (one of ``FILE_STEPS`` / ``DIR_STEPS``). For tests of the writers that use this module."""
+    if step not in FILE_STEPS + DIR_STEPS:
+        raise InterpError(f"unknown write step {step!r}; choose one of {', '.join(dict.fromkeys(FILE_STEPS + DIR_STEPS))}")
+    _fault[step] = error if error is not None else KeyboardInterrupt()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise InterpError(f"cannot write {path}: {e.strerror} (choose a writable path)") from None
-    os.close(fd)
+        yield
+    finally:
+        _fault.pop(step, None)
+
+
+def _step(name: str) -> None:
+    err = _fault.get(name)
+    if err is not None:
+        raise err
+
+
+class Terminated(SystemExit):
+    """Raised (from a SIGTERM) while an atomic write is in progress, so its cleanup runs; exit status 143."""
+
+
+@contextlib.contextmanager
+def _term_raises() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` for the duration (main thread, default handler only), so a killed
+    write still removes its temporary file; the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise Terminated(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _os_error(path: Path, e: OSError) -> InterpError:
+    why = e.strerror or str(e)
+    hint = {errno.ENOSPC: "free some space or choose another path", errno.EDQUOT: "free some space or choose another path",
+            errno.EROFS: "the file system is read-only: choose another path", errno.EACCES: "choose a writable path",
+            errno.EPERM: "choose a writable path", errno.EISDIR: "it is a folder: give a file name inside it"}.get(
+        e.errno, "choose another path")
+    return InterpError(f"cannot write {path}: {why} ({hint})")
 
 
 def _umask() -> int:
@@ -41,28 +86,108 @@ def _umask() -> int:
     return mask
 
 
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then rename ``tmp_path`` onto ``path``; returns the final path.
+
+    The file gets the permissions of a new file under the umask. Raises ``InterpError`` when the folder does
+    not exist, ``path`` is a folder, or the disk is full / read-only / not writable; nothing is left behind
+    and an existing file at ``path`` is untouched.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InterpError(f"cannot write {path}: folder {parent} does not exist (create it or choose another path)")
+    if path.is_dir():
+        raise InterpError(f"cannot write {path}: it is a folder (give a file name such as {path / 'out'})")
+    with _term_raises():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        except OSError as e:
+            raise _os_error(path, e) from None
+        os.close(fd)
+        try:
+            _step("created")
+            write(Path(tmp))
+            _step("written")
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is meant to be shared
+            os.replace(tmp, path)
+            _step("replaced")
+        except OSError as e:
+            Path(tmp).unlink(missing_ok=True)
+            raise _os_error(path, e) from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return path
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _aside(path: Path) -> Path:
+    return path.parent / f".{path.name}.old"
+
+
+def recover_dir(path: str | Path) -> Path:
+    """Finish a folder swap that a hard kill (SIGKILL, power loss) cut between "old-aside" and "new-in":
+    when ``path`` is missing and its old copy ``.<name>.old`` is there, put the old copy back; when both exist,
+    delete the old copy. Returns ``path``. Readers of folders written by ``atomic_write_dir`` may call it first."""
+    path = Path(path)
+    old = _aside(path)
+    if old.exists():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(path)
+    return path
 
 
 def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_dir)`` on a new temporary sibling folder, then swap it in for folder ``path``.
 
-    A reader sees the old folder or the complete new one, never a half-written one; on error or
-    interrupt the temporary folder is removed and ``path`` is untouched. Raises ``InterpError`` when the
-    parent folder does not exist. Returns ``path``.
+    The swap renames the old folder aside (``.<name>.old``), renames the new one in, then deletes the old one;
+    a failure or interrupt at any step puts the old folder back, so ``path`` always holds the old or the new
+    complete folder (after a hard kill between the two renames, ``recover_dir`` restores it). The new folder's
+    permissions follow the umask. Raises ``InterpError`` when the parent folder does not exist, ``path`` is a
+    file, or the disk is full / not writable. Returns ``path``.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise InterpError(f"cannot write {path}: folder {path.parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
-        write(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    if path.exists() and not path.is_dir():
+        raise InterpError(f"cannot write folder {path}: a file of that name exists (remove it or choose another path)")
+    recover_dir(path)
+    old = _aside(path)
+    with _term_raises():
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        except OSError as e:
+            raise _os_error(path, e) from None
+        moved = False
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+            _step("created")
+            write(tmp)
+            _step("written")
+            if path.exists():
+                path.rename(old)
+                moved = True
+                _step("old-aside")
+            tmp.rename(path)
+            _step("new-in")
+            if moved:
+                shutil.rmtree(old)
+            _step("old-deleted")
+        except BaseException as e:
+            if moved and not path.exists() and old.exists():
+                old.rename(path)
+            elif old.exists() and path.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError):
+                raise _os_error(path, e) from None
+            raise
     return path
