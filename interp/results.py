@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as _st_bytes
 
 from interp.errors import InterpError
 from interp.io import atomic_write
@@ -80,21 +80,41 @@ class Result:
             else:
                 meta[f.name] = _to_json(v)
         header = {"format": _FORMAT, "type": type(self).__name__, "fields": json.dumps(meta)}
-        return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+        return write_safetensors(path, tensors, header)
 
     @classmethod
     def load(cls: type[R], path: str | Path) -> R:
-        """Read a result written by ``save``; raises ``InterpError`` if it is of another type."""
+        """Read a result written by ``save``; returns the result.
+
+        Raises ``InterpError`` naming the file when it is missing, not a (whole) safetensors file, of another
+        result type, or when its tensors and fields do not make a valid ``cls`` (a tensor renamed or missing,
+        a shape that disagrees, metadata of the wrong type).
+        """
         path = Path(path)
         if not path.is_file():
             raise InterpError(f"no result file at {path}")
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-            if header.get("format") != _FORMAT or header.get("type") != cls.__name__:
-                raise InterpError(f"{path} holds a {header.get('type', 'non-interp')} result, not a {cls.__name__}")
-            values: dict[str, Any] = {k: fh.get_tensor(k) for k in fh.keys()}
-        values.update(json.loads(header["fields"]))
-        return cls(**{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
+        header, tensors = read_safetensors(path, what="result")
+        if header.get("format") != _FORMAT or header.get("type") != cls.__name__:
+            raise InterpError(f"{path} holds a {header.get('type', 'non-interp')} result, not a {cls.__name__}")
+        try:
+            fields = json.loads(header["fields"])
+        except (KeyError, TypeError, ValueError):
+            raise InterpError(f"{path}: the result's metadata has no readable 'fields' entry (damaged file: write it again)") from None
+        if not isinstance(fields, dict):
+            raise InterpError(f"{path}: the result's 'fields' metadata is not a JSON object (the file is damaged: write it again)")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(tensors) - set(names)) + sorted(set(fields) - set(names))
+        both = sorted(set(tensors) & set(fields))
+        missing = [n for n in names if n not in tensors and n not in fields]
+        if unknown or missing or both:
+            what = "; ".join(x for x in (unknown and f"unknown entries {unknown}", missing and f"missing fields {missing}",
+                                          both and f"fields stored twice {both}") if x)
+            raise InterpError(f"{path} is not a valid {cls.__name__} file ({what}): write it again with save()")
+        values = {**fields, **tensors}
+        try:
+            return cls(**{n: values[n] for n in names})
+        except (TypeError, ValueError, AttributeError, IndexError) as e:
+            raise InterpError(f"{path} is not a valid {cls.__name__} file: {e}") from None
 
     # ---- display -----------------------------------------------------------------------------
     def summary(self) -> dict[str, str]:
@@ -115,6 +135,30 @@ class Result:
             f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td></tr>" for k, v in self.summary().items()
         )
         return f"<div><b>{html.escape(type(self).__name__)}</b><table>{rows}</table></div>"
+
+
+def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write ``tensors`` and string ``metadata`` as one ``.safetensors`` file atomically, byte for byte the same
+    for the same content (the header's keys are sorted; safetensors itself orders them by hash). Returns the path."""
+    raw = _st_bytes(tensors, metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    head = json.dumps(json.loads(raw[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    data = len(head).to_bytes(8, "little") + head + raw[8 + n :]
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def read_safetensors(path: str | Path, *, what: str = "result") -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, {name: tensor}) of a safetensors file; raises ``InterpError`` naming the file when it is not a
+    whole safetensors file (truncated, a pickle, corrupt header)."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as e:  # safetensors raises its own error types for every kind of damage
+        raise InterpError(f"{path} is not a readable {what} file: {str(e)[:160]} (truncated, damaged or not safetensors; "
+                          "write it again)") from None
+    return header, tensors
 
 
 def _to_json(v: Any) -> Any:
