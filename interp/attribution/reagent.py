@@ -8,6 +8,14 @@ positions. The *stop check* keeps the probe's top-``n`` positions, replaces all 
 (for good) once ``y`` is in the model's top-``k``. The attribution is ``softmax(s)`` averaged over the probes
 that stopped (over all probes, with ``converged=False``, when none did within ``max_steps``).
 
+``min_steps`` (0, the reference code, by default; 16 in ``REAGENT_REAL``): no stop check before that many update steps. On a real
+vocabulary the stop check is close to a coin that ignores the scores: replacing all but ``n`` of 20 tokens by
+uniform draws from 49,152 ids wrecks the context, so either ``n`` covers most of a short prompt and a probe stops
+at step 1-2 with its random initial scores, or the prompt is longer and no probe ever stops, the scores random-walk
+(``+-log((1+D)/(1-D))`` per step) for ``max_steps`` and their softmax ends one-hot (see bench/results/attribution_real.md).
+The minimum gives every probe enough updates to rank the tokens before the stop rule may end it, and the stop
+checks it skips are sequences saved.
+
 Scheduling: the masks and replacement tokens never depend on the scores, so the updates of later steps can
 run before the stop checks of earlier ones. Each model call (after the first, which also computes ``p(y|x)``)
 runs the stop checks of every update step already computed and the updates of the next window of steps; the
@@ -30,7 +38,13 @@ import torch
 from interp.attribution.forward import prior_cost_ratio
 from interp.attribution.samplers import TokenSampler
 
-__all__ = ["ReagentRun", "reagent_scores"]
+__all__ = ["ReagentRun", "reagent_scores", "REAGENT_REAL"]
+
+# Settings for a real vocabulary (SmolLM2; bench/results/attribution_real.md): the paper's token-level replace
+# ratio 0.1 (at 0.3 nearly every perturbation of a 20-token prompt sends p(y) to ~0, so D carries no position
+# information), BOS never replaced (replacing a Llama-style model's attention sink wrecks every prediction), and
+# 16 update steps before the first stop check.
+REAGENT_REAL = dict(replace_ratio=0.1, keep_top_n=8, stop_top_k=3, num_probes=8, max_steps=60, min_steps=16)
 
 
 @dataclass
@@ -82,12 +96,6 @@ def _stop_inputs(x: torch.Tensor, s: torch.Tensor, stop_repl: torch.Tensor, n: i
     return torch.where(keep, x, stop_repl)
 
 
-def _cost_ratio(counter, device: torch.device) -> float:
-    """Cost of one model call in rows: ``counter.cost_ratio()`` when it has one (``LastLogits``), else the prior."""
-    fit = getattr(counter, "cost_ratio", None)
-    return float(fit()) if fit is not None else prior_cost_ratio(device)
-
-
 def _window(live: int, hazard: float, ratio: float, cap: int) -> int:
     """Steps to run ahead for ``live`` probes: minimises the per-step cost ``ratio / C + 1.5 * live * hazard * C``
     (a call costs ``ratio`` rows; a probe that stops inside a window of C steps wastes about 1.5 C rows)."""
@@ -105,6 +113,7 @@ def reagent_scores(
     stop_top_k: int = 3,
     num_probes: int = 16,
     max_steps: int = 3000,
+    min_steps: int = 0,
     seed: int = 0,
     fixed: torch.Tensor | None = None,
     batched: bool = True,
@@ -112,6 +121,7 @@ def reagent_scores(
     max_chunk: int = 64,
     eps: float = 1e-6,
     counter=None,
+    cost_ratio: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReagentRun:
     """Run ReAGent on one prefix ``tokens`` [T] for target id ``target``; returns a ``ReagentRun``.
@@ -122,7 +132,9 @@ def reagent_scores(
     ``chunk`` fixes the steps run ahead per call (default: chosen each call from the measured cost of a call
     and the rate at which probes stop, at most ``max_chunk``). A prefix with ``T <= keep_top_n`` would make
     the stop check replace nothing: ``keep_top_n`` is lowered to ``T - 1`` with a note and a warning; a
-    single-token prefix gets score 1.
+    single-token prefix gets score 1. ``min_steps``: update steps before the first stop check (module docstring;
+    clipped to ``max_steps``). The schedule never depends on wall time: the window comes from
+    ``prior_cost_ratio(device)`` (pass ``cost_ratio`` to change it), so a seed gives the same calls every run.
     """
     if not 0 < replace_ratio <= 1:
         raise ValueError(f"replace_ratio must be in (0, 1], got {replace_ratio}")
@@ -146,12 +158,14 @@ def reagent_scores(
         notes.append(msg)
         warnings.warn(f"ReAGent: {msg}", stacklevel=3)
     sampler.prepare(x)
-    probes = _Probes(forward_last, x, target, sampler, replace_ratio, n, stop_top_k, B, seed, fixed, eps)
+    probes = _Probes(forward_last, x, target, sampler, replace_ratio, n, stop_top_k, B, seed, fixed, eps,
+                     min(max(int(min_steps), 1), max_steps))
     if not batched:
         probes.loop(max_steps, progress)
     else:
         def window(live: int, hazard: float) -> int:
-            return chunk if chunk is not None else _window(live, hazard, _cost_ratio(counter, x.device), max_chunk)
+            ratio = cost_ratio if cost_ratio is not None else prior_cost_ratio(x.device)
+            return chunk if chunk is not None else _window(live, hazard, ratio, max_chunk)
 
         probes.pipelined(max_steps, window, progress)
     return _finish(probes.s, probes.stopped_at, max_steps, notes, counter, calls0, seqs0)
@@ -161,9 +175,10 @@ class _Probes:
     """The ``B`` probes of one run on prefix ``x`` [T]: scores ``s`` [B, T] (logit scale), ``stopped_at`` [B],
     the randomness of each step (drawn once per (seed, step), whatever the schedule) and the model call."""
 
-    def __init__(self, forward_last, x, target, sampler, r, n, k, B, seed, fixed, eps):
+    def __init__(self, forward_last, x, target, sampler, r, n, k, B, seed, fixed, eps, first_check):
         self.forward_last, self.x, self.target, self.sampler = forward_last, x, target, sampler
         self.r, self.n, self.k, self.B, self.seed, self.fixed, self.eps = r, n, k, B, seed, fixed, eps
+        self.first_check = first_check  # the first step whose stop check runs
         self.T = x.shape[0]
         self.s = torch.rand(B, self.T, generator=_gen(seed, 0), dtype=torch.float64).to(x.device)
         self.stopped_at = torch.zeros(B, dtype=torch.long)
@@ -200,6 +215,8 @@ class _Probes:
 
     def stop_rows(self, cum: torch.Tensor, steps: range, live: torch.Tensor) -> torch.Tensor:
         """Stop-check inputs [len(steps), live, T] for the scores ``cum`` after each of ``steps``."""
+        if not len(steps):
+            return self.x.new_zeros(0, live.numel(), self.T)
         repl = torch.stack([self.draw(t)[2][live] for t in steps])
         return _stop_inputs(self.x, cum, repl, self.n, self.fixed)
 
@@ -211,7 +228,10 @@ class _Probes:
             step += 1
             mask, rows = self.update_rows(range(step, step + 1), live)
             cum = self.s[live][None] + _update(p_o, self.p_target(self.run(rows))[None], mask, self.eps)
-            hit = self.hits(self.run(self.stop_rows(cum, range(step, step + 1), live)))
+            if step >= self.first_check:
+                hit = self.hits(self.run(self.stop_rows(cum, range(step, step + 1), live)))
+            else:
+                hit = torch.zeros(live.numel(), dtype=torch.bool)
             self.s[live] = cum[0]
             self.stopped_at[live[hit]] = step
             live = live[~hit]
@@ -226,8 +246,9 @@ class _Probes:
         live = torch.arange(B)
         t, stops, probe_steps = 0, 0, 0  # t: steps whose stop checks are done
 
-        def plan(after: int, n_live: int) -> int:
-            return max(0, min(window(n_live, (stops + 1) / (probe_steps + 10)), max_steps - after))
+        def plan(after: int, n_live: int) -> int:  # at least up to the first checked step
+            ahead = max(window(n_live, (stops + 1) / (probe_steps + 10)), self.first_check - after)
+            return max(0, min(ahead, max_steps - after))
 
         Q = plan(0, B)
         mask, rows = self.update_rows(range(1, Q + 1), live)
@@ -237,18 +258,20 @@ class _Probes:
         while live.numel() > 0 and t < max_steps:
             P, A = pend.shape[0], live.numel()
             cum = torch.cat([self.s[live][None], pend]).cumsum(0)[1:]  # scores after each pending step, loop order
-            checks = self.stop_rows(cum, range(t + 1, t + P + 1), live)
+            skip = max(0, min(self.first_check - 1 - t, P))  # pending steps before the first checked one
+            checks = self.stop_rows(cum[skip:], range(t + skip + 1, t + P + 1), live)
             Q = plan(t + P, A)
             mask, rows = self.update_rows(range(t + P + 1, t + P + Q + 1), live)
             logits = self.run(torch.cat([checks.reshape(-1, T), rows.reshape(-1, T)]))
-            hit = self.hits(logits[: P * A]).reshape(P, A)
+            C = (P - skip) * A
+            hit = torch.cat([torch.zeros(skip, A, dtype=torch.bool), self.hits(logits[:C]).reshape(P - skip, A)])
             any_hit = hit.any(0)
             first = torch.where(any_hit, hit.float().argmax(0), torch.full_like(any_hit, P - 1, dtype=torch.long))
             self.s[live] = cum[first.to(cum.device), torch.arange(A, device=cum.device)]
             self.stopped_at[live[any_hit]] = t + 1 + first[any_hit]
             stops += int(any_hit.sum())
             probe_steps += int(torch.where(any_hit, first + 1, torch.full_like(first, P)).sum())
-            p_r = self.p_target(logits[P * A :]).reshape(Q, A) if Q else logits.new_zeros(0, A)
+            p_r = self.p_target(logits[C:]).reshape(Q, A) if Q else logits.new_zeros(0, A)
             pend = _update(p_o, p_r, mask, self.eps)[:, ~any_hit.to(mask.device)]
             live = live[~any_hit]
             self.forget(range(t + 1, t + P + 1))
