@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from interp.models import model_name, str_tokens, to_tokens
+from interp.models import model_name, str_tokens
 from interp.results import Result
+from interp.validate import check_int, prompt_tokens
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ class Prediction(Result):
 
 @torch.no_grad()
 def predict(model, prompt: str, *, top_k: int = 10) -> Prediction:
-    """Run ``model`` once on ``prompt``; returns a ``Prediction`` (surprisal [pos], top-k next tokens [k])."""
-    tokens = to_tokens(model, prompt)
+    """Run ``model`` once on ``prompt`` (text, or a [pos] / [1, pos] id tensor); returns a ``Prediction``
+    (surprisal [pos], top-k next tokens [k], k = min(top_k, vocabulary)). Bad input raises ``InterpError``."""
+    top_k = min(check_int("top_k", top_k, minimum=1), int(model.cfg.d_vocab))
+    tokens = prompt_tokens(model, prompt)
     logp = torch.log_softmax(model(tokens).float(), -1)[0]
     surprisal = torch.zeros(tokens.shape[1])
     surprisal[1:] = -logp[:-1].gather(-1, tokens[0, 1:, None].to(logp.device)).squeeze(-1).cpu()

@@ -124,8 +124,12 @@ def attention_last_layer(model, tokens, positions, **_) -> MethodOutput:
 
 
 def _replacement_id(model, replacement: str | int) -> int:
-    if isinstance(replacement, int):
+    if isinstance(replacement, int) and not isinstance(replacement, bool):
+        if not 0 <= replacement < model.cfg.d_vocab:
+            raise InterpError(f"occlusion replacement id {replacement} is outside the vocabulary (0..{model.cfg.d_vocab - 1})")
         return replacement
+    if replacement != "pad":
+        raise InterpError(f"occlusion replacement must be 'pad' or a token id, got {replacement!r:.60}")
     value = special_token_id(model)
     if value is None:
         raise InterpError("occlusion needs replacement=<token id>: the tokenizer has no pad, unk or eos token")

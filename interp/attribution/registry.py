@@ -18,7 +18,8 @@ import torch
 
 from interp.attribution.result import TokenAttribution
 from interp.errors import InterpError
-from interp.models import model_name, str_tokens, to_tokens
+from interp.models import model_name, str_tokens
+from interp.validate import check_float, check_int, check_options, prompt_tokens
 
 __all__ = ["MethodOutput", "register", "METHODS", "method_names", "attribute", "prepare_targets"]
 
@@ -86,14 +87,14 @@ def prepare_targets(model, prompt: str | torch.Tensor, target: str | int | list[
     each attributed over everything before it; an int or list of ints: token ids. ``generate=N``: the model's
     N greedy tokens. Raises ``InterpError`` for an empty target, ids outside the vocabulary, or both options.
     """
-    tokens = to_tokens(model, prompt) if isinstance(prompt, str) else prompt.reshape(1, -1)
+    tokens = prompt_tokens(model, prompt)
     P = tokens.shape[-1]
+    if generate is not None:
+        generate = check_int("generate", generate, minimum=1)
     if target is not None and generate:
         raise InterpError("give either target= or generate=, not both")
     if generate:
-        if int(generate) < 1:
-            raise InterpError(f"generate must be a positive number of tokens, got {generate}")
-        full = _greedy(model, tokens, int(generate))
+        full = _greedy(model, tokens, generate)
     else:
         if target is None:
             ids = _greedy(model, tokens, 1)[0, P:].tolist()
@@ -104,7 +105,7 @@ def prepare_targets(model, prompt: str | torch.Tensor, target: str | int | list[
             if not ids:
                 raise InterpError(f"the target {target!r} has no tokens")
         else:
-            ids = [int(target)] if isinstance(target, int) else [int(i) for i in target]
+            ids = _target_ids(target)
         bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
         if bad:
             raise InterpError(f"target token ids {bad} are not in the model's vocabulary (size {model.cfg.d_vocab})")
@@ -113,6 +114,40 @@ def prepare_targets(model, prompt: str | torch.Tensor, target: str | int | list[
         if n_ctx and full.shape[-1] > n_ctx:
             raise InterpError(f"prompt plus target is {full.shape[-1]} tokens but the model's context is {n_ctx}")
     return full[0], list(range(P, full.shape[-1]))
+
+
+def _target_ids(target: Any) -> list[int]:
+    """Token ids of a non-text target: one id or a non-empty list / 1-D tensor of ids (whole numbers)."""
+    if isinstance(target, torch.Tensor):
+        if target.ndim > 1:
+            raise InterpError(f"target token ids must be one id or a 1-D list, got a tensor of shape {list(target.shape)}")
+        target = target.reshape(-1).tolist()
+    if isinstance(target, (list, tuple)):
+        if not target:
+            raise InterpError("the target list is empty: give at least one token id")
+        return [check_int("each target token id", i) for i in target]
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise InterpError(f"target must be text, a token id or a list of token ids, got {type(target).__name__} {target!r:.60}")
+    return [int(target)]
+
+
+POSITIVE_OPTIONS = ("n_steps", "max_steps", "num_probes", "keep_top_n", "stop_top_k", "max_rows", "max_chunk", "chunk",
+                    "internal_batch_size")
+"""Method options that, when given (and not None), must be whole numbers of at least 1."""
+
+
+def check_method_options(fn: Method, options: dict[str, Any], method: str) -> None:
+    """Type- and range-check ``options`` against ``fn``'s signature; raises ``InterpError`` naming the option."""
+    check_options(fn, options, what=f"attribution method {method!r}:")
+    for key in POSITIVE_OPTIONS:
+        if options.get(key) is not None:
+            check_int(f"{method} option {key}", options[key], minimum=1)
+    if "replace_ratio" in options:
+        r = check_float(f"{method} option replace_ratio", options["replace_ratio"], minimum=0.0, maximum=1.0)
+        if r == 0.0:
+            raise InterpError(f"{method} option replace_ratio must be above 0 (a share of the tokens to replace), got 0")
+    if "tolerance" in options:
+        check_float(f"{method} option tolerance", options["tolerance"], minimum=0.0)
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
@@ -139,8 +174,9 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
     Returns a ``TokenAttribution`` (scores [target, source]).
     """
     _load_builtin()
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise InterpError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method_options(METHODS[method], options, method)
     full, positions = prepare_targets(model, prompt, target, generate)
     out = METHODS[method](model, full, positions, **options)
     names = str_tokens(model, full)

@@ -145,19 +145,21 @@ class MLMSampler(TokenSampler):
     token; the MLM's ``top_k`` candidates are re-tokenized with the attributed model's tokenizer (with the
     leading space the original token had) and kept when they are one token. All positions go through the
     MLM in one batch per prefix.
+
+    A directory is read with local files only and ``trust_remote_code`` as given (default False): a folder whose
+    model needs its own Python code raises ``InterpError`` instead of asking on the terminal or running it.
     """
 
     name = "mlm"
 
-    def __init__(self, model, mlm: str | Path | object, mlm_tokenizer=None, *, top_k: int = 20):
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+    def __init__(self, model, mlm: str | Path | object, mlm_tokenizer=None, *, top_k: int = 20,
+                 trust_remote_code: bool = False):
+        from interp.validate import check_bool, check_int
 
-        self.model, self.top_k = model, top_k
+        self.model, self.top_k = model, check_int("the MLM sampler's top_k", top_k, minimum=1)
+        check_bool("trust_remote_code", trust_remote_code)
         if isinstance(mlm, (str, Path)):
-            if not Path(mlm).expanduser().is_dir():
-                raise InterpError(f"the MLM sampler needs a local Hugging Face masked-LM directory; {mlm} is not one")
-            mlm_tokenizer = AutoTokenizer.from_pretrained(str(mlm))
-            mlm = AutoModelForMaskedLM.from_pretrained(str(mlm))
+            mlm_tokenizer, mlm = _load_mlm(Path(mlm).expanduser(), trust_remote_code)
         if mlm_tokenizer is None or getattr(mlm_tokenizer, "mask_token", None) is None:
             raise InterpError("the MLM sampler needs the masked LM's tokenizer, with a mask token")
         self.mlm, self.mlm_tok = mlm.eval(), mlm_tokenizer
@@ -214,15 +216,32 @@ class MLMSampler(TokenSampler):
         return torch.where(has & (picked >= 0), picked, fb).to(tokens.device)
 
 
+def _load_mlm(path: Path, trust_remote_code: bool) -> tuple[object, object]:
+    """(tokenizer, masked LM) from a local folder; never prompts, runs folder code only when trusted."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    if not path.is_dir():
+        raise InterpError(f"the MLM sampler needs a local Hugging Face masked-LM directory; {path} is not one")
+    kw = {"trust_remote_code": trust_remote_code, "local_files_only": True}
+    try:
+        return AutoTokenizer.from_pretrained(str(path), **kw), AutoModelForMaskedLM.from_pretrained(str(path), **kw)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        if not trust_remote_code and "trust_remote_code" in str(e):
+            raise InterpError(f"the masked LM in {path} needs its own Python code to load; it was not run. Pass "
+                              "trust_remote_code=True to the sampler only if you trust that folder") from None
+        raise InterpError(f"cannot load a masked LM from {path}: {str(e).splitlines()[0][:200]}") from None
+
+
 def make_sampler(model, sampler: str | TokenSampler = "uniform", **options) -> TokenSampler:
     """A sampler by name ("uniform", "unigram", "model", "mlm") or a ready ``TokenSampler``.
 
-    Options: ``sampler_texts`` (unigram corpus), ``mlm`` (masked-LM directory or model), ``mlm_tokenizer``.
+    Options: ``sampler_texts`` (unigram corpus), ``mlm`` (masked-LM directory or model), ``mlm_tokenizer``,
+    ``trust_remote_code`` (let an MLM folder run its own code; default False). Returns the sampler.
     """
-    unknown = set(options) - {"sampler_texts", "mlm", "mlm_tokenizer"}
+    unknown = set(options) - {"sampler_texts", "mlm", "mlm_tokenizer", "trust_remote_code"}
     if unknown:
         raise InterpError(f"unknown ReAGent option(s) {', '.join(sorted(unknown))}; sampler options are sampler_texts, "
-                          "mlm and mlm_tokenizer")
+                          "mlm, mlm_tokenizer and trust_remote_code")
     if isinstance(sampler, TokenSampler):
         return sampler
     if sampler == "uniform":
@@ -234,5 +253,8 @@ def make_sampler(model, sampler: str | TokenSampler = "uniform", **options) -> T
     if sampler == "mlm":
         if options.get("mlm") is None:
             raise InterpError("sampler='mlm' needs mlm=<local masked-LM directory> (e.g. a downloaded roberta-base)")
-        return MLMSampler(model, options["mlm"], options.get("mlm_tokenizer"))
+        return MLMSampler(model, options["mlm"], options.get("mlm_tokenizer"),
+                          trust_remote_code=options.get("trust_remote_code", False))
+    if not isinstance(sampler, str):
+        raise InterpError(f"the ReAGent sampler must be a name ({', '.join(SAMPLERS)}) or a TokenSampler, got {type(sampler).__name__}")
     raise InterpError(f"unknown ReAGent sampler {sampler!r}; choose one of {', '.join(SAMPLERS)} or pass a TokenSampler")

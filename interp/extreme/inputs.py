@@ -20,8 +20,15 @@ def encode(model, texts: Texts, max_len: int | None = None, min_len: int = 2) ->
 
     ``texts``: one string, a list of strings (BOS is prepended as the model does by default), a [n, pos]
     id tensor, or a list of 1-D id tensors (used as given: include the first/BOS token yourself).
-    Raises ``InterpError`` for an empty corpus or a text with fewer than ``min_len`` tokens.
+    Raises ``InterpError`` for an empty corpus, a text with fewer than ``min_len`` tokens, ``None`` or another
+    type, float or boolean ids, ids outside the vocabulary, or a ``max_len`` that is not a whole number >= 1.
     """
+    from interp.validate import check_int
+
+    if max_len is not None:
+        max_len = check_int("max_len", max_len, minimum=1)
+    if texts is None or not isinstance(texts, (str, torch.Tensor, Sequence)):
+        raise InterpError(f"texts must be a string, a list of strings or a token-id tensor, got {type(texts).__name__}")
     n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0) or None
     limit = min(x for x in (max_len, n_ctx) if x) if (max_len or n_ctx) else None
     if isinstance(texts, str):
@@ -31,12 +38,12 @@ def encode(model, texts: Texts, max_len: int | None = None, min_len: int = 2) ->
             texts = texts[None]
         if texts.ndim != 2:
             raise InterpError(f"token ids must be a [n, pos] tensor, got shape {tuple(texts.shape)}")
-        rows = list(texts.long().cpu())
+        rows = list(_ids(model, texts, "token ids"))
     else:
         rows = []
         for i, t in enumerate(texts):
             if isinstance(t, torch.Tensor):
-                rows.append(t.reshape(-1).long().cpu())
+                rows.append(_ids(model, t, f"text {i}").reshape(-1))
             elif isinstance(t, str):
                 if not t.strip():
                     raise InterpError(f"text {i} is empty: give at least one word")
@@ -54,10 +61,27 @@ def encode(model, texts: Texts, max_len: int | None = None, min_len: int = 2) ->
     return out
 
 
+def _ids(model, ids: torch.Tensor, name: str) -> torch.Tensor:
+    """``ids`` as a long CPU tensor after checking its dtype (integer) and values (inside the vocabulary)."""
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise InterpError(f"{name}: token ids must be an integer tensor, got dtype {str(ids.dtype).replace('torch.', '')}")
+    vocab = int(model.cfg.d_vocab)
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        bad = ids[(ids < 0) | (ids >= vocab)][:3].tolist()
+        raise InterpError(f"{name}: token ids {bad} are outside the vocabulary (0..{vocab - 1})")
+    return ids.long().cpu()
+
+
+def check_batch_size(batch_size) -> int:
+    """``batch_size`` as an int; ``InterpError`` unless it is a whole number of at least 1."""
+    from interp.validate import check_int
+
+    return check_int("batch_size", batch_size, minimum=1)
+
+
 def batches(rows: list[torch.Tensor], batch_size: int, pad_id: int = 0) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """Yield (text indices, ids [b, pos] right-padded, lengths [b]); texts of similar length go together."""
-    if batch_size < 1:
-        raise InterpError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = check_batch_size(batch_size)
     order = sorted(range(len(rows)), key=lambda i: (-rows[i].numel(), i))
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
-from interp.models import model_name, str_tokens, to_tokens
+from interp.models import model_name, str_tokens
 from interp.results import Result
+from interp.validate import check_bool, check_int, prompt_tokens
 
 __all__ = ["LensResult", "logit_lens", "lens_rows", "decode", "resolve_target", "layer_stride", "STATISTICS"]
 
@@ -122,14 +123,20 @@ def resolve_target(model, target: str | int) -> tuple[int, str, str]:
 
     A word that is several tokens uses its first token (the note says so). When the bare word is several
     tokens but the word with a leading space is one token (BPE vocabularies), the spaced form is used.
-    Raises ``InterpError`` for an empty target or an id outside the vocabulary.
+    Raises ``InterpError`` for an empty target, one that is neither text nor a whole number, an id outside
+    the vocabulary, or a word whose first token is only whitespace (the word is not in the vocabulary: tracking
+    the bare space token would say nothing about it).
     """
     vocab = model.cfg.d_vocab
+    if isinstance(target, torch.Tensor) and target.numel() == 1 and not target.is_floating_point():
+        target = int(target.reshape(-1)[0])
     if isinstance(target, int) and not isinstance(target, bool):
         if not 0 <= target < vocab:
             raise InterpError(f"target id {target} is outside the vocabulary (0..{vocab - 1})")
         return target, model.tokenizer.decode([target]), ""
-    if not isinstance(target, str) or target == "":
+    if not isinstance(target, str):
+        raise InterpError(f"the target must be a word or a token id (a whole number), got {type(target).__name__} {target!r:.40}")
+    if target == "":
         raise InterpError("the target is empty: give a word or a token id")
     ids = model.tokenizer.encode(target, add_special_tokens=False)
     note = ""
@@ -143,6 +150,10 @@ def resolve_target(model, target: str | int) -> tuple[int, str, str]:
         note = f"target {target!r} is {len(ids)} tokens; its first token {model.tokenizer.decode(ids[:1])!r} is used"
     if ids[0] >= vocab:
         raise InterpError(f"target {target!r} maps to token {ids[0]}, outside the model's vocabulary of {vocab}")
+    if len(ids) > 1 and not model.tokenizer.decode(ids[:1]).strip():
+        pieces = [model.tokenizer.decode([i]) for i in ids[:4]]
+        raise InterpError(f"target {target!r} is not a token of this vocabulary: it splits into {len(ids)} tokens {pieces}"
+                          f"{'...' if len(ids) > 4 else ''} starting with bare whitespace; give a single-token word or a token id")
     return ids[0], model.tokenizer.decode(ids[:1]), note
 
 
@@ -178,9 +189,12 @@ def logit_lens(
     Returns a ``LensResult`` with [layer, pos] statistics and [layer, pos, k] top-k; the full
     [layer, pos, vocab] log-probabilities only when ``keep_logprobs``.
     """
-    if top_k < 1:
-        raise InterpError(f"top_k must be at least 1, got {top_k}")
-    tokens = to_tokens(model, prompt) if isinstance(prompt, str) else prompt.reshape(1, -1).to(model.cfg.device)
+    top_k = check_int("top_k", top_k, minimum=1)
+    check_bool("incl_mid", incl_mid)
+    check_bool("keep_logprobs", keep_logprobs)
+    tokens = prompt_tokens(model, prompt)
+    if target is not None:
+        resolve_target(model, target)  # a bad target fails before the forward pass
     labels, stack = residual_stack(model, tokens, incl_mid)
     if lens is not None:
         if incl_mid:

@@ -105,8 +105,15 @@ class TunedLens(torch.nn.Module):
         linear decay: the tuned-lens package's choice with lr 0.1). Gradients are clipped to norm 1.
         Interrupting (Ctrl-C) returns nothing and writes nothing.
         """
-        if steps < 1 or batch_size < 1:
-            raise InterpError("steps and batch_size must be at least 1")
+        from interp.validate import check_float, check_int, check_seed
+
+        steps, batch_size = check_int("steps", steps, minimum=1), check_int("batch_size", batch_size, minimum=1)
+        lr, weight_decay = check_float("lr", lr, minimum=0.0), check_float("weight_decay", weight_decay, minimum=0.0)
+        seed = check_seed(seed)
+        if max_len is not None:
+            max_len = check_int("max_len", max_len, minimum=2)
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+            raise InterpError("texts must be a list of strings (the training corpus)")
         seqs = encode_texts(model, texts, max_len)
         lens = cls.for_model(model)
         lens.info = dict(steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay, seed=seed,
@@ -171,12 +178,23 @@ class TunedLens(torch.nn.Module):
         path = Path(path)
         if not (path / "config.json").is_file() or not (path / "params.safetensors").is_file():
             raise InterpError(f"{path} is not a tuned-lens folder (needs config.json and params.safetensors)")
-        config = json.loads((path / "config.json").read_text())
-        if config.get("format") != "interp-tuned-lens-v1":
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise InterpError(f"{path}/config.json is not JSON: the lens folder is damaged, save it again") from None
+        if not isinstance(config, dict) or config.get("format") != "interp-tuned-lens-v1":
             raise InterpError(f"{path}/config.json is not an interp tuned lens")
-        lens = cls(config["d_model"], config["n_layers"], model=config["model"], decoder=config["decoder_hash"],
-                   bias=config["bias"], info=config.get("info"))
-        lens.load_state_dict(load_file(str(path / "params.safetensors")))
+        try:
+            lens = cls(int(config["d_model"]), int(config["n_layers"]), model=str(config["model"]),
+                       decoder=str(config["decoder_hash"]), bias=bool(config["bias"]), info=dict(config.get("info") or {}))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise InterpError(f"{path}/config.json is damaged ({type(e).__name__}: {e}): save the lens again") from None
+        try:
+            state = load_file(str(path / "params.safetensors"))
+            lens.load_state_dict({k: v.float() for k, v in state.items()})
+        except Exception as e:  # safetensors errors for truncated files, RuntimeError for missing/misshapen tensors
+            raise InterpError(f"{path}/params.safetensors does not fit its config.json ({str(e).splitlines()[0][:160]}): "
+                              "save the lens again") from None
         if model is not None:
             lens.check_model(model)
             lens = lens.to(model.cfg.device)

@@ -13,7 +13,8 @@ from interp.models import model_name
 from interp.results import Result
 from interp.steering.data import ContrastExample
 from interp.steering.scoring import contrast_gaps, encode, mean_nll
-from interp.steering.vectors import SteeringVectors
+from interp.steering.vectors import SteeringVectors, check_alpha
+from interp.validate import check_int
 
 __all__ = ["SteeringEval", "evaluate"]
 
@@ -108,7 +109,10 @@ def evaluate(model, vectors, examples: Sequence[ContrastExample], *, alphas: Seq
     examples = list(examples)
     if not examples:
         raise InterpError("no contrast examples to evaluate on")
-    alphas = sorted({0.0, *(float(a) for a in alphas)})
+    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, Sequence | torch.Tensor):
+        raise InterpError(f"alphas must be a list of numbers, got {type(alphas).__name__}")
+    alphas = sorted({0.0, *(check_alpha(a) for a in (alphas.tolist() if isinstance(alphas, torch.Tensor) else alphas))})
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     enc = [encode(model, e) for e in examples]
     texts = list(fluency_texts)
     n_m, n_a = len(sets), len(alphas)

@@ -26,10 +26,18 @@ import torch
 from interp.errors import InterpError
 from interp.results import Result
 
-__all__ = ["SteeringVectors", "steering_hook", "HOOK", "NORM_MODES"]
+__all__ = ["SteeringVectors", "steering_hook", "check_alpha", "HOOK", "NORM_MODES"]
 
 HOOK = "blocks.{layer}.hook_resid_post"
 NORM_MODES = ("per_token", "official_seq", "none")
+
+
+def check_alpha(alpha) -> float:
+    """A steering strength as a float; raises ``InterpError`` unless it is a finite number (not NaN, not +-inf,
+    not a bool or string)."""
+    from interp.validate import check_float
+
+    return check_float("the steering strength alpha", alpha)
 
 
 def steering_hook(vector: torch.Tensor, alpha: float, norm_mode: str = "per_token") -> Callable:
@@ -37,20 +45,29 @@ def steering_hook(vector: torch.Tensor, alpha: float, norm_mode: str = "per_toke
 
     ``norm_mode``: "per_token" rescales each token back to its own norm; "official_seq" divides by the norm
     over the sequence axis per channel (the reference code's bug, kept for comparison); "none" only adds.
-    The arithmetic runs in float32 at least and the result is cast back to ``h``'s dtype.
+    The arithmetic runs in float32 at least and the result is cast back to ``h``'s dtype. ``alpha`` must be a
+    finite number (``InterpError`` otherwise). The rescaling rules depend only on the direction of
+    ``h + alpha * v``, so when that sum overflows (a huge alpha) it is computed as ``h / |alpha| + sign(alpha) v``
+    instead (the same direction); with ``norm_mode="none"`` an overflowing sum raises ``InterpError``.
     """
     if norm_mode not in NORM_MODES:
         raise InterpError(f"unknown norm_mode {norm_mode!r}; choose one of {', '.join(NORM_MODES)}")
-    alpha = float(alpha)
+    alpha = check_alpha(alpha)
+    dim = -1 if norm_mode == "per_token" else 1
 
     def fn(h: torch.Tensor, hook=None) -> torch.Tensor:
         work = h if h.dtype in (torch.float32, torch.float64) else h.float()
         v = vector.to(device=work.device, dtype=work.dtype)
         s = work + alpha * v
-        if norm_mode == "per_token":
-            s = s * (work.norm(dim=-1, keepdim=True) / s.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(work.dtype).tiny))
-        elif norm_mode == "official_seq":
-            s = s * (work.norm(dim=1, keepdim=True) / s.norm(dim=1, keepdim=True).clamp_min(torch.finfo(work.dtype).tiny))
+        if norm_mode == "none":
+            if not torch.isfinite(s).all() and torch.isfinite(work).all():
+                raise InterpError(f"alpha={alpha:g} overflows the residual stream with norm_mode='none': use a smaller alpha")
+            return s.to(h.dtype)
+        s_norm = s.norm(dim=dim, keepdim=True)
+        if not torch.isfinite(s_norm).all() and abs(alpha) > 1:  # same direction, no overflow
+            s = work / abs(alpha) + (1.0 if alpha > 0 else -1.0) * v
+            s_norm = s.norm(dim=dim, keepdim=True)
+        s = s * (work.norm(dim=dim, keepdim=True) / s_norm.clamp_min(torch.finfo(work.dtype).tiny))
         return s.to(h.dtype)
 
     return fn
