@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,19 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from interp.io import atomic_write_text
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _clean(value: Any) -> Any:
+    """Jinja ``finalize``: control characters (NUL, ESC, ...; not tab or newline) in any printed value become
+    U+FFFD, so the page holds only characters HTML allows. Markup (plotly.js, figure JSON) passes untouched:
+    JSON already writes control characters as ``\\u`` escapes."""
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, str):
+        return _CONTROL.sub("\ufffd", value)
+    return value
 
 
 def _script_json(obj: Any) -> Markup:
@@ -104,7 +118,8 @@ class Report:
         """The whole report as one HTML string."""
         from plotly.offline import get_plotlyjs
 
-        env = Environment(loader=PackageLoader("interp.report", "templates"), autoescape=select_autoescape(default=True))
+        env = Environment(loader=PackageLoader("interp.report", "templates"), autoescape=select_autoescape(default=True),
+                          finalize=_clean)
         blocks = []
         n_fig = 0
         for s in self.sections:

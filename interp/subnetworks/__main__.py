@@ -1,7 +1,10 @@
 """Find and save the bigram subnetwork of a model: ``python -m interp.subnetworks stories``.
 
 Writes ``data/subnetworks/<name>-bigram.safetensors`` (atomically) with the masks, the bigram table and the
-held-out evaluation in its config. The bigram target is counted on the model's own tokenization of
+held-out evaluation in its config. Ctrl-C (or SIGTERM) during training stops it, writes the masks reached so
+far beside the output as ``<name>-bigram.partial.safetensors`` (config ``stopped: "interrupted"``, no
+evaluation), leaves a complete file at the output untouched, and exits with status 130. Bad input (an unknown
+model, a non-positive number) is one line on stderr and exit status 2. The bigram target is counted on the model's own tokenization of
 ``stories`` training documents (seed 1, the model's own training corpus); evaluation uses held-out
 documents (seed 2).
 """
@@ -9,10 +12,14 @@ documents (seed 2).
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+from interp.errors import InterpError
 
 OUT_DIR = Path(__file__).resolve().parents[2] / "data" / "subnetworks"
 
@@ -30,6 +37,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
+    old = signal.getsignal(signal.SIGTERM)
+    if old is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm)  # SIGTERM stops training like Ctrl-C
+    try:
+        return _run(a)
+    except InterpError as e:
+        print(f"python -m interp.subnetworks: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m interp.subnetworks: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        if old is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def partial_path(out: Path) -> Path:
+    """Where an interrupted run writes its masks: ``<stem>.partial.safetensors`` beside ``out``."""
+    return out.with_name(f"{out.stem}.partial{out.suffix or '.safetensors'}")
+
+
+def _sigterm(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def _run(a: argparse.Namespace) -> int:
+    from interp.validate import check_float, check_int
+
+    for name in ("steps", "batch_size", "train_docs", "eval_docs", "threads"):
+        check_int(f"--{name.replace('_', '-')}", getattr(a, name), minimum=1)
+    for name in ("lam", "lr", "beta_growth"):
+        check_float(f"--{name.replace('_', '-')}", getattr(a, name), minimum=0.0)
+    out = a.out or OUT_DIR / f"{Path(a.model).name}-bigram.safetensors"
+    if out.is_dir():
+        raise InterpError(f"--out {out} is a folder: give a file name such as {out / 'bigram.safetensors'}")
     torch.set_num_threads(a.threads)
     from interp.models import load_model
     from interp.subnetworks import evaluate, find_bigram_subnetwork
@@ -43,12 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = find_bigram_subnetwork(model, train, lam=a.lam, lr=a.lr, beta_growth=a.beta_growth, steps=a.steps,
                                  batch_size=a.batch_size)
     secs = time.time() - t0
+    if sub.config.get("stopped") == "interrupted":
+        part = partial_path(out)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        sub = type(sub)(sub.weights, sub.masks, sub.signature, sub.target, sub.bigram,
+                        dict(sub.config, partial=True, train_seconds=round(secs, 1), threads=a.threads,
+                             train_docs=a.train_docs), sub.log)
+        sub.save(part)
+        kept = "; the complete file there is untouched" if out.exists() else ""
+        print(f"python -m interp.subnetworks: interrupted at step {sub.config['steps_run']} of {a.steps}: "
+              f"wrote the partial masks to {part}, not to {out}{kept}", file=sys.stderr)
+        return 130
     ev = evaluate(model, sub, held)
     summary = {v: ev[v] for v in ev.variants}
     sub = type(sub)(sub.weights, sub.masks, sub.signature, sub.target, sub.bigram,
                     dict(sub.config, train_seconds=round(secs, 1), threads=a.threads, train_docs=a.train_docs,
                          eval_docs=a.eval_docs, evaluation=summary), sub.log)
-    out = a.out or OUT_DIR / f"{Path(a.model).name}-bigram.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     sub.save(out)
     print(f"wrote {out}: {sub!r} in {secs:.0f} s")

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from interp.errors import InterpError
-from interp.io import atomic_write
 from interp.models import model_name
+from interp.results import read_safetensors, write_safetensors
 from interp.subnetworks.bigram import BigramTable
 from interp.subnetworks.maskable import MaskableWeight, find_maskable
 from interp.subnetworks.masking import swap_weights
@@ -204,27 +202,29 @@ class Subnetwork:
             "bigram_vocab": None if self.bigram is None else self.bigram.vocab,
         }
         header = {"format": _FORMAT, "fields": json.dumps(meta)}
-        return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+        return write_safetensors(path, tensors, header)
 
     @classmethod
     def load(cls, path: str | Path, model=None) -> Subnetwork:
-        """Read a file written by ``save``; with ``model`` given, also check it fits (``InterpError`` if not)."""
+        """Read a file written by ``save``; with ``model`` given, also check it fits. Returns the ``Subnetwork``.
+
+        Raises ``InterpError`` naming the file when it is missing, not a whole safetensors file (a pickle, a
+        truncated file), not a subnetwork, damaged (a mask missing or of the wrong shape), or made for another model.
+        """
         path = Path(path)
         if not path.is_file():
             raise InterpError(f"no subnetwork file at {path}")
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                header = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        except Exception as e:  # not a safetensors file
-            raise InterpError(f"{path} is not a subnetwork file ({type(e).__name__}: {e})") from None
+        header, tensors = read_safetensors(path, what="subnetwork")
         if header.get("format") != _FORMAT:
             raise InterpError(f"{path} is not a subnetwork file (format {header.get('format')!r})")
-        meta = json.loads(header["fields"])
-        weights = [MaskableWeight(n, s, int(lay), c, tuple(sh)) for n, s, lay, c, sh in meta["weights"]]
-        masks = {w.name: tensors[f"mask.{w.name}"] for w in weights}
-        bigram = BigramTable.from_tensors(tensors, meta["bigram_vocab"]) if meta.get("bigram_vocab") else None
-        sub = cls(weights, masks, meta["signature"], meta["target"], bigram, meta["config"], meta["log"])
+        try:
+            meta = json.loads(header["fields"])
+            weights = [MaskableWeight(str(n), str(s), int(lay), str(c), tuple(int(x) for x in sh)) for n, s, lay, c, sh in meta["weights"]]
+            masks = {w.name: tensors[f"mask.{w.name}"] for w in weights}
+            bigram = BigramTable.from_tensors(tensors, meta["bigram_vocab"]) if meta.get("bigram_vocab") else None
+            sub = cls(weights, masks, dict(meta["signature"]), str(meta["target"]), bigram, dict(meta["config"]), list(meta["log"]))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise InterpError(f"{path} is a damaged subnetwork file ({type(e).__name__}: {str(e)[:120]}): save it again") from None
         if model is not None:
             sub.check_model(model)
         return sub
