@@ -5,6 +5,12 @@ the straight line from a baseline embedding to the real token embeddings (the ou
 embedding, ``embed.hook_out``; position embeddings are left untouched, as in the ReAGent and GrAInS code).
 The attribution of a token is the sum over the embedding dimension.
 
+The default rule is adaptive (``quadrature.py``): on trained LMs f along the path has steep transitions at
+α between 1e-4 and 1e-2 (on SmolLM2 the scaled-down tokens act as extra attention sinks, with massive
+activations, until each leaves that regime at its own α), which fixed rules with points spaced 1/n hit or miss
+by chance. The adaptive rule places points on a grid graded towards the baseline and bisects where the local
+completeness fails, so the error falls as the budget grows.
+
 Baselines (see ../shared/research/grains.md section 4, gotcha 2):
 
 - ``"zero"``: every token embedding is zero (the official GrAInS choice). On models with learned position
@@ -31,13 +37,16 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.attribution.quadrature import adaptive_simpson
 from interp.errors import InterpError
 from interp.models import special_token_id
 
-__all__ = ["IGOutput", "embedding_ig", "BASELINES", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
+__all__ = ["IGOutput", "embedding_ig", "adaptive_embedding_ig", "auto_batch_size", "BASELINES", "resolve_baseline",
+           "embed_hook_name", "has_learned_positions"]
 
 BASELINES = ("auto", "zero", "zero_keep_bos", "pad")
 _EPS = 1e-12
+_PASS_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -130,45 +139,131 @@ def embedding_ig(
     baseline: str = "auto",
     n_steps: int = 50,
     internal_batch_size: int | None = None,
-    method: str = "gausslegendre",
+    method: str = "adaptive",
     warn_threshold: float | None = 0.05,
     max_steps: int | None = None,
     tolerance: float = 0.01,
 ) -> IGOutput:
-    """IG on the token embeddings (``embed.hook_out``) through captum's ``IntegratedGradients``.
+    """IG on the token embeddings (``embed.hook_out``).
 
     ``tokens``: [batch, pos] ids. ``objective(logits [b, pos, vocab], tokens [b, pos]) -> [b]`` scalar per row;
-    it must treat rows independently (captum stacks the interpolation steps along the batch).
-    ``baseline``: "zero", "zero_keep_bos", "pad" or "auto" (module docstring). ``n_steps``: interpolation
-    points (Gauss-Legendre by default). ``internal_batch_size``: rows per forward pass (at least ``batch``);
-    the result does not depend on it. Warns when the relative completeness error of a row exceeds
-    ``warn_threshold`` (None: never). ``max_steps``: when given, ``n_steps`` is doubled (up to ``max_steps``)
-    while some row's completeness error exceeds ``tolerance``; ``IGOutput.n_steps`` says how many were used.
-    Returns ``IGOutput`` with ``attributions`` [batch, pos].
+    rows come step-major (row ``r`` of any call is example ``r % batch``), and it must treat rows independently.
+    ``baseline``: "zero", "zero_keep_bos", "pad" or "auto" (module docstring).
+
+    ``method="adaptive"`` (default): composite Simpson on a partition of [0, 1] graded towards the baseline and
+    bisected where the local completeness error is largest (``interp.attribution.quadrature``), until every
+    row's completeness bound is below ``tolerance`` or ``max_steps`` interpolation points are used
+    (``n_steps`` when ``max_steps`` is None). Other methods ("gausslegendre", "riemann_trapezoid", ...) are
+    captum's fixed rules with ``n_steps`` points; with ``max_steps`` given, ``n_steps`` is doubled (up to
+    ``max_steps``) while some row's error exceeds ``tolerance``.
+
+    ``internal_batch_size``: sequences per forward pass (at least ``batch``); None picks one that keeps the
+    activations of a pass near 512 MiB (``auto_batch_size``). The result does not depend on it.
+    Warns when a row's relative completeness error exceeds ``warn_threshold`` (None: never).
+    Returns ``IGOutput`` with ``attributions`` [batch, pos]; ``n_steps`` = interpolation points used.
     """
-    while True:
-        out = _embedding_ig(model, tokens, objective, baseline=baseline, n_steps=n_steps,
-                            internal_batch_size=internal_batch_size, method=method)
-        if max_steps is None or 2 * n_steps > max_steps or float(out.completeness_error.max()) <= tolerance:
-            break
-        n_steps *= 2
+    if method == "adaptive":
+        budget = max_steps if max_steps is not None else n_steps
+        out = adaptive_embedding_ig(model, tokens, objective, baseline=baseline, max_points=budget,
+                                    tolerance=tolerance, internal_batch_size=internal_batch_size)
+    else:
+        if internal_batch_size is None:
+            internal_batch_size = auto_batch_size(model, tokens)
+        while True:
+            out = _embedding_ig(model, tokens, objective, baseline=baseline, n_steps=n_steps,
+                                internal_batch_size=internal_batch_size, method=method)
+            if max_steps is None or 2 * n_steps > max_steps or float(out.completeness_error.max()) <= tolerance:
+                break
+            n_steps *= 2
     if warn_threshold is not None:
         worst = float(out.completeness_error.max())
         if worst > warn_threshold:
             warnings.warn(
-                f"IG completeness error {worst:.1%} with baseline {out.baseline!r} and {n_steps} steps: the attributions "
-                "do not add up to f(x) - f(baseline); use more steps or baseline='zero_keep_bos' on rotary models",
+                f"IG completeness error {worst:.1%} with baseline {out.baseline!r} and {out.n_steps} steps: the "
+                "attributions do not add up to f(x) - f(baseline); allow more steps (max_steps)",
                 stacklevel=2,
             )
     return out
+
+
+def auto_batch_size(model, tokens: torch.Tensor, budget_bytes: int = _PASS_BYTES) -> int:
+    """Sequences per forward+backward pass so that its activations stay near ``budget_bytes`` (at least the batch).
+
+    Estimate per sequence of T tokens, float32: 4 copies of the logits (T x vocab: logits, their gradient, the
+    objective's softmax), 12 d_model-sized tensors per layer and token (residual, norms, q/k/v, attention
+    output, MLP hidden states) and 3 attention maps per layer (heads x T x T). Returns an int >= tokens.shape[0].
+    """
+    cfg = model.cfg
+    t = int(tokens.shape[1])
+    per_seq = 4 * (4 * t * int(cfg.d_vocab) + 12 * t * int(cfg.n_layers) * int(cfg.d_model)
+                   + 3 * int(cfg.n_layers) * int(cfg.n_heads) * t * t)
+    return max(int(tokens.shape[0]), budget_bytes // max(per_seq, 1))
+
+
+def _check(model, tokens: torch.Tensor, internal_batch_size: int | None) -> None:
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        raise InterpError(f"embedding_ig needs token ids of shape [batch, pos], got {tuple(tokens.shape)}")
+    if internal_batch_size is not None and internal_batch_size < tokens.shape[0]:
+        raise InterpError(f"internal_batch_size ({internal_batch_size}) must be at least the batch size ({tokens.shape[0]})")
+
+
+def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: str = "auto", max_points: int = 400,
+                          tolerance: float = 0.01, internal_batch_size: int | None = None) -> IGOutput:
+    """IG on the token embeddings with the adaptive, baseline-graded Simpson rule (``quadrature.adaptive_simpson``).
+
+    Same arguments as ``embedding_ig``; ``max_points``: the most interpolation points (each is one forward and
+    backward pass per row). f(x) and f(baseline) come from the same passes as the gradients, so the stored
+    completeness error is exactly the one the rule controls. Returns ``IGOutput`` (``n_steps`` = points used).
+    """
+    _check(model, tokens, internal_batch_size)
+    if max_points < 1:
+        raise InterpError(f"the IG step budget must be at least 1, got {max_points}")
+    kind = resolve_baseline(model, baseline)
+    hook = embed_hook_name(model)
+    device = next(model.parameters()).device
+    tokens = tokens.to(device)
+    n, t = tokens.shape
+    emb = _embeddings(model, tokens, hook)
+    dtype = emb.dtype
+    base = _baseline_embeddings(model, tokens, emb, kind, hook).double()
+    diff = emb.double() - base
+    per_pass = internal_batch_size or auto_batch_size(model, tokens)
+    steps_per_pass = max(1, per_pass // n)
+
+    def evaluate(alphas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+        gs, fs = [], []
+        for i in range(0, len(alphas), steps_per_pass):
+            a = torch.tensor(alphas[i : i + steps_per_pass], dtype=torch.float64, device=device)
+            k = a.shape[0]
+            e = (base[None] + a[:, None, None, None] * diff[None]).reshape(k * n, t, -1).to(dtype)
+            e.requires_grad_(True)
+            toks = tokens.repeat(k, 1)  # step-major: row r is example r % n
+            logits = model.run_with_hooks(toks, fwd_hooks=[(hook, lambda act, hook, e=e: e)])
+            out = objective(logits, toks)
+            if out.shape != (k * n,):
+                raise InterpError(f"the IG objective must return one value per row, shape [{k * n}], got {tuple(out.shape)}")
+            (grad,) = torch.autograd.grad(out.sum(), e)
+            gs.append((grad.double().view(k, n, t, -1) * diff[None]).sum(-1).cpu())
+            fs.append(out.detach().double().view(k, n).cpu())
+        return torch.cat(gs), torch.cat(fs)
+
+    grads_were = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            res = adaptive_simpson(evaluate, tolerance=tolerance, max_points=max_points)
+    finally:
+        for p, g in zip(model.parameters(), grads_were):
+            p.requires_grad_(g)
+    return IGOutput(attributions=res.integral.float(), objective=res.f1.float(), baseline_objective=res.f0.float(),
+                    baseline=kind, n_steps=res.n_points)
 
 
 def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, internal_batch_size: int | None,
                   method: str) -> IGOutput:
     from captum.attr import IntegratedGradients
 
-    if tokens.ndim != 2 or tokens.shape[1] == 0:
-        raise InterpError(f"embedding_ig needs token ids of shape [batch, pos], got {tuple(tokens.shape)}")
+    _check(model, tokens, internal_batch_size)
     if n_steps < 1:
         raise InterpError(f"n_steps must be at least 1, got {n_steps}")
     kind = resolve_baseline(model, baseline)
@@ -176,8 +271,6 @@ def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, inte
     device = next(model.parameters()).device
     tokens = tokens.to(device)
     batch = tokens.shape[0]
-    if internal_batch_size is not None and internal_batch_size < batch:
-        raise InterpError(f"internal_batch_size ({internal_batch_size}) must be at least the batch size ({batch})")
 
     emb = _embeddings(model, tokens, hook)
     dtype = emb.dtype
