@@ -12,6 +12,8 @@ from pathlib import Path
 from interp.errors import InterpError
 
 DEFAULT_PROMPT = "one day mia found a key in the garden . then mia took the"
+REPORT_NEW_TOKENS = 8
+"""Tokens the report generates after the prompt (the steered continuations): the prompt must leave this much room."""
 
 
 def _models(_: argparse.Namespace) -> int:
@@ -32,12 +34,20 @@ def _report(a: argparse.Namespace) -> int:
         raise InterpError(f"--out {out} is a folder: give a file name such as {out / 'report.html'}")
     if not out.parent.exists():
         raise InterpError(f"--out {out}: folder {out.parent} does not exist")
-    if a.subnetwork and not Path(a.subnetwork).exists():
+    if a.subnetwork and not Path(a.subnetwork).is_file():
         raise InterpError(f"--subnetwork {a.subnetwork}: no such file")
-    from interp.models import load_model
+    from interp.models import load_model, to_tokens
     from interp.report import build_report
 
     model = load_model(a.model, device=a.device)
+    n_prompt, n_ctx = to_tokens(model, a.prompt).shape[-1], int(getattr(model.cfg, "n_ctx", 0) or 0)
+    if n_ctx and n_prompt + REPORT_NEW_TOKENS > n_ctx:
+        raise InterpError(f"--prompt has {n_prompt} tokens; the report generates {REPORT_NEW_TOKENS} more and the model's "
+                          f"context is {n_ctx}: shorten the prompt to at most {n_ctx - REPORT_NEW_TOKENS} tokens")
+    if a.subnetwork:
+        from interp.subnetworks import Subnetwork
+
+        Subnetwork.load(a.subnetwork, model)  # a damaged file or one made for another model: exit 2 before any work
     options = {"subnetwork": a.subnetwork} if a.subnetwork else {}
     report = build_report(model, a.prompt, progress=not a.quiet, **options)
     path = report.save(out)
@@ -58,19 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_report)
     m = sub.add_parser("models", help="list the bundled models")
     m.set_defaults(func=_models)
+    from interp.scale.cli import register as register_scale  # interp index build/search, interp scan
+
+    register_scale(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 done, 2 bad input, 130 Ctrl-C, 143 SIGTERM)."""
+    from interp.io import Terminated
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except InterpError as e:
-        print(f"interp: error: {e}", file=sys.stderr)
+        print(f"interp: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interp: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("interp: terminated; nothing was written", file=sys.stderr)
+        return 143
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

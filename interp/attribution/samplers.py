@@ -216,19 +216,38 @@ class MLMSampler(TokenSampler):
         return torch.where(has & (picked >= 0), picked, fb).to(tokens.device)
 
 
+def _has_custom_code(path: Path) -> bool:
+    """Whether a model folder asks for its own code (``auto_map`` in config.json or tokenizer_config.json)."""
+    import json
+
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            data = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("auto_map"):
+            return True
+    return False
+
+
 def _load_mlm(path: Path, trust_remote_code: bool) -> tuple[object, object]:
     """(tokenizer, masked LM) from a local folder; never prompts, runs folder code only when trusted."""
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
     if not path.is_dir():
         raise InterpError(f"the MLM sampler needs a local Hugging Face masked-LM directory; {path} is not one")
+    refused = (f"the masked LM in {path} needs its own Python code to load; it was not run. Pass trust_remote_code=True "
+               "to the sampler only if you trust that folder")
+    if not trust_remote_code and _has_custom_code(path):
+        raise InterpError(refused)
     kw = {"trust_remote_code": trust_remote_code, "local_files_only": True}
     try:
-        return AutoTokenizer.from_pretrained(str(path), **kw), AutoModelForMaskedLM.from_pretrained(str(path), **kw)
+        config = AutoConfig.from_pretrained(str(path), **kw)
+        return (AutoTokenizer.from_pretrained(str(path), **kw),
+                AutoModelForMaskedLM.from_pretrained(str(path), config=config, **kw))
     except (ValueError, OSError, KeyError, TypeError) as e:
         if not trust_remote_code and "trust_remote_code" in str(e):
-            raise InterpError(f"the masked LM in {path} needs its own Python code to load; it was not run. Pass "
-                              "trust_remote_code=True to the sampler only if you trust that folder") from None
+            raise InterpError(refused) from None
         raise InterpError(f"cannot load a masked LM from {path}: {str(e).splitlines()[0][:200]}") from None
 
 
