@@ -298,9 +298,11 @@ class _Accumulator:
         return tensors, meta
 
     @classmethod
-    def from_state(cls, model, t: Thresholds, max_events: int, tensors: dict[str, torch.Tensor], meta: dict) -> _Accumulator:
-        """The accumulator that ``state`` described (``model`` and ``t`` as when it was made)."""
-        acc = cls(model, t, max_events)
+    def from_state(cls, t: Thresholds, max_events: int, tensors: dict[str, torch.Tensor], meta: dict) -> _Accumulator:
+        """The accumulator that ``state`` described, for merging and ``finish_scan`` only (it cannot take more batches:
+        the per-model projections are not rebuilt, so this is cheap even for a large model)."""
+        acc = cls.__new__(cls)
+        acc.t, acc.max_events, acc.doc_offset, acc.other = t, max_events, 0, defaultdict(lambda: [0, 0.0])
         for name in (*cls._SUMS, "top_abs"):
             setattr(acc, name, tensors[name].double().clone())
         acc.has_value = [bool(x) for x in tensors["has_value"].tolist()]

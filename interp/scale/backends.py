@@ -63,7 +63,7 @@ def run_items(items: list[dict], *, backend: str, spec: str | None, task: str, s
     out = ds.map_batches(
         Worker, fn_constructor_args=(spec, task, settings),
         fn_constructor_kwargs={"device": "cuda" if gpus else "cpu", "threads": None if gpus else cpus_per_worker},
-        batch_size=1, concurrency=min(workers, len(items)), batch_format="numpy", **resources,
+        batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))), batch_format="numpy", **resources,
     )
     for row in out.iter_rows():
         yield {k: (v.item() if hasattr(v, "item") and getattr(v, "ndim", 1) == 0 else v) for k, v in row.items()}

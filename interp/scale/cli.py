@@ -1,0 +1,133 @@
+"""``interp index build``, ``interp index search`` and ``interp scan``: corpus-scale jobs from the command line.
+
+``register(sub)`` adds the subcommands to the ``interp`` parser's subparsers; each handler raises ``InterpError``
+for bad input (printed by ``interp.cli`` as one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from interp.errors import InterpError
+
+__all__ = ["register"]
+
+
+def _corpus(value: str):
+    """--corpus: "prose" / "code" or a file path (.txt, .jsonl, .parquet)."""
+    if value in ("prose", "code"):
+        return value
+    if not Path(value).expanduser().is_file():
+        raise InterpError(f"--corpus {value}: no such file (give a .txt, .jsonl or .parquet file, or 'prose' / 'code')")
+    return value
+
+
+def _layers(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(x) for x in value.replace(",", " ").split()]
+    except ValueError:
+        raise InterpError(f"--layers {value!r}: give layer numbers such as 1,2,4") from None
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("local", "ray"), default="local", help="local (in-process, default) or ray")
+    p.add_argument("--workers", type=int, default=2, help="Ray workers (model actors; one GPU each where there are GPUs)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--shard-docs", type=int, default=64, help="documents per shard (default 64)")
+    p.add_argument("--device", help="device of the local backend (default: cpu)")
+    p.add_argument("--field", default="text", help="text field of .jsonl / .parquet corpora (default: text)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _build(a: argparse.Namespace) -> int:
+    from interp.scale.index import build_index
+
+    index = build_index(a.model, _corpus(a.corpus), out=a.out, layers=_layers(a.layers), backend=a.backend, workers=a.workers,
+                        shard_docs=a.shard_docs, batch_size=a.batch_size, max_per_token=a.max_per_token or None,
+                        device=a.device, address=a.address, progress=not a.quiet, field=a.field)
+    print(f"wrote {a.out}: {len(index):,} rows x layers {index.layers} in {len(index.shards)} shards")
+    return 0
+
+
+def _search(a: argparse.Namespace) -> int:
+    from interp.lens.latent import LatentIndex, latent_lens
+    from interp.models import load_model
+
+    if not a.prompt.strip():
+        raise InterpError("the prompt is empty: give at least one word")
+    index = LatentIndex.open(a.index)
+    model = load_model(a.model or index.model_name, device=a.device)
+    r = latent_lens(model, a.prompt, index, layer=a.layer, k=a.k)
+    for pos, tok in enumerate(r.tokens):
+        hits = "  ".join(f"{s:.2f} {snip}" for s, snip in zip(r.sims[0, pos].tolist(), r.snippets[0][pos]))
+        print(f"{pos:3d} {tok!r:14s} {hits}")
+    return 0
+
+
+def _scan(a: argparse.Namespace) -> int:
+    from interp.scale.scan import scan_corpus
+
+    out = Path(a.out)
+    if out.is_dir() or not out.parent.exists():
+        raise InterpError(f"--out {out}: give a file name in an existing folder, such as report.html")
+    report = scan_corpus(a.model, _corpus(a.corpus), backend=a.backend, workers=a.workers, shard_docs=a.shard_docs,
+                         device=a.device, address=a.address, progress=not a.quiet, field=a.field)
+    path = _write_scan(report, out, a.corpus)
+    print(f"wrote {path} ({report.n_texts} texts, {report.n_tokens} tokens; sink heads {report.sink_heads})")
+    return 0
+
+
+def _write_scan(r, out: Path, corpus: str) -> Path:
+    """The corpus scan as a self-contained HTML report (figures from ``interp.viz.extreme``)."""
+    from interp.report import Report
+    from interp.viz.extreme import sink_heatmap, summary_rows, top_head_rows
+
+    report = Report(f"Extreme-token scan of {corpus}", f"{r.model}: {r.n_texts} texts, {r.n_tokens} tokens")
+    title = "Extreme tokens"
+    report.add_table(title, ["finding", "value"], summary_rows(r))
+    report.add_table(title, ["#", "sink head", "sink score", "drain head", "drain ratio"], top_head_rows(r, 10))
+    report.add_figure(title, sink_heatmap(r, "sink_score"))
+    report.add_figure(title, sink_heatmap(r, "drain_ratio"))
+    report.add_table(title, ["layer", "resid first", "max other", "median other", "ratio", "top |a|", "median |a|"], [
+        [i, float(r.resid_first[i]), float(r.resid_other_max[i]), float(r.resid_other_median[i]), float(r.peak_ratio[i]),
+         float(r.top_abs[i]), float(r.median_abs[i])] for i in range(r.resid_first.shape[0])
+    ], caption="Residual-state peak and largest activations per layer (means over texts).")
+    if r.massive:
+        report.add_table(title, ["layer", "text", "position", "dimension", "value", "token"], [list(e) for e in r.massive[:20]],
+                         caption="Massive activations (largest first).")
+    if r.other_sinks:
+        report.add_table(title, ["token", "count", "share", "mean alpha"], [list(e) for e in r.other_sinks],
+                         caption="Tokens other than the first that heads attend to most.")
+    return report.save(out)
+
+
+def register(sub) -> None:
+    """Add ``index build``, ``index search`` and ``scan`` to the ``interp`` command's subparsers ``sub``."""
+    idx = sub.add_parser("index", help="sharded LatentLens indexes of a corpus (build, search)")
+    isub = idx.add_subparsers(dest="index_cmd", required=True)
+    b = isub.add_parser("build", help="build or resume a sharded LatentLens index")
+    b.add_argument("--model", required=True, help="zoo name, named real model, .gguf file or local HF folder")
+    b.add_argument("--corpus", required=True, help="'prose', 'code', or a .txt / .jsonl / .parquet file")
+    b.add_argument("--layers", help="layers to store, e.g. 1,2,4 (default: LatentLens' choice)")
+    b.add_argument("--out", required=True, help="index folder (re-running resumes it)")
+    b.add_argument("--batch-size", type=int, default=16, help="documents per forward pass (default 16)")
+    b.add_argument("--max-per-token", type=int, default=20, help="rows kept per token id (0: no cap; default 20)")
+    _backend_args(b)
+    b.set_defaults(func=_build)
+    s = isub.add_parser("search", help="LatentLens neighbours of each token of a prompt")
+    s.add_argument("index", help="index folder")
+    s.add_argument("prompt", help="text to describe")
+    s.add_argument("--layer", type=int, required=True, help="model layer of the prompt's states")
+    s.add_argument("--k", type=int, default=3, help="neighbours per token (default 3)")
+    s.add_argument("--model", help="model (default: the one the index was built with)")
+    s.add_argument("--device", help="cpu, cuda, ...")
+    s.set_defaults(func=_search)
+    c = sub.add_parser("scan", help="extreme-token scan of a corpus into an HTML report")
+    c.add_argument("--model", required=True, help="zoo name, named real model, .gguf file or local HF folder")
+    c.add_argument("--corpus", required=True, help="'prose', 'code', or a .txt / .jsonl / .parquet file")
+    c.add_argument("--out", default="scan.html", help="output HTML file (default scan.html)")
+    _backend_args(c)
+    c.set_defaults(func=_scan)
