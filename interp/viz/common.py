@@ -14,12 +14,18 @@ _MARKS = {"\n": "↵", "\t": "⇥", "\r": "␍"}
 
 
 def visible(token: str) -> str:
-    """A token with its whitespace drawn (not escaped): newline ↵, tab ⇥, carriage return ␍ always, and spaces as ␣
-    in a token that is only whitespace (a word's leading space stays a space so words read normally); "" is "∅"."""
+    """A token with its whitespace drawn (not escaped): newline ↵, tab ⇥, carriage return ␍ always; in a token that is
+    only whitespace, a space is ␣ and any other space character (e.g. the no-break space) ⍽ (a word's leading space stays
+    a space so words read normally); a token with nothing printable left (zero-width characters) is shown escaped
+    ("\\u200b"); "" is "∅"."""
     if token == "":
         return "∅"
     out = "".join(_MARKS.get(c, c) for c in token)
-    return out.replace(" ", "␣") if token.strip() == "" else out
+    if token.strip() == "":
+        out = "".join("␣" if c == " " else "⍽" if c.isspace() else c for c in out)
+    if not any(c.isprintable() and not c.isspace() for c in out):
+        out = token.encode("unicode_escape").decode("ascii")
+    return out
 
 
 def label(token: str) -> str:
