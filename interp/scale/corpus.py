@@ -38,9 +38,10 @@ def _read_parquet(path: Path, field: str) -> list[str]:
     except ImportError:
         raise InterpError("reading Parquet needs pyarrow: pip install pyarrow (it comes with interp-workbench[scale])") from None
     try:
-        table = pq.read_table(path, columns=[field])
-    except KeyError:
-        raise InterpError(f"{path} has no column {field!r}; pass field=... (--field) naming the text column") from None
+        names = pq.read_schema(path).names
+        table = pq.read_table(path, columns=[field]) if field in names else None
     except Exception as e:  # pyarrow raises its own error types for damaged files
         raise InterpError(f"{path} is not a readable Parquet file ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if table is None:
+        raise InterpError(f"{path} has no column {field!r} (columns: {', '.join(names)}); pass field=... (--field) naming the text column")
     return [str(x) for x in table.column(field).to_pylist() if x is not None]

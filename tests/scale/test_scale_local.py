@@ -135,3 +135,19 @@ def test_cli_build_search_scan(tmp_path, capsys):
     assert main(["index", "build", "--model", "stories", "--corpus", str(corpus), "--layers", "1", "--out",
                  str(tmp_path / "i"), "--quiet"]) == 2
     assert "other layers" in capsys.readouterr().err
+
+
+def test_parquet_corpus(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from interp.scale import read_corpus
+
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"body": ["one day mia found a key", "", "the cat sat on the mat"]}), path)
+    assert read_corpus(path, field="body") == ["one day mia found a key", "the cat sat on the mat"]
+    with pytest.raises(InterpError, match="no column 'text' \\(columns: body\\)"):
+        read_corpus(path)
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InterpError, match="not a readable Parquet file"):
+        read_corpus(tmp_path / "bad.parquet")
