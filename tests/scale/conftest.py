@@ -29,8 +29,7 @@ def ray_cluster():
     def with_ports(self, *args, **kwargs):
         original(self, *args, **kwargs)
         for name in ("metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port", "runtime_env_agent_port"):
-            if not getattr(self, name, None):
-                setattr(self, name, _free_port())
+            setattr(self, name, _free_port())  # the defaults (None, 52365) make the raylet wait for port files
 
     parameter.RayParams.__init__ = with_ports
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
