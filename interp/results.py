@@ -15,6 +15,7 @@ that every named dimension agrees across fields::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import json
 from pathlib import Path
@@ -139,18 +140,22 @@ class Result:
 
 def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """Write ``tensors`` and string ``metadata`` as one ``.safetensors`` file atomically, byte for byte the same
-    for the same content (the header's keys are sorted; safetensors itself orders them by hash). Returns the path."""
+    for the same content (the header's keys are sorted; safetensors itself orders them by hash), with the SHA-256
+    of the tensor bytes in the metadata (``sha256``) so ``read_safetensors`` detects damaged data. Returns the path."""
     raw = _st_bytes(tensors, metadata=metadata)
     n = int.from_bytes(raw[:8], "little")
-    head = json.dumps(json.loads(raw[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header = json.loads(raw[8 : 8 + n])
+    header.setdefault("__metadata__", {})["sha256"] = hashlib.sha256(raw[8 + n :]).hexdigest()
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
     data = len(head).to_bytes(8, "little") + head + raw[8 + n :]
     return atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def read_safetensors(path: str | Path, *, what: str = "result") -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """(metadata, {name: tensor}) of a safetensors file; raises ``InterpError`` naming the file when it is not a
-    whole safetensors file (truncated, a pickle, corrupt header)."""
+    """(metadata without ``sha256``, {name: tensor}) of a safetensors file; raises ``InterpError`` naming the file
+    when it is not a whole safetensors file (truncated, a pickle, corrupt header) or its tensor bytes do not match
+    the ``sha256`` written by ``write_safetensors`` (files without one are read unchecked)."""
     try:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}
@@ -158,6 +163,13 @@ def read_safetensors(path: str | Path, *, what: str = "result") -> tuple[dict[st
     except Exception as e:  # safetensors raises its own error types for every kind of damage
         raise InterpError(f"{path} is not a readable {what} file: {str(e)[:160]} (truncated, damaged or not safetensors; "
                           "write it again)") from None
+    digest = header.pop("sha256", None)
+    if digest is not None:
+        raw = Path(path).read_bytes()
+        n = int.from_bytes(raw[:8], "little")
+        if hashlib.sha256(raw[8 + n :]).hexdigest() != digest:
+            raise InterpError(f"{path} is not a readable {what} file: its tensor bytes do not match the checksum it was "
+                              "written with (damaged: write it again)")
     return header, tensors
 
 

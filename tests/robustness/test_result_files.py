@@ -34,6 +34,7 @@ def _rewrite(path, tensors=None, meta=None):
 
     with safe_open(str(path), framework="pt") as fh:
         header = dict(fh.metadata())
+    header.pop("sha256")  # as a tool that rewrites the file without our checksum would (the checks below still hold)
     t = load_file(str(path))
     save_file(tensors(t) if tensors else t, str(path), metadata=meta(header) if meta else header)
 
@@ -67,6 +68,14 @@ def test_header_shape_that_disagrees_with_the_bytes_is_an_error(saved):
     head = raw[8 : 8 + n].decode().replace('"shape":[3]', '"shape":[9]')
     saved.write_bytes(bytes(raw[:8]) + head.encode() + bytes(raw[8 + n :]))
     with pytest.raises(InterpError, match="not a readable result file"):
+        Prediction.load(saved)
+
+
+def test_changed_tensor_bytes_fail_the_checksum(saved):
+    raw = bytearray(saved.read_bytes())
+    raw[-1] ^= 0x40  # one bit of next_probs / surprisal flipped: same size, still parses
+    saved.write_bytes(bytes(raw))
+    with pytest.raises(InterpError, match="do not match the checksum"):
         Prediction.load(saved)
 
 
