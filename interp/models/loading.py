@@ -96,26 +96,95 @@ def load_model(
     """
     from transformer_lens.model_bridge import TransformerBridge
 
+    if device_map is None:
+        device = _check_device(device or default_device())
     target, local = _resolve(spec, trust_remote_code)
+    if local:
+        _check_folder(Path(target), trust_remote_code)
     kwargs = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, **boot_kwargs)
     if device_map is not None:
         kwargs["device_map"] = device_map
     else:
-        kwargs["device"] = str(device or default_device())
+        kwargs["device"] = device
     quiet = io.StringIO()
     try:
         with contextlib.redirect_stderr(quiet), _quiet_loggers():
             model = TransformerBridge.boot_transformers(target, **kwargs)
     except InterpError:
         raise
-    except (OSError, ValueError) as e:
+    except Exception as e:  # transformers / the bridge raise many types for a bad folder: name it in one line
+        first = (str(e).strip().splitlines() or [""])[0][:300]
         if local:
-            raise InterpError(f"could not load the model in {target}: {e}") from e
-        raise _unknown(str(spec), f"not a bundled model or local directory, and the hub lookup failed ({type(e).__name__})") from e
+            raise InterpError(f"could not load the model in {target}: {type(e).__name__}: {first}") from e
+        if isinstance(e, (OSError, ValueError)):
+            raise _unknown(str(spec), f"not a bundled model or local directory, and the hub lookup failed ({type(e).__name__})") from e
+        raise InterpError(f"could not load {spec!r}: {type(e).__name__}: {first}") from e
     model.eval()
     model.cfg.interp_name = str(spec)
     _apply_custom_attention(model)
     return model
+
+
+def _check_device(device) -> str:
+    """The device as a string; ``InterpError`` for an unknown device or one this machine does not have."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InterpError(f"unknown device {str(device)!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InterpError(
+            f"device {str(device)!r} asked for, but this torch sees no CUDA GPU: use device='cpu' (or install a CUDA build of torch)"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InterpError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InterpError(f"device {str(device)!r} asked for, but MPS is not available here: use device='cpu'")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise InterpError(f"device {str(device)!r} is not supported: use 'cpu', 'cuda' or 'mps'")
+    return str(dev)
+
+
+def _check_folder(folder: Path, trust_remote_code: bool) -> None:
+    """Refuse, in one ``InterpError`` naming the file, a local folder that cannot load safely: a config that is not JSON
+    or has values of the wrong type, custom code without ``trust_remote_code``, weights only as a pickle, or a
+    ``.safetensors`` file that is empty or truncated."""
+    import json
+
+    cfg_path = folder / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InterpError(f"{cfg_path} is not valid JSON ({e}): repair or replace it") from None
+    if not isinstance(cfg, dict):
+        raise InterpError(f"{cfg_path} must hold a JSON object")
+    if "auto_map" in cfg and not trust_remote_code:
+        raise InterpError(
+            f"{folder} holds custom model code (auto_map in config.json); it is not run unless you pass "
+            "trust_remote_code=True (only for code you trust)"
+        )
+    for key in ("n_layer", "n_head", "n_embd", "n_positions", "num_hidden_layers", "hidden_size", "num_attention_heads",
+                "intermediate_size", "vocab_size", "max_position_embeddings", "num_key_value_heads"):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InterpError(f"{cfg_path}: {key} must be a positive whole number, got {value!r}")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt"))
+        if pickles:
+            raise InterpError(
+                f"{folder} has weights only as a pickle ({', '.join(pickles)}), which can run code when loaded and is "
+                "never read here: convert it to model.safetensors (safetensors.torch.save_file) where you trust the file"
+            )
+        raise InterpError(f"{folder} has no model weights (*.safetensors)")
+    from safetensors import safe_open
+
+    for w in weights:
+        try:
+            with safe_open(str(w), framework="pt"):  # checks the header and that the file covers every tensor
+                pass
+        except Exception as e:  # safetensors raises its own error type for a damaged header or size
+            why = f"{type(e).__name__}: {str(e)[:200]}"
+            raise InterpError(f"{w} is not a complete safetensors file ({why}): re-download or re-save it") from None
 
 
 def _apply_custom_attention(model) -> None:

@@ -1,6 +1,5 @@
 """Model folders (issue 16, the lead's part in ``interp.models``): every bad folder or device is one ``InterpError``
-naming the problem, and through the CLI one line with exit status 2. Cases still open are marked xfail(strict=True):
-they turn into failures the moment the fix lands, so the marker is removed with the fix."""
+naming the problem, and through the CLI one line with exit status 2."""
 
 from __future__ import annotations
 
@@ -40,7 +39,6 @@ def test_missing_folder_is_named(tmp_path):
         load_model(tmp_path / "nope", device="cpu")
 
 
-@pytest.mark.xfail(strict=True, reason="lead (interp.models): a config value of the wrong type gives a raw exception")
 def test_config_of_the_wrong_type(folder):
     cfg = json.loads((folder / "config.json").read_text())
     cfg["n_layer"] = "four"
@@ -49,7 +47,6 @@ def test_config_of_the_wrong_type(folder):
         load_model(folder, device="cpu")
 
 
-@pytest.mark.xfail(strict=True, reason="lead (interp.models): a truncated model.safetensors gives a raw exception")
 @pytest.mark.parametrize("keep", [0, 100])
 def test_truncated_or_empty_weights(folder, keep):
     w = folder / "model.safetensors"
@@ -58,7 +55,6 @@ def test_truncated_or_empty_weights(folder, keep):
         load_model(folder, device="cpu")
 
 
-@pytest.mark.xfail(strict=True, reason="lead (interp.models): pickle-only weights are blocked but with a long traceback")
 def test_pickle_only_weights_are_refused_in_one_error(folder, tmp_path):
     from safetensors.torch import load_file
 
@@ -69,7 +65,6 @@ def test_pickle_only_weights_are_refused_in_one_error(folder, tmp_path):
         load_model(folder, device="cpu")
 
 
-@pytest.mark.xfail(strict=True, reason="lead (interp.models): an unknown device gives a raw exception")
 def test_unknown_device(good):
     with pytest.raises(InterpError, match="tpu9"):
         load_model(good, device="tpu9")
@@ -86,11 +81,25 @@ def test_custom_code_folder_is_refused_without_a_hub_url(folder):
         load_model(folder, device="cpu")
     assert not marker.exists()
     assert "trust_remote_code" in str(e.value)
-    if "huggingface.co/" in str(e.value):
-        pytest.xfail("lead (interp.models): the refusal carries a hub URL built from a local path")
+    assert "huggingface.co/" not in str(e.value) and "hf.co/" not in str(e.value)
 
 
 def test_cli_unknown_model_is_one_line(capsys, tmp_path):
     code, err = _cli(capsys, tmp_path, "no-such-model-anywhere")
     assert code == 2 and err.startswith("interp: error: ") and err.strip().count("\n") == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cuda_device_this_machine_lacks(good):
+    if torch.cuda.is_available():  # a GPU machine: ask for one GPU more than it has
+        with pytest.raises(InterpError, match="CUDA GPU"):
+            load_model(good, device=f"cuda:{torch.cuda.device_count()}")
+    else:
+        with pytest.raises(InterpError, match="no CUDA GPU"):
+            load_model(good, device="cuda")
+
+
+def test_cli_bad_folder_is_one_line(capsys, tmp_path, folder):
+    (folder / "model.safetensors").write_bytes(b"")
+    code, err = _cli(capsys, tmp_path, str(folder))
+    assert code == 2 and "model.safetensors" in err and err.strip().count("\n") == 0
