@@ -11,10 +11,11 @@ from pathlib import Path
 
 from interp.errors import InterpError
 from interp.models import model_name
+from interp.paths import DATA_DIR
 
 __all__ = ["LENS_DIR", "bundled_tuned_lens", "default_index", "stories_texts"]
 
-LENS_DIR = Path(__file__).resolve().parents[2] / "data" / "lenses"
+LENS_DIR = DATA_DIR / "lenses"
 _SPLIT_SEEDS = {"train": 1, "heldout": 2}
 
 

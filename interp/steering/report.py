@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 
 from interp.models import model_name, to_tokens
+from interp.paths import DATA_DIR
 from interp.steering.data import ContrastExample, load_contrast
 from interp.steering.vectors import SteeringVectors
 
 TITLE = "Steering (GrAInS)"
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DATA_DIR
 
 
 def shipped_vectors(model) -> dict[str, SteeringVectors]:

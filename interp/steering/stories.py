@@ -24,10 +24,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from interp.paths import DATA_DIR
 from interp.steering.data import ContrastExample, save_contrast, stories_contrast
 from interp.zoo import stories
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DATA_DIR
 CUES = stories.RELIABLE_SOURCES + stories.UNRELIABLE_SOURCES
 # The recipe of the shipped vectors (chosen on the train split only; see bench/results/steering.md).
 # Vectors are fitted at every layer; the layer and alpha are then chosen on the train names (``choose_alpha``).

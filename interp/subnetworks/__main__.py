@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
+from interp.paths import DATA_DIR
 
-OUT_DIR = Path(__file__).resolve().parents[2] / "data" / "subnetworks"
+OUT_DIR = DATA_DIR / "subnetworks"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-ZOO_DIR = Path(__file__).resolve().parents[2] / "data" / "models"
+from interp.paths import DATA_DIR
+
+ZOO_DIR = DATA_DIR / "models"
 ZOO_MODELS = {
     "stories": "GPT-2-style LM on the synthetic stories corpus (facts, copies, reliable/unreliable sources)",
     "bb": "Bigram-Backcopy model of Guo et al. 2024 (3 layers, one head each): attention sinks emerge",
