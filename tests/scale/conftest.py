@@ -1,7 +1,8 @@
 """The scale tier: a local Ray cluster for the module that needs one (2 CPUs, loopback only, no dashboard), torn down after.
 
 On a loaded machine Ray's raylet gives up after ~30 s waiting for its agents to report the ports they bound; the
-fixture gives every agent a fixed free loopback port up front, so nothing waits for a port file.
+fixture gives every agent a fixed free loopback port up front (this removes most waits) and starts afresh when the
+raylet still gives up (it waits for the dashboard agent's port file regardless).
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ def ray_cluster():
     parameter.RayParams.__init__ = with_ports
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
-                 runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}})
+        for attempt in range(3):  # the raylet still gives up when the dashboard agent is slow to start; start afresh
+            try:
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+                         runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}})
+                break
+            except Exception:
+                ray.shutdown()
+                if attempt == 2:
+                    raise
     finally:
         parameter.RayParams.__init__ = original
     try:
