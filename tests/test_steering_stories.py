@@ -48,7 +48,8 @@ def test_shipped_vectors_reproduce_and_steer_heldout_questions(stories):
     shipped = {m: SteeringVectors.load(DATA / "steering" / f"stories_{m}.safetensors") for m in ("grains", "mean_difference")}
     meta = shipped["grains"].meta
     refit = fit_grains(stories, contrast_sets()[meta["fit_set"]], layers=shipped["grains"].layers, k=meta["k"],
-                       aggregate=meta["aggregate"], read=meta["read"], n_steps=meta["n_steps"], progress=False)
+                       aggregate=meta["aggregate"], read=meta["read"], n_steps=meta["n_steps"],
+                       exclude=meta["exclude"], ig_method=meta.get("ig_method", "gausslegendre"), progress=False)
     # the shipped file comes from this code and recipe (cos 0.99: float32 IG and SVD, summed in another order)
     assert float(torch.nn.functional.cosine_similarity(refit.vectors[0], shipped["grains"].vectors[0], dim=0)) > 0.99
     alpha = shipped["grains"].meta["alpha"]  # chosen on the TRAIN names (bench/results/steering.md), not on held-out

@@ -55,7 +55,8 @@ class IGOutput:
 
     ``attributions``: [batch, pos] per-token attribution (summed over the embedding dimension).
     ``objective``: [batch] f(x). ``baseline_objective``: [batch] f(baseline). ``baseline``: the baseline used;
-    ``n_steps``: the interpolation steps used.
+    ``n_steps``: the interpolation steps used. ``history``: adaptive rule only, per refinement round
+    (points used, worst completeness bound, worst completeness error).
     """
 
     attributions: torch.Tensor
@@ -63,6 +64,7 @@ class IGOutput:
     baseline_objective: torch.Tensor
     baseline: str = "zero"
     n_steps: int = 50
+    history: list[tuple[int, float, float]] | None = None
 
     @property
     def completeness_error(self) -> torch.Tensor:
@@ -256,7 +258,7 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
         for p, g in zip(model.parameters(), grads_were):
             p.requires_grad_(g)
     return IGOutput(attributions=res.integral.float(), objective=res.f1.float(), baseline_objective=res.f0.float(),
-                    baseline=kind, n_steps=res.n_points)
+                    baseline=kind, n_steps=res.n_points, history=res.history)
 
 
 def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, internal_batch_size: int | None,
