@@ -1,0 +1,48 @@
+"""Ground truth on SmolLM2-135M: induction (the earlier occurrence decides) and fact prompts (the subject decides).
+
+A subset of the bench's prompts (bench/results/attribution_real.md has the full tables over >= 50 of each kind).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.attribution.truth import FACTS, fact_prompts, induction_prompts, truth_rates
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def model():
+    import interp
+
+    torch.set_num_threads(1)
+    return interp.load_model("smollm2-135m", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def induction(model):
+    return induction_prompts(model, 8, seed=0)
+
+
+def test_prompts_are_decided_where_the_data_says(model, induction):
+    assert len(induction) == 8
+    for p in induction:
+        (src,) = p.sources
+        assert int(p.tokens[src]) == p.target_id  # the earlier occurrence of the target word
+        assert src < p.tokens.shape[0] - 1
+    facts = fact_prompts(model)
+    assert len(facts) >= 50 and len(FACTS) >= len(facts)
+    tok = model.tokenizer
+    eiffel = next(f for f in facts if f.text.startswith("The Eiffel"))
+    assert tok.decode(eiffel.tokens[list(eiffel.sources)]).strip() == "Eiffel Tower"
+    assert tok.decode([eiffel.target_id]) == " Paris"
+
+
+def test_occlusion_finds_the_earlier_occurrence_random_does_not(model, induction):
+    """>= 7 of 8 in the top 3 (the acceptance's 80% with one miss allowed on a subset this small); random's top 3
+    covers 3 of ~18 tokens, so a seeded random ranking gets about 1 or 2 of 8, far below. (IG and ReAGent are in
+    bench/attribution_real.py truth: IG is being reworked in interp/attribution/ig.py.)"""
+    assert truth_rates(model, induction, "random", seed=0)["top3"] <= 0.375
+    assert truth_rates(model, induction, "occlusion")["top3"] >= 7 / 8
