@@ -175,7 +175,7 @@ def test_unknown_reagent_option_is_an_error(stories):
 def test_attribute_reports_the_forward_used(stories):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a = attribute(stories, "mia went to the park . then mia", method="reagent", max_steps=50)
-        b = attribute(stories, "mia went to the park . then mia", method="reagent", max_steps=50, lean=False)
-    assert a.info["forward"] == "lean" and b.info["forward"] == "last"  # methods.reagent still passes lean=True
+        a = attribute(stories, "mia went to the park . then mia", method="reagent", max_steps=50, lean=True)
+        b = attribute(stories, "mia went to the park . then mia", method="reagent", max_steps=50)
+    assert a.info["forward"] == "lean" and b.info["forward"] == "last"  # the bridge's logits_to_keep=1 path by default
     assert torch.allclose(a.row(), b.row(), atol=1e-6, rtol=0, equal_nan=True)
