@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from interp.extreme.inputs import Texts, batches, encode, pad_id
+from interp.extreme.inputs import Texts, batches, check_batch_size, encode, pad_id
 from interp.models import model_name
 from interp.results import Result
 
@@ -338,6 +338,7 @@ def scan(
     For corpora spread over processes or machines, see ``interp.scale.scan_corpus`` (merges ``scan_partial`` parts).
     """
     t = thresholds or Thresholds()
+    batch_size = check_batch_size(batch_size)
     rows = encode(model, texts, max_len)
     acc = scan_partial(model, rows, batch_size=batch_size, thresholds=t, max_events=max_events, progress=progress)
     return finish_scan(model, acc)
