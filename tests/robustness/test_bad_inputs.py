@@ -197,3 +197,9 @@ def test_evaluate_rejects_bad_alphas(stories, vectors, alphas, match):
     ex = [ContrastExample(PROMPT, " key", " door")]
     with pytest.raises(InterpError, match=match):
         evaluate(stories, vectors, ex, alphas=alphas, fluency_texts=[PROMPT], progress=False)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8"])
+def test_scan_batch_size(stories, batch_size):
+    with pytest.raises(InterpError, match="batch_size"):
+        scan(stories, ["mia went to the park"], batch_size=batch_size, progress=False)
