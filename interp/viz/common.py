@@ -28,9 +28,15 @@ def visible(token: str) -> str:
     return out
 
 
+def escape(text: str) -> str:
+    """``text`` safe as plotly figure text (titles, cells, hover, legend): <, > and & escaped, quotes as numeric
+    entities (plotly decodes &#34; but shows a named &quot; literally)."""
+    return html.escape(str(text), quote=False).replace('"', "&#34;").replace("'", "&#39;")
+
+
 def label(token: str) -> str:
-    """A token as figure text: ``visible`` whitespace, HTML-escaped (plotly renders a subset of HTML)."""
-    return html.escape(visible(token))
+    """A token as figure text: ``visible`` whitespace, escaped for plotly (``escape``)."""
+    return escape(visible(token))
 
 
 def labels(tokens: list[str], numbered: bool = True) -> list[str]:
@@ -41,7 +47,7 @@ def labels(tokens: list[str], numbered: bool = True) -> list[str]:
 def base_layout(fig: go.Figure, title: str, height: int | None = None) -> go.Figure:
     """Apply the workbench's common layout (title, margins, white template)."""
     fig.update_layout(
-        title=html.escape(title), template="plotly_white", margin=dict(l=60, r=20, t=50, b=60),
+        title=escape(title), template="plotly_white", margin=dict(l=60, r=20, t=50, b=60),
         **({"height": height} if height else {}),
     )
     return fig

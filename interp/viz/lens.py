@@ -3,14 +3,12 @@ the LatentLens grid and its neighbour table."""
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import plotly.graph_objects as go
 
 from interp.lens.latent import LatentLensResult, Neighbors
 from interp.lens.logit import STATISTICS, LensResult, layer_stride
-from interp.viz.common import SEQUENTIAL, base_layout, label, labels
+from interp.viz.common import SEQUENTIAL, base_layout, escape, label, labels
 
 __all__ = ["lens_heatmap", "target_line", "kl_by_layer", "latent_heatmap", "neighbour_table", "topk_table"]
 
@@ -54,7 +52,7 @@ def lens_heatmap(result: LensResult, stat: str = "final_prob", *, stride: int = 
         line = []
         for p in range(len(result.tokens)):
             top = "<br>".join(f"{label(t)}: {pr:.3f}" for t, pr in zip(result.top_tokens[r][p], result.top_probs[r, p].tolist()))
-            line.append(f"layer {html.escape(result.layers[r])}, pos {p} ({label(result.tokens[p])})<br>{STATISTICS[stat][1]}: "
+            line.append(f"layer {escape(result.layers[r])}, pos {p} ({label(result.tokens[p])})<br>{STATISTICS[stat][1]}: "
                         f"{grid[r, p]:.4g}<br><b>top-{len(result.top_tokens[r][p])}</b><br>{top}")
         hover.append(line)
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", textfont=dict(size=10), customdata=hover,
@@ -78,7 +76,7 @@ def target_line(results: LensResult | dict[str, LensResult], *, pos: int = -1, t
             raise ValueError(f"result {name!r} has no target: compute it with target='word'")
         target = r.target
         hover = [f"rank {int(k)}" for k in r.target_rank[:, pos].tolist()]
-        fig.add_trace(go.Scatter(x=r.layers, y=r.target_prob[:, pos].tolist(), mode="lines+markers", name=html.escape(name),
+        fig.add_trace(go.Scatter(x=r.layers, y=r.target_prob[:, pos].tolist(), mode="lines+markers", name=escape(name),
                                  text=hover, hovertemplate="%{x}: p=%{y:.4f}, %{text}<extra></extra>"))
     tok = next(iter(results.values())).tokens[pos]
     base_layout(fig, title or f"p({target!r}) by layer after {tok!r}", height=340)
@@ -91,7 +89,7 @@ def kl_by_layer(curves: dict[str, list[float]], layers: list[str], *, title: str
     """Mean KL to the final distribution per layer, one line per lens (e.g. {"logit": [...], "tuned": [...]})."""
     fig = go.Figure()
     for name, ys in curves.items():
-        fig.add_trace(go.Scatter(x=layers, y=list(ys), mode="lines+markers", name=html.escape(name)))
+        fig.add_trace(go.Scatter(x=layers, y=list(ys), mode="lines+markers", name=escape(name)))
     base_layout(fig, title, height=340)
     fig.update_xaxes(title="residual stream", type="category")
     fig.update_yaxes(title="nats", rangemode="tozero")
@@ -107,9 +105,9 @@ def latent_heatmap(result: LatentLensResult, *, stride: int = 1, title: str | No
     for r in rows:
         line = []
         for p in range(len(result.tokens)):
-            items = [f"{label(t)} ({s:.3f}, L{int(sl)}): {html.escape(snip)}" for t, s, sl, snip in
+            items = [f"{label(t)} ({s:.3f}, L{int(sl)}): {escape(snip)}" for t, s, sl, snip in
                      zip(result.neighbours[r][p], result.sims[r, p].tolist(), result.source_layers[r, p].tolist(), result.snippets[r][p])]
-            line.append(f"layer {html.escape(result.labels[r])}, pos {p} ({label(result.tokens[p])})<br>" + "<br>".join(items))
+            line.append(f"layer {escape(result.labels[r])}, pos {p} ({label(result.tokens[p])})<br>" + "<br>".join(items))
         hover.append(line)
     fig = go.Figure(go.Heatmap(z=z, x=labels(result.tokens), y=[result.labels[r] for r in rows], text=text, texttemplate="%{text}",
                                textfont=dict(size=10), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
@@ -135,7 +133,7 @@ def neighbour_table(neighbours: Neighbors | LatentLensResult, query: int = 0, po
         lays, snips = neighbours.layers[query].tolist(), neighbours.snippets[query]
         title = title or f"LatentLens neighbours of query {query}"
     cells = [list(range(1, len(toks) + 1)), [label(t) for t in toks], [f"{s:.3f}" for s in sims], [int(x) for x in lays],
-             [html.escape(s) for s in snips]]
+             [escape(s) for s in snips]]
     fig = go.Figure(go.Table(columnwidth=[30, 80, 60, 50, 320], header=dict(values=["#", "token", "cosine", "layer", "context"]),
                              cells=dict(values=cells, align="left")))
     return base_layout(fig, title, height=80 + 30 * len(toks))
