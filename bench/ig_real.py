@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=20)
     ap.add_argument("--tokens", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--start", type=int, default=0, help="skip the first prompts (resume a run)")
     ap.add_argument("--curve", type=int, default=2, help="prompts that also get the error-vs-points curve")
     ap.add_argument("--curve-budget", type=int, default=200)
     args = ap.parse_args()
@@ -53,6 +54,8 @@ def main() -> None:
     print(f"## {args.model}, {args.threads} thread(s), {args.tokens}-token prompts")
     print("| prompt | points | error | time (s) | peak RSS (GB) |\n|---|---|---|---|---|")
     for i, ids in enumerate(prompts_for(model, args.prompts, args.tokens)):
+        if i < args.start:
+            continue
         t = time.perf_counter()
         a = attribute(model, ids, method="integrated_gradients")
         dt = time.perf_counter() - t
