@@ -6,8 +6,8 @@ Each measurement runs in a fresh subprocess (its peak RSS is its own). Rows:
 - ``load cached``: load again from the converted folder (no dequantization);
 - ``scan`` vs ``run_with_cache``: tokens/s and memory above the loaded model of ``interp.extreme.scan`` and of caching every
   activation with ``run_with_cache`` (then reducing), on held-out prose paragraphs cut to ``--seq`` tokens;
-- ``lens all layers`` (one batched decode of the stacked residual streams) vs ``lens per layer`` (a loop of one decode
-  per layer, as hand-written TransformerLens code does).
+- ``lens all layers`` (``logit_lens``: the stacked residual streams decoded a few layers per call) vs ``lens per layer``
+  (a hand-written TransformerLens loop, one decode per layer, computing the same top-5, entropy and KL).
 
     python bench/real_models.py [--model smollm2-135m] [--threads 1] [--repeats 3]
 """
@@ -71,11 +71,14 @@ def one(kind: str, model_name: str, seq: int, n_texts: int, repeats: int, thread
                 logit_lens(model, x)
         elif kind == "lens per layer":
             for x in ids:
-                _, cache = model.run_with_cache(x, names_filter=lambda n: n.endswith("hook_resid_pre"))
+                # the same statistics as logit_lens (top-5, entropy, KL to the output), one layer at a time
+                logits, cache = model.run_with_cache(x, names_filter=lambda n: n.endswith("hook_resid_pre"))
+                final = torch.log_softmax(logits.float(), -1)
                 for layer in range(model.cfg.n_layers):
                     h = model.ln_final(cache[f"blocks.{layer}.hook_resid_pre"])
                     lp = torch.log_softmax(model.unembed(h).float(), -1)
-                    lp.topk(5, -1)
+                    p = lp.exp()
+                    p.topk(5, -1), -(p * lp).sum(-1), (final.exp() * (final - lp)).sum(-1)
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

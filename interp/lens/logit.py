@@ -201,31 +201,49 @@ def logit_lens(
             raise InterpError("a tuned lens has translators only for the resid_pre streams: use incl_mid=False")
         lens.check_model(model)
         stack = lens.translate_stack(stack)
-    logp = torch.log_softmax(decode(model, stack).float(), dim=-1)  # [layer, pos, vocab], one batched call
-    return _summarise(model, tokens, labels, logp, target, top_k, "logit" if lens is None else "tuned", keep_logprobs)
+    return _summarise(model, tokens, labels, stack, target, top_k, "logit" if lens is None else "tuned", keep_logprobs)
 
 
-def _summarise(model, tokens, labels, logp, target, top_k, lens_name, keep_logprobs) -> LensResult:
-    probs = logp.exp()
-    final = logp[-1]
-    top_probs, top_ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-    entropy = -(probs * logp).sum(-1)
-    kl = (final.exp() * (final - logp)).sum(-1).clamp_min(0.0)  # forward KL; clamp float noise below 0
-    final_top1 = final.argmax(-1)  # [pos]
-    final_top1_prob = probs.gather(-1, final_top1.expand(probs.shape[0], -1)[..., None])[..., 0]
-    strings = _token_strings(model, top_ids)
-    t_id = t_str = t_rank = t_prob = None
+CHUNK_ELEMENTS = 1 << 23
+"""Layers are decoded a few at a time so that one [layers, pos, vocab] block holds about this many floats (32 MB):
+on a 49k vocabulary the full [31, pos, vocab] tensor and its temporaries are memory-bound and several GB."""
+
+
+def _summarise(model, tokens, labels, stack, target, top_k, lens_name, keep_logprobs) -> LensResult:
+    """Decode ``stack`` [layer, pos, d_model] in blocks of layers and reduce each block to its [layer, pos] statistics."""
+    final = torch.log_softmax(decode(model, stack[-1:]).float(), dim=-1)[0]  # [pos, vocab]
+    p_final, final_top1 = final.exp(), final.argmax(-1)
+    t_id = t_str = None
     note = ""
     if target is not None:
         t_id, t_str, note = resolve_target(model, target)
-        t_logp = logp[..., t_id]
-        t_prob = t_logp.exp()
-        t_rank = (logp > t_logp[..., None]).sum(-1) + 1
+    n_rows, n_pos = stack.shape[0], stack.shape[1]
+    step = max(1, CHUNK_ELEMENTS // max(1, n_pos * final.shape[-1]))
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("tp", "ti", "ent", "kl", "f1", "tprob", "trank", "logp")}
+    for i in range(0, n_rows, step):
+        logp = torch.log_softmax(decode(model, stack[i : i + step]).float(), dim=-1)  # [chunk, pos, vocab]
+        if i + step >= n_rows:
+            logp[-1] = final  # the last row is the model's own distribution, the same bits as above
+        probs = logp.exp()
+        tp, ti = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        parts["tp"].append(tp)
+        parts["ti"].append(ti)
+        parts["ent"].append(-(probs * logp).sum(-1))
+        parts["kl"].append((p_final * (final - logp)).sum(-1).clamp_min(0.0))  # forward KL; clamp float noise below 0
+        parts["f1"].append(probs.gather(-1, final_top1.expand(probs.shape[0], -1)[..., None])[..., 0])
+        if t_id is not None:
+            t_logp = logp[..., t_id]
+            parts["tprob"].append(t_logp.exp())
+            parts["trank"].append((logp > t_logp[..., None]).sum(-1) + 1)
+        if keep_logprobs:
+            parts["logp"].append(logp)
+    cat = lambda k: torch.cat(parts[k]) if parts[k] else None  # noqa: E731
+    top_ids = cat("ti")
     return LensResult(
         model=model_name(model), lens=lens_name, tokens=str_tokens(model, tokens), layers=labels,
-        top_ids=top_ids, top_probs=top_probs, top_tokens=strings, entropy=entropy, kl=kl, final_top1_prob=final_top1_prob,
-        target=t_str, target_id=t_id, target_note=note, target_rank=t_rank, target_prob=t_prob,
-        logprobs=logp if keep_logprobs else None,
+        top_ids=top_ids, top_probs=cat("tp"), top_tokens=_token_strings(model, top_ids), entropy=cat("ent"), kl=cat("kl"),
+        final_top1_prob=cat("f1"), target=t_str, target_id=t_id, target_note=note, target_rank=cat("trank"),
+        target_prob=cat("tprob"), logprobs=cat("logp") if keep_logprobs else None,
     )
 
 
