@@ -3,8 +3,11 @@ attention pattern of one head, head activity per domain, per-token probe."""
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 import torch
+from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from interp.viz.common import SEQUENTIAL, base_layout, label, labels, visible
@@ -64,15 +67,22 @@ def top_head_rows(report, n: int = 10) -> list[list]:
 
 
 def norms_by_position(view, layer: int, head: int) -> go.Figure:
-    """Two panels for a ``PromptView``: ||W_O v_i|| of (layer, head), and ||resid_post_i|| of every layer, by position."""
+    """Two panels for a ``PromptView``: ||W_O v_i|| of (layer, head), and ||resid_post_i|| of every layer, by position
+    (log scale, lines coloured from first to last layer, about ten of them named in the legend)."""
     x = labels(view.tokens)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=(f"value norm ||W_O v|| of L{layer}H{head}", "residual norm after each layer"))
     fig.add_trace(go.Bar(x=x, y=view.value_norms[layer, head].tolist(), name=f"L{layer}H{head} value", marker_color="#1f77b4"), 1, 1)
-    for i in range(view.resid_norms.shape[0]):
-        fig.add_trace(go.Scatter(x=x, y=view.resid_norms[i].tolist(), mode="lines+markers", name=f"resid L{i}"), 2, 1)
+    n = view.resid_norms.shape[0]
+    colours = sample_colorscale(SEQUENTIAL, [i / max(1, n - 1) for i in range(n)])
+    step = max(1, math.ceil(n / 10))  # at most ~10 legend entries; every line keeps its hover
+    for i in range(n):
+        fig.add_trace(go.Scatter(x=x, y=view.resid_norms[i].tolist(), mode="lines+markers", name=f"resid L{i}",
+                                 line=dict(color=colours[i]), marker=dict(size=4), showlegend=i % step == 0 or i == n - 1,
+                                 hovertemplate=f"after L{i}, %{{x}}: %{{y:.4g}}<extra></extra>"), 2, 1)
     fig.update_xaxes(tickangle=-60, row=2, col=1)
-    return base_layout(fig, "Value drain and residual peak by position", height=520)
+    fig.update_yaxes(type="log", title_text="norm (log)", row=2, col=1)  # the first token's peak is 10-100x the rest
+    return base_layout(fig, "Value drain and residual peak by position", height=560)
 
 
 def massive_scatter(view, report=None) -> go.Figure:
@@ -115,27 +125,43 @@ def attention_pattern(view, layer: int, head: int) -> go.Figure:
     return base_layout(fig, f"Attention of L{layer}H{head} (mean on first token from later queries: {first:.3f})", height=520)
 
 
+_DOMAIN_COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+
+
 def activity_bars(activity, max_heads: int = 40) -> go.Figure:
     """Grouped bars for a ``HeadActivity``: sink score and loss change on zeroing, per head, one colour per domain.
 
-    With more than ``max_heads`` heads only the ``max_heads`` whose sink score differs most across the domains are
-    drawn (one domain: the highest sink scores), in layer order, and the title says so.
+    With more than ``max_heads`` heads only ``max_heads`` are drawn, in layer order, and the title says which: the
+    measured heads when the interventions ran on some heads only (``head_activity(heads=...)``), else those whose sink
+    score differs most across the domains (one domain: the highest sink scores).
     """
     n_d, n_l, n_h = activity.sink.shape
-    spread = activity.sink.amax(0) - activity.sink.amin(0) if n_d > 1 else activity.sink[0]
-    keep = sorted((i for _, _, i in sorted((-float(v), i, i) for i, v in enumerate(spread.flatten().tolist()))[:max_heads]))
+    spread = (activity.sink.amax(0) - activity.sink.amin(0) if n_d > 1 else activity.sink[0]).flatten()
+    measured = activity.measured.any(0).flatten()
+    some = bool(measured.any()) and not bool(measured.all())
+    pool = [i for i in range(n_l * n_h) if measured[i]] if some else list(range(n_l * n_h))
+    keep = sorted(sorted(pool, key=lambda i: (-float(spread[i]), i))[:max_heads])
     heads = [f"L{i // n_h}H{i % n_h}" for i in keep]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("mean attention on the first token",
                                                                            "loss change when the head is zeroed (nats)"))
     for d, name in enumerate(activity.domains):
+        colour = _DOMAIN_COLOURS[d % len(_DOMAIN_COLOURS)]
         dorm = activity.dormant[d].flatten()[keep].tolist()
         fig.add_trace(go.Bar(x=heads, y=activity.sink[d].flatten()[keep].tolist(), name=label(str(name)), legendgroup=str(name),
-                             text=["dormant" if x else "" for x in dorm], hovertemplate="%{x}: %{y:.3f} %{text}<extra></extra>"), 1, 1)
+                             marker_color=colour, text=["dormant" if x else "" for x in dorm],
+                             hovertemplate="%{x}: %{y:.3f} %{text}<extra></extra>"), 1, 1)
         fig.add_trace(go.Bar(x=heads, y=activity.dloss_zero[d].flatten()[keep].tolist(), name=label(str(name)),
-                             legendgroup=str(name), showlegend=False), 2, 1)
+                             legendgroup=str(name), marker_color=colour, showlegend=False,
+                             hovertemplate="%{x}: %{y:+.4f} nats<extra></extra>"), 2, 1)
     fig.update_layout(barmode="group")
-    shown = "" if len(keep) == n_l * n_h else (f"; {len(keep)} of {n_l * n_h} heads, largest sink difference across domains"
-                                               if n_d > 1 else f"; the {len(keep)} of {n_l * n_h} heads that sink most")
+    total = n_l * n_h
+    if some:
+        shown = f"; the {len(keep)} measured of {total} heads"
+    elif len(keep) < total:
+        shown = (f"; {len(keep)} of {total} heads, largest sink difference across domains" if n_d > 1
+                 else f"; the {len(keep)} of {total} heads that sink most")
+    else:
+        shown = ""
     return base_layout(fig, f"Active/dormant heads by domain (dormant: sink ≥ {activity.sink_threshold}, "
                             f"|Δloss| < {activity.tolerance}{shown})", height=520)
 
