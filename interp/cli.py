@@ -11,7 +11,6 @@ from pathlib import Path
 
 from interp.errors import InterpError
 
-DEFAULT_PROMPT = "one day mia found a key in the garden . then mia took the"
 REPORT_NEW_TOKENS = 8
 """Tokens the report generates after the prompt (the steered continuations): the prompt must leave this much room."""
 
@@ -32,7 +31,7 @@ def _models(_: argparse.Namespace) -> int:
 
 
 def _report(a: argparse.Namespace) -> int:
-    if not a.prompt.strip():
+    if a.prompt is not None and not a.prompt.strip():
         raise InterpError("--prompt is empty: give at least one word")
     out = Path(a.out)
     if out.is_dir():
@@ -42,9 +41,12 @@ def _report(a: argparse.Namespace) -> int:
     if a.subnetwork and not Path(a.subnetwork).is_file():
         raise InterpError(f"--subnetwork {a.subnetwork}: no such file")
     from interp.models import load_model, to_tokens
+    from interp.prompts import default_prompt
     from interp.report import build_report
 
     model = load_model(a.model, device=a.device)
+    if a.prompt is None:
+        a.prompt = default_prompt(model)
     n_prompt, n_ctx = to_tokens(model, a.prompt).shape[-1], int(getattr(model.cfg, "n_ctx", 0) or 0)
     if n_ctx and n_prompt + REPORT_NEW_TOKENS > n_ctx:
         raise InterpError(f"--prompt has {n_prompt} tokens; the report generates {REPORT_NEW_TOKENS} more and the model's "
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report", help="run every analysis on a prompt and write one self-contained HTML report")
     r.add_argument("--model", default="stories", help="zoo name, local HF directory or hub name (default: stories)")
-    r.add_argument("--prompt", default=DEFAULT_PROMPT, help="text to analyse")
+    r.add_argument("--prompt", default=None, help="text to analyse (default: chosen by model, interp.prompts.default_prompt)")
     r.add_argument("--out", default="report.html", help="output HTML file (default: report.html)")
     r.add_argument("--subnetwork", help="a saved bigram subnetwork (.safetensors) to add its section")
     r.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)")

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
-from interp.extreme.inputs import Texts, batches, encode, pad_id
+from interp.extreme.inputs import Texts, batches, check_batch_size, encode, pad_id
 from interp.models import model_name
 from interp.results import Result
 
@@ -230,6 +230,9 @@ def head_activity(
     of a batch, each with its own head ablated (same numbers as one pass per intervention, up to float
     rounding). Cost: 1 + ceil(2 x heads / copies) passes per batch and domain. Returns ``HeadActivity``.
     """
+    if not isinstance(domains, Mapping):
+        raise InterpError(f"domains must be a dict name -> texts (or (ids, query_mask)), got a {type(domains).__name__}")
+    batch_size = check_batch_size(batch_size)
     if not domains:
         raise InterpError("no domains given: pass e.g. {'code': [...texts...], 'prose': [...]}")
     if max_batch_tokens < 1:

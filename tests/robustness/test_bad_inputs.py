@@ -203,3 +203,12 @@ def test_evaluate_rejects_bad_alphas(stories, vectors, alphas, match):
 def test_scan_batch_size(stories, batch_size):
     with pytest.raises(InterpError, match="batch_size"):
         scan(stories, ["mia went to the park"], batch_size=batch_size, progress=False)
+
+
+def test_head_activity_domains_must_be_a_dict(stories):
+    from interp.extreme.activity import head_activity
+
+    with pytest.raises(InterpError, match="domains must be a dict"):
+        head_activity(stories, ["mia went to the park"], progress=False)
+    with pytest.raises(InterpError, match="batch_size"):
+        head_activity(stories, {"a": ["mia went to the park"]}, batch_size=0, progress=False)
