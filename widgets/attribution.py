@@ -19,7 +19,7 @@ __all__ = ["AttributionExplorer"]
 
 class AttributionExplorer(Explorer):
     """Controls: prompt, method, target (text; empty = the greedy next token) or generate N tokens, and the
-    method options (seed; ReAGent probes, max steps and sampler; IG steps and baseline). Shows the sources of
+    method options (seed; ReAGent probes, max steps and sampler; IG max points and baseline). Shows the sources of
     the chosen target as coloured tokens (hover = score) and, for several targets, the [target, source] matrix.
     ``result`` holds the last ``TokenAttribution``.
     """
@@ -38,7 +38,8 @@ class AttributionExplorer(Explorer):
         self.max_steps = W.BoundedIntText(value=3000, min=1, max=100_000, description="max steps", layout=W.Layout(width="180px"))
         self.sampler = W.Dropdown(options=[s for s in SAMPLERS if s != "mlm"], value="uniform", description="sampler",
                                   layout=W.Layout(width="200px"))
-        self.n_steps = W.BoundedIntText(value=50, min=1, max=1000, description="IG steps", layout=W.Layout(width="170px"))
+        # the adaptive IG rule adds points until the completeness error is below 1%; this caps them
+        self.n_steps = W.BoundedIntText(value=800, min=21, max=5000, description="IG max points", layout=W.Layout(width="190px"))
         self.baseline = W.Dropdown(options=list(BASELINES), value="auto", description="baseline", layout=W.Layout(width="220px"))
         self.shown = W.Dropdown(options=[("last", -1)], value=-1, description="show target", layout=W.Layout(width="240px"))
         self.go_button = W.Button(description="Run", button_style="primary", icon="play")
@@ -71,7 +72,7 @@ class AttributionExplorer(Explorer):
             opts.update(num_probes=self.probes.value, max_steps=self.max_steps.value, sampler=self.sampler.value)
             opts["progress"] = self.progress
         if m == "integrated_gradients":
-            opts.update(n_steps=self.n_steps.value, baseline=self.baseline.value)
+            opts.update(max_steps=self.n_steps.value, baseline=self.baseline.value)
         return opts
 
     def render(self) -> None:

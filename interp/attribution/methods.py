@@ -58,16 +58,19 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
 @register("integrated_gradients", "Integrated Gradients on the token embeddings (captum)")
 def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: int = 50, max_steps: int | None = 800,
                          tolerance: float = 0.01, internal_batch_size: int | None = None, objective: str = "logprob",
-                         **_) -> MethodOutput:
+                         rule: str = "adaptive", **_) -> MethodOutput:
     """IG of the target log-probability w.r.t. the token embeddings; ``baseline`` "auto"/"zero"/"zero_keep_bos"/"pad".
 
-    ``n_steps`` is doubled up to ``max_steps`` while the completeness error exceeds ``tolerance`` (a trained model
-    can be so sharp along the path that 50 Gauss-Legendre points miss it); ``max_steps=None`` turns this off.
+    ``rule="adaptive"`` (default): composite Simpson on a grid graded towards the baseline, intervals bisected where
+    their exact completeness check fails, until the error is below ``tolerance`` or ``max_steps`` points were used
+    (a real LM's path has steep steps near the baseline that fixed rules hit or miss by chance; see
+    ``interp.attribution.quadrature``). A captum rule (``"gausslegendre"``, ``"riemann_trapezoid"``, ...) uses
+    ``n_steps`` points, doubled up to ``max_steps`` while the error exceeds ``tolerance`` (``max_steps=None``: no doubling).
     """
     rows = _rows(tokens, positions)
     targets = [int(tokens[p]) for p in positions]
     out = embedding_ig(model, rows, target_objective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
-                       internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance)
+                       internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance, method=rule)
     scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
     info = {"baseline": out.baseline, "n_steps": out.n_steps, "objective": out.objective.tolist(),
             "baseline_objective": out.baseline_objective.tolist()}
