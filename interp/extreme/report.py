@@ -39,6 +39,12 @@ def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None
     report.add_figure(title, attention_pattern(view, *best), caption=f"The head with the highest sink score, L{best[0]}H{best[1]}.")
     report.add_figure(title, norms_by_position(view, *best))
     report.add_figure(title, massive_scatter(view, r))
+    add_layer_tables(report, title, r)
+
+
+def add_layer_tables(report: Report, title: str, r) -> None:
+    """Add the per-layer residual-peak table and the largest massive activations of scan result ``r`` to ``report``
+    (shared by this section and the ``interp scan`` corpus report)."""
     report.add_table(title, ["layer", "resid first", "max other", "median other", "ratio", "top |a|", "median |a|"], [
         [i, float(r.resid_first[i]), float(r.resid_other_max[i]), float(r.resid_other_median[i]), float(r.peak_ratio[i]),
          float(r.top_abs[i]), float(r.median_abs[i])] for i in range(r.resid_first.shape[0])

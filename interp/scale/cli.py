@@ -82,6 +82,7 @@ def _scan(a: argparse.Namespace) -> int:
 
 def _write_scan(r, out: Path, corpus: str) -> Path:
     """The corpus scan as a self-contained HTML report (figures from ``interp.viz.extreme``)."""
+    from interp.extreme.report import add_layer_tables
     from interp.report import Report
     from interp.viz.extreme import sink_heatmap, summary_rows, top_head_rows
 
@@ -91,13 +92,7 @@ def _write_scan(r, out: Path, corpus: str) -> Path:
     report.add_table(title, ["#", "sink head", "sink score", "drain head", "drain ratio"], top_head_rows(r, 10))
     report.add_figure(title, sink_heatmap(r, "sink_score"))
     report.add_figure(title, sink_heatmap(r, "drain_ratio"))
-    report.add_table(title, ["layer", "resid first", "max other", "median other", "ratio", "top |a|", "median |a|"], [
-        [i, float(r.resid_first[i]), float(r.resid_other_max[i]), float(r.resid_other_median[i]), float(r.peak_ratio[i]),
-         float(r.top_abs[i]), float(r.median_abs[i])] for i in range(r.resid_first.shape[0])
-    ], caption="Residual-state peak and largest activations per layer (means over texts).")
-    if r.massive:
-        report.add_table(title, ["layer", "text", "position", "dimension", "value", "token"], [list(e) for e in r.massive[:20]],
-                         caption="Massive activations (largest first).")
+    add_layer_tables(report, title, r)
     if r.other_sinks:
         report.add_table(title, ["token", "count", "share", "mean alpha"], [list(e) for e in r.other_sinks],
                          caption="Tokens other than the first that heads attend to most.")

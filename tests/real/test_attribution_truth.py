@@ -6,7 +6,6 @@ A subset of the bench's prompts (bench/results/attribution_real.md has the full 
 from __future__ import annotations
 
 import pytest
-import torch
 
 from interp.attribution.truth import FACTS, fact_prompts, induction_prompts, truth_rates
 
@@ -14,11 +13,8 @@ pytestmark = pytest.mark.real
 
 
 @pytest.fixture(scope="module")
-def model():
-    import interp
-
-    torch.set_num_threads(1)
-    return interp.load_model("smollm2-135m", device="cpu")
+def model(smollm2):
+    return smollm2  # the real tier's session fixture (tests/real/conftest.py)
 
 
 @pytest.fixture(scope="module")

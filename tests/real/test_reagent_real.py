@@ -20,11 +20,8 @@ pytestmark = pytest.mark.real
 
 
 @pytest.fixture(scope="module")
-def model():
-    import interp
-
-    torch.set_num_threads(1)
-    return interp.load_model("smollm2-135m", device="cpu")
+def model(smollm2):
+    return smollm2  # the real tier's session fixture (tests/real/conftest.py)
 
 
 @pytest.fixture(scope="module")
