@@ -43,7 +43,13 @@ def test_sigint_during_training_exits_nonzero_and_keeps_the_complete_file(comple
         return real(*a, **k)
 
     monkeypatch.setattr(train_module, "masked_forward", forward)
-    code = subnetworks_main([*ARGS, "--steps", "3000", "--out", str(complete)])
+    # a job started in the background by a non-interactive shell (as CI may be) inherits SIGINT ignored; a user's
+    # terminal delivers it as KeyboardInterrupt: give the test that terminal's handler
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = subnetworks_main([*ARGS, "--steps", "3000", "--out", str(complete)])
+    finally:
+        signal.signal(signal.SIGINT, old)
     err = capsys.readouterr().err
     assert code == 130
     assert complete.read_bytes() == before  # the complete result is untouched
