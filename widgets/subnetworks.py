@@ -7,6 +7,7 @@ import html
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from interp.prompts import default_prompt
 from interp.report import Report
 from interp.subnetworks.evaluate import evaluate
 from interp.subnetworks.predictions import token_predictions
@@ -28,9 +29,9 @@ class SubnetworkExplorer(Explorer):
 
     title = "Bigram subnetwork explorer"
 
-    def __init__(self, model, subnetwork: Subnetwork | str, prompt: str = "one day mia found a key in the garden . then mia took the",
-                 texts: list[str] | None = None):
+    def __init__(self, model, subnetwork: Subnetwork | str, prompt: str | None = None, texts: list[str] | None = None):
         self.model = model
+        prompt = prompt if prompt is not None else default_prompt(model)  # toy or real model (interp.prompts)
         self.sub = subnetwork if isinstance(subnetwork, Subnetwork) else Subnetwork.load(subnetwork, model)
         self.sub.check_model(model)
         self.texts = texts
