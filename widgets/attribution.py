@@ -11,7 +11,7 @@ from interp.attribution import attribute, method_names
 from interp.attribution.ig import BASELINES
 from interp.attribution.report import add_attribution
 from interp.attribution.samplers import SAMPLERS
-from interp.prompts import default_prompt
+from interp.prompts import default_prompt, is_toy
 from interp.report import Report
 from widgets.base import Explorer
 
@@ -28,9 +28,11 @@ class AttributionExplorer(Explorer):
     title = "Token attribution"
 
     def __init__(self, model, prompt: str | None = None, *,
-                 method: str = "reagent", export_path: str = "attribution.html", run: bool = True):
+                 method: str | None = None, export_path: str = "attribution.html", run: bool = True):
         self.model = model
         prompt = prompt if prompt is not None else default_prompt(model)  # toy or real model (interp.prompts)
+        # ReAGent with the reference settings takes minutes a prompt on a real vocabulary: occlusion (one batched pass) there
+        method = method or ("reagent" if is_toy(model) else "occlusion")
         self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="480px"))
         self.method = W.Dropdown(options=method_names(), value=method, description="method", layout=W.Layout(width="280px"))
         self.target = W.Text(value="", description="target", placeholder="empty: greedy next token", layout=W.Layout(width="260px"))
