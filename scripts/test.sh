@@ -16,4 +16,7 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 export MPLBACKEND=Agg PYTHONHASHSEED=0
+# the layer contract of DESIGN.md (pyproject.toml [tool.importlinter]) and the linter, before the tests
+lint-imports --no-cache >/dev/null || { lint-imports --no-cache | tail -30; echo "test: import layers broken" >&2; exit 1; }
+ruff check --quiet . || { echo "test: ruff found problems" >&2; exit 1; }
 exec python -m pytest -q "$@"

@@ -8,6 +8,7 @@
 """
 
 from interp.corpora.builtin import DOMAINS, code, prose
-from interp.corpora.user import cut_to_tokens, load_corpus, split_docs
+from interp.corpora.split import split_docs
+from interp.corpora.user import cut_to_tokens, load_corpus
 
 __all__ = ["prose", "code", "DOMAINS", "load_corpus", "split_docs", "cut_to_tokens"]

@@ -11,7 +11,7 @@ import sysconfig
 from functools import lru_cache
 from pathlib import Path
 
-from interp.corpora.user import split_docs
+from interp.corpora.split import split_docs
 
 __all__ = ["prose", "code", "DOMAINS"]
 
