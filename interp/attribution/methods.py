@@ -58,7 +58,7 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
 @register("integrated_gradients", "Integrated Gradients on the token embeddings (captum)")
 def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: int = 50, max_steps: int | None = 800,
                          tolerance: float = 0.01, internal_batch_size: int | None = None, objective: str = "logprob",
-                         rule: str = "adaptive", **_) -> MethodOutput:
+                         rule: str = "adaptive") -> MethodOutput:
     """IG of the target log-probability w.r.t. the token embeddings; ``baseline`` "auto"/"zero"/"zero_keep_bos"/"pad".
 
     ``rule="adaptive"`` (default): composite Simpson on a grid graded towards the baseline, intervals bisected where
@@ -102,14 +102,14 @@ def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Te
 
 
 @register("input_x_gradient", "gradient x input on the token embeddings, summed over the embedding")
-def input_x_gradient(model, tokens, positions, *, objective: str = "logprob", **_) -> MethodOutput:
+def input_x_gradient(model, tokens, positions, *, objective: str = "logprob") -> MethodOutput:
     """Sum over d_model of embedding * d objective / d embedding (signed)."""
     grad, emb = _embedding_grads(model, tokens, positions, objective)
     return MethodOutput(masked_scores(_pad((grad * emb).sum(-1).cpu(), tokens.shape[0] - 1), positions))
 
 
 @register("gradient_norm", "L2 norm of the gradient w.r.t. each token embedding (saliency)")
-def gradient_norm(model, tokens, positions, *, objective: str = "logprob", **_) -> MethodOutput:
+def gradient_norm(model, tokens, positions, *, objective: str = "logprob") -> MethodOutput:
     """||d objective / d embedding||_2 per token (non-negative)."""
     grad, _emb = _embedding_grads(model, tokens, positions, objective)
     return MethodOutput(masked_scores(_pad(grad.norm(dim=-1).cpu(), tokens.shape[0] - 1), positions))
@@ -117,7 +117,7 @@ def gradient_norm(model, tokens, positions, *, objective: str = "logprob", **_) 
 
 @register("attention_last_layer", "last layer's attention from the predicting position, mean over heads")
 @torch.no_grad()
-def attention_last_layer(model, tokens, positions, **_) -> MethodOutput:
+def attention_last_layer(model, tokens, positions) -> MethodOutput:
     """Attention weights of the last layer at query ``p_i - 1``, averaged over heads (non-negative, sum 1)."""
     name = f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"
     _, cache = model.run_with_cache(tokens[: max(positions)][None], names_filter=[name])
@@ -141,8 +141,8 @@ def _replacement_id(model, replacement: str | int) -> int:
 
 @register("occlusion", "leave-one-out: drop in target probability when one token is replaced")
 @torch.no_grad()
-def occlusion(model, tokens, positions, *, replacement: str | int = "pad", measure: str = "prob", max_rows: int = 256,
-              **_) -> MethodOutput:
+def occlusion(model, tokens, positions, *, replacement: str | int = "pad", measure: str = "prob",
+              max_rows: int = 256) -> MethodOutput:
     """p(y|x) - p(y|x with token j replaced by ``replacement``) (default: the pad token); ``measure="logprob"`` too."""
     if measure not in ("prob", "logprob"):
         raise InterpError(f"occlusion measure must be 'prob' or 'logprob', got {measure!r}")
@@ -169,7 +169,7 @@ def occlusion(model, tokens, positions, *, replacement: str | int = "pad", measu
 
 
 @register("random", "random baseline: softmax of U[0,1) scores (as in the ReAGent evaluation)")
-def random_method(model, tokens, positions, *, seed: int = 0, **_) -> MethodOutput:  # noqa: ARG001
+def random_method(model, tokens, positions, *, seed: int = 0) -> MethodOutput:  # noqa: ARG001
     """softmax(U[0, 1)) over the tokens before each target, seeded."""
     g = torch.Generator().manual_seed(int(seed))
     rows = torch.full((len(positions), tokens.shape[0] - 1), math.nan)

@@ -8,6 +8,7 @@ name with ``@register("name")``. ``tokens`` is the full sequence (prompt followe
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable
@@ -138,6 +139,13 @@ POSITIVE_OPTIONS = ("n_steps", "max_steps", "num_probes", "keep_top_n", "stop_to
 
 def check_method_options(fn: Method, options: dict[str, Any], method: str) -> None:
     """Type- and range-check ``options`` against ``fn``'s signature; raises ``InterpError`` naming the option."""
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        known = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InterpError(f"attribution method {method!r} has no option {', '.join(unknown)}: its options are "
+                              f"{', '.join(known) or 'none'}")
     check_options(fn, options, what=f"attribution method {method!r}:")
     for key in POSITIVE_OPTIONS:
         if options.get(key) is not None:

@@ -240,11 +240,11 @@ def _load_mlm(path: Path, trust_remote_code: bool) -> tuple[object, object]:
                "to the sampler only if you trust that folder")
     if not trust_remote_code and _has_custom_code(path):
         raise InterpError(refused)
-    kw = {"trust_remote_code": trust_remote_code, "local_files_only": True}
     try:
-        config = AutoConfig.from_pretrained(str(path), **kw)
-        return (AutoTokenizer.from_pretrained(str(path), **kw),
-                AutoModelForMaskedLM.from_pretrained(str(path), config=config, **kw))
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code, local_files_only=True)
+        return (AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code, local_files_only=True),
+                AutoModelForMaskedLM.from_pretrained(str(path), config=config, trust_remote_code=trust_remote_code,
+                                                     local_files_only=True))
     except (ValueError, OSError, KeyError, TypeError) as e:
         if not trust_remote_code and "trust_remote_code" in str(e):
             raise InterpError(refused) from None

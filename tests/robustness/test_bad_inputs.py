@@ -212,3 +212,11 @@ def test_head_activity_domains_must_be_a_dict(stories):
         head_activity(stories, ["mia went to the park"], progress=False)
     with pytest.raises(InterpError, match="batch_size"):
         head_activity(stories, {"a": ["mia went to the park"]}, batch_size=0, progress=False)
+
+
+@pytest.mark.parametrize("method", ["gradient_norm", "input_x_gradient", "attention_last_layer", "occlusion",
+                                    "integrated_gradients", "random"])
+def test_misspelt_method_option_is_an_error(stories, method):
+    # n_step for n_steps used to be swallowed by **_ and silently ignored
+    with pytest.raises(InterpError, match="has no option n_step"):
+        attribute(stories, "mia went to the", method=method, n_step=2)
