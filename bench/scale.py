@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -66,41 +65,11 @@ class _Sampler:
         return max(self.peak_anon, _status("RssAnon"))
 
 
-def _start_ray():
-    """A local Ray cluster (2 CPUs, loopback, no dashboard) started as tests/scale/conftest.py does; returns seconds."""
-    import socket
+def _start_ray() -> float:
+    """A local Ray cluster (2 CPUs, loopback, no dashboard), as the scale tests start it; returns seconds."""
+    from interp.scale.cluster import start_local_cluster
 
-    import ray
-    from ray._private import parameter
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    original = parameter.RayParams.__init__
-
-    def with_ports(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        for name in ("metrics_agent_port", "metrics_export_port", "dashboard_agent_listen_port", "runtime_env_agent_port"):
-            setattr(self, name, free_port())
-
-    parameter.RayParams.__init__ = with_ports
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    t0 = time.perf_counter()
-    try:
-        for attempt in range(3):
-            try:
-                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
-                         runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}})
-                break
-            except Exception:
-                ray.shutdown()
-                if attempt == 2:
-                    raise
-    finally:
-        parameter.RayParams.__init__ = original
-    return time.perf_counter() - t0
+    return start_local_cluster(num_cpus=2)
 
 
 def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard_docs: int) -> dict:
