@@ -24,14 +24,14 @@ FIELDS = ("sink_score", "gu_share", "value_first", "value_other", "resid_first",
 @pytest.fixture(scope="module")
 def local_index(stories, docs, tmp_path_factory, one_thread_module):
     out = tmp_path_factory.mktemp("local") / "idx"
-    return build_index(stories, docs, out=out, layers=LAYERS, batch_size=8, shard_docs=8, progress=False).to_memory()
+    return LatentIndex.load(build_index(stories, docs, out=out, layers=LAYERS, batch_size=8, shard_docs=8, progress=False).path)
 
 
 def test_ray_index_equals_local_bit_for_bit(ray_cluster, local_index, docs, tmp_path):
     index = build_index("stories", docs, out=tmp_path / "idx", layers=LAYERS, batch_size=8, shard_docs=8, backend="ray",
                         workers=2, progress=False)
     assert len(index.shards) == 5
-    assert_same_index(index.to_memory(), local_index)
+    assert_same_index(LatentIndex.load(index.path), local_index)
 
 
 def test_ray_scan_equals_local(ray_cluster, stories, docs, one_thread_module):
@@ -65,5 +65,5 @@ def test_killed_ray_build_resumes_to_the_same_index(ray_cluster, local_index, do
     done = []
     resumed = build_index(stories, docs, out=out, layers=LAYERS, batch_size=8, shard_docs=8, progress=False, on_shard=done.append)
     assert len(done) <= 4  # the recorded shard (and any the workers finished before the kill) were not rebuilt
-    assert_same_index(resumed.to_memory(), local_index)
+    assert_same_index(LatentIndex.load(resumed.path), local_index)
     assert_same_index(LatentIndex.load(out), local_index)

@@ -26,7 +26,9 @@ from interp.lens.data import decoder_hash, encode_texts, pad_batches
 from interp.lens.latent.base import IndexBase
 from interp.lens.latent.files import dtype_from_name, dtype_name, load_checked, read_json
 from interp.lens.latent.layers import default_layers, layer_hook, layer_states, prefix_hashes
+from interp.lens.latent.manifest import read_index_meta
 from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk, faiss_build, faiss_topk, merge_topk
+from interp.lens.latent.sharded import ShardedIndex
 from interp.models import model_name
 
 __all__ = ["LatentIndex", "FORMAT", "unit_vectors"]
@@ -311,12 +313,10 @@ class LatentIndex(IndexBase):
         allow-list); a damaged or tampered folder raises one ``InterpError`` naming the file. A sharded folder
         (``interp.scale``) is loaded whole; ``LatentIndex.open`` searches it without loading.
         """
-        from interp.lens.latent.manifest import read_index_meta
-
         path = Path(path)
         meta = read_index_meta(path)
         if meta.get("format") != FORMAT:
-            return cls.open(path).to_memory(device)
+            return cls._from_sharded(ShardedIndex(path), device)
         n, d, n_texts = meta["rows"], meta["d_model"], meta["texts"]
         dtype = dtype_from_name(meta["dtype"], path / "index.json")
         vocab = read_json(path / "vocab.json", list)
@@ -345,10 +345,23 @@ class LatentIndex(IndexBase):
     def open(cls, path: str | Path):
         """Open an index folder for search without loading it: a sharded folder gives a ``ShardedIndex`` (memory-mapped
         shards, exact streaming top-k, FAISS per shard); a one-piece folder gives the loaded ``LatentIndex``."""
-        from interp.lens.latent.manifest import read_index_meta
-        from interp.lens.latent.sharded import ShardedIndex
-
         path = Path(path)
         if read_index_meta(path).get("format") == FORMAT:
             return cls.load(path)
         return ShardedIndex(path)
+
+    @classmethod
+    def _from_sharded(cls, sharded: ShardedIndex, device: str | torch.device | None = None) -> LatentIndex:
+        """The whole sharded index in memory (keep state included, so ``add`` continues the keep rules)."""
+        index = cls(d_model=sharded.d_model, layers=sharded.layers, vocab=sharded.vocab, dtype=sharded.dtype,
+                    max_per_token=sharded.max_per_token, min_pos=sharded.min_pos, dedup=sharded.dedup, model=sharded.model_name,
+                    decoder=sharded.decoder, n_layers=sharded.n_layers, bos_id=sharded.bos_id)
+        cat = lambda name: torch.cat([s.get(name).clone() for s in sharded.shards])
+        for layer in sharded.layers:
+            index.vectors[layer], index.inv_norms[layer] = cat(f"vectors.{layer}"), cat(f"inv_norms.{layer}")
+        index.token_ids, index.doc_ids, index.positions = cat("token_ids"), cat("doc_ids"), cat("positions")
+        for s in sharded.shards:
+            index.doc_tokens.extend(torch.split(s.get("doc_tokens").clone(), s.get("doc_lengths").tolist()))
+        state = load_checked(sharded.path / "keep_state.safetensors", {"counts": (torch.int64, None), "seen": (torch.int64, None)})
+        index.counts, index.seen = state["counts"], set(state["seen"].tolist())
+        return index.to(device) if device is not None else index

@@ -66,16 +66,33 @@ def check_queries(vectors, d_model: int, n_rows: int) -> torch.Tensor:
 
 
 def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int,
-               offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+               offset: int = 0, block: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k (cosine [n, k'], row [n, k']) of unit queries ``q`` [n, d] against stored vectors ``E`` [rows, d]
-    with inverse norms ``inv`` [rows], folded ``chunk`` rows at a time; row ids start at ``offset``; k' = min(k, rows)."""
+    with inverse norms ``inv`` [rows], folded ``chunk`` rows at a time; row ids start at ``offset``; k' = min(k, rows).
+
+    On the CPU, float16 rows are widened to float32 ``block`` rows at a time into one reused buffer (a fresh
+    float32 copy of each chunk costs more in page faults than the matmul itself) and multiplied in float32.
+    """
     q = q.to(E.device)
-    mm_dtype = E.dtype if E.device.type == "cuda" else torch.float32
-    qm = q.to(mm_dtype)
+    if E.device.type == "cuda":
+        qm, buf = q.to(E.dtype), None
+    else:
+        qm = q.float().contiguous()
+        buf = None if E.dtype == torch.float32 else torch.empty(min(block, E.shape[0]), E.shape[1])
+    sims_buf = None if buf is None else torch.empty(q.shape[0], min(chunk, E.shape[0]))
     best_s = best_i = None
     for start in range(0, E.shape[0], chunk):
-        block = torch.as_tensor(E[start : start + chunk])
-        sims = (qm @ block.to(mm_dtype).T).float() * torch.as_tensor(inv[start : start + chunk]).to(q.device)
+        stop = min(start + chunk, E.shape[0])
+        if buf is None:
+            sims = (qm @ torch.as_tensor(E[start:stop]).T).float()
+        else:
+            sims = sims_buf[:, : stop - start]
+            for b0 in range(start, stop, block):
+                b1 = min(b0 + block, stop)
+                rows = buf[: b1 - b0]
+                rows.copy_(torch.as_tensor(E[b0:b1]))
+                torch.mm(qm, rows.T, out=sims[:, b0 - start : b1 - start])
+        sims = sims * torch.as_tensor(inv[start:stop]).to(q.device)
         s, i = sims.topk(min(k, sims.shape[1]), dim=1)
         i = i + start
         if best_s is not None:

@@ -144,21 +144,3 @@ class ShardedIndex(IndexBase):
                     s, g = torch.cat([best_s, s], 1), torch.cat([best_g, g], 1)
                 best_s, best_g = merge_topk(s, g, k)
         return self._neighbors(best_s, best_g, layer_list)
-
-    def to_memory(self, device: str | torch.device | None = None):
-        """The whole index as a ``LatentIndex`` in memory (keep state included, so ``add`` continues the keep rules)."""
-        from interp.lens.latent.files import load_checked
-        from interp.lens.latent.index import LatentIndex
-
-        index = LatentIndex(d_model=self.d_model, layers=self.layers, vocab=self.vocab, dtype=self.dtype,
-                            max_per_token=self.max_per_token, min_pos=self.min_pos, dedup=self.dedup, model=self.model_name,
-                            decoder=self.decoder, n_layers=self.n_layers, bos_id=self.bos_id)
-        cat = lambda name: torch.cat([s.get(name).clone() for s in self.shards])
-        for layer in self.layers:
-            index.vectors[layer], index.inv_norms[layer] = cat(f"vectors.{layer}"), cat(f"inv_norms.{layer}")
-        index.token_ids, index.doc_ids, index.positions = cat("token_ids"), cat("doc_ids"), cat("positions")
-        for s in self.shards:
-            index.doc_tokens.extend(torch.split(s.get("doc_tokens").clone(), s.get("doc_lengths").tolist()))
-        state = load_checked(self.path / "keep_state.safetensors", {"counts": (torch.int64, None), "seen": (torch.int64, None)})
-        index.counts, index.seen = state["counts"], set(state["seen"].tolist())
-        return index.to(device) if device is not None else index
