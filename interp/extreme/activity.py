@@ -48,7 +48,9 @@ class HeadActivity(Result):
     dloss_bos: torch.Tensor
     "[domain, layer, head] loss change when the head attends only to the first token at those queries"
     n_queries: list = field(default_factory=list)
-    "[domain] number of queries scored"
+    "[domain] number of queries whose attention is averaged (the weight of ``sink`` / ``prev`` in a merge)"
+    n_scored: list = field(default_factory=list)
+    "[domain] number of queries whose next-token loss is averaged (the weight of the losses in a merge)"
     sink_threshold: float = 0.3
     tolerance: float = 0.05
     _shapes = {"sink": "domain layer head", "prev": "domain layer head", "loss": "domain",
@@ -244,7 +246,7 @@ def head_activity(
     dz = torch.full_like(sink, float("nan"))
     db = torch.full_like(sink, float("nan"))
     loss = torch.zeros(len(names))
-    counts, runs = [], []
+    counts, scored, runs = [], [], []
     for d, name in enumerate(names):
         rows, masks = _domain_rows(model, domains[name], max_len)
         run = _Run(model, rows, masks, batch_size)
@@ -256,6 +258,7 @@ def head_activity(
             raise InterpError(f"domain {name!r} selects no query after the first token")
         sink[d], prev[d] = (s_sum / n_q[0]).float(), (p_sum / n_q[0]).float()
         counts.append(n_q[0])
+        scored.append(run.n_scored)
         runs.append(run)
     if interventions:
         picked = _pick_heads(heads, sink)
@@ -267,7 +270,47 @@ def head_activity(
                 (dz if kind == "zero" else db)[d, a, b] = value - float(loss[d])
         bar.close()
     return HeadActivity(model=model_name(model), domains=names, sink=sink, prev=prev, loss=loss, dloss_zero=dz, dloss_bos=db,
-                        n_queries=counts, sink_threshold=sink_threshold, tolerance=tolerance)
+                        n_queries=counts, n_scored=scored, sink_threshold=sink_threshold, tolerance=tolerance)
+
+
+def merge_activity(parts: Sequence[HeadActivity]) -> HeadActivity:
+    """One ``HeadActivity`` from per-shard results of the same model, heads and thresholds (what the scale backends
+    reduce): a domain seen in several parts gets the query-weighted means of its parts (``sink`` / ``prev`` by
+    ``n_queries``, the losses by ``n_scored``; equal to one run over all its texts up to float rounding), domains in
+    the order they first appear. A domain in one part only is taken as it is, bit for bit. Raises ``InterpError`` for
+    parts that cannot be merged (other model, thresholds, measured heads, or files without the query counts).
+    """
+    if not parts:
+        raise InterpError("nothing to merge: no head-activity parts")
+    first = parts[0]
+    by_name: dict[str, list[tuple[HeadActivity, int]]] = {}
+    for part in parts:
+        if (part.model, part.sink_threshold, part.tolerance, part.sink.shape[1:]) != (
+                first.model, first.sink_threshold, first.tolerance, first.sink.shape[1:]):
+            raise InterpError("head-activity parts differ in model, heads or thresholds: merge only parts of one run")
+        if len(part.n_scored) != len(part.domains):
+            raise InterpError("a head-activity part has no n_scored counts (saved by an older version): recompute it")
+        for d, name in enumerate(part.domains):
+            if not torch.equal(part.measured[d], first.measured[0]):
+                raise InterpError(f"domain {name!r}: the parts measured different heads; pass the same heads= to every part")
+            by_name.setdefault(name, []).append((part, d))
+    fields = ("sink", "prev", "dloss_zero", "dloss_bos")
+    out: dict[str, list] = {f: [] for f in (*fields, "loss", "n_queries", "n_scored")}
+    for group in by_name.values():
+        nq = [p.n_queries[d] for p, d in group]
+        ns = [p.n_scored[d] for p, d in group]
+        for f in fields:
+            w = nq if f in ("sink", "prev") else ns
+            vals = [getattr(p, f)[d] for p, d in group]
+            out[f].append(vals[0] if len(group) == 1 else
+                          (sum(v.double() * n for v, n in zip(vals, w)) / sum(w)).float())
+        losses = [p.loss[d] for p, d in group]
+        out["loss"].append(losses[0] if len(group) == 1 else (sum(v.double() * n for v, n in zip(losses, ns)) / sum(ns)).float())
+        out["n_queries"].append(sum(nq))
+        out["n_scored"].append(sum(ns))
+    return HeadActivity(model=first.model, domains=list(by_name), **{f: torch.stack(out[f]) for f in (*fields, "loss")},
+                        n_queries=out["n_queries"], n_scored=out["n_scored"], sink_threshold=first.sink_threshold,
+                        tolerance=first.tolerance)
 
 
 def _stats(layer: int, s_sum: torch.Tensor, p_sum: torch.Tensor, n_q: list[int]):

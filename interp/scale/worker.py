@@ -8,7 +8,8 @@ A work item is one shard of the corpus, already tokenised and planned by the dri
 ``Worker(spec, task, settings)`` is what Ray Data instantiates once per actor (``map_batches`` with a callable
 class); the local backend makes one in-process around the driver's model. ``task="index"`` writes the shard's
 LatentLens rows to the index folder atomically and returns its row count; ``task="scan"`` returns the shard's
-mergeable scan statistics (safetensors bytes + JSON).
+mergeable scan statistics (safetensors bytes + JSON); ``task="activity"`` returns the shard's ``HeadActivity`` for the
+one domain the item names (``"domain"``: its position in ``settings["names"]``), as safetensors bytes + JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from safetensors.torch import save
 
 from interp.errors import InterpError
 
-__all__ = ["Worker", "pack", "unpack_docs"]
+__all__ = ["Worker", "pack", "unpack_docs", "TASKS"]
+
+TASKS = ("index", "scan", "activity")
 
 
 def pack(shard: int, first_doc: int, seqs: list[torch.Tensor], keep: list[torch.Tensor] | None = None) -> dict:
@@ -42,15 +45,17 @@ def unpack_docs(item: dict, name: str = "tokens", dtype=np.int32) -> list[torch.
 
 
 class Worker:
-    """Loads the model of ``spec`` once (or wraps ``model``) and runs work items of ``task`` ("index" or "scan").
+    """Loads the model of ``spec`` once (or wraps ``model``) and runs work items of ``task`` (one of ``TASKS``).
 
     ``settings``: index: layers, dtype name, batch_size, out (folder), plan (fingerprint); scan: batch_size,
-    thresholds (dict), max_events. ``threads``: torch threads of this process (1 per worker on a CPU node).
+    thresholds (dict), max_events; activity: names, heads (list of [layer, head] or None), and the other
+    ``head_activity`` options (batch_size, sink_threshold, tolerance, interventions, max_batch_tokens).
+    ``threads``: torch threads of this process (1 per worker on a CPU node).
     """
 
     def __init__(self, spec: str | None, task: str, settings: dict, *, device: str = "cpu", threads: int | None = None, model=None):
-        if task not in ("index", "scan"):
-            raise InterpError(f"unknown task {task!r}: use 'index' or 'scan'")
+        if task not in TASKS:
+            raise InterpError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
         if threads:
             torch.set_num_threads(threads)
         if model is None:
@@ -67,8 +72,8 @@ class Worker:
 
     @torch.no_grad()
     def run(self, item: dict) -> dict:
-        """One work item to its result: index {"shard", "rows"}; scan {"shard", "state" (bytes), "meta" (JSON)}."""
-        return self._index(item) if self.task == "index" else self._scan(item)
+        """One work item to its result: index {"shard", "rows"}; scan and activity {"shard", "state" (bytes), "meta" (JSON)}."""
+        return {"index": self._index, "scan": self._scan, "activity": self._activity}[self.task](item)
 
     def _index(self, item: dict) -> dict:
         from interp.lens.data import pad_batches
@@ -114,4 +119,16 @@ class Worker:
         acc = scan_partial(self.model, rows, batch_size=s["batch_size"], thresholds=Thresholds(**s["thresholds"]),
                            max_events=s["max_events"], doc_offset=int(item["first_doc"]))
         tensors, meta = acc.state()
+        return {"shard": int(item["shard"]), "state": save(tensors), "meta": json.dumps(meta)}
+
+    def _activity(self, item: dict) -> dict:
+        from interp.extreme.activity import head_activity
+
+        s = dict(self.settings)
+        name = s.pop("names")[int(item["domain"])]
+        heads = s.pop("heads")
+        part = head_activity(self.model, {name: [r.long() for r in unpack_docs(item)]}, progress=False,
+                             heads=None if heads is None else [tuple(h) for h in heads], **s)
+        tensors = {f: getattr(part, f) for f in ("sink", "prev", "loss", "dloss_zero", "dloss_bos")}
+        meta = {"n_queries": part.n_queries, "n_scored": part.n_scored}
         return {"shard": int(item["shard"]), "state": save(tensors), "meta": json.dumps(meta)}

@@ -67,3 +67,15 @@ def test_killed_ray_build_resumes_to_the_same_index(ray_cluster, local_index, do
     assert len(done) <= 4  # the recorded shard (and any the workers finished before the kill) were not rebuilt
     assert_same_index(LatentIndex.load(resumed.path), local_index)
     assert_same_index(LatentIndex.load(out), local_index)
+
+
+def test_ray_activity_equals_local(ray_cluster, stories, docs, one_thread_module):
+    from interp.scale import activity_corpus
+
+    domains = {"a": docs[:12], "b": docs[12:20]}
+    kw = dict(heads=[(0, 0), (2, 3)], shard_docs=4, batch_size=4, progress=False)
+    ray_result = activity_corpus("stories", domains, backend="ray", workers=2, **kw)
+    local = activity_corpus(stories, domains, **kw)
+    for f in ("sink", "prev", "loss", "dloss_zero", "dloss_bos"):
+        torch.testing.assert_close(getattr(ray_result, f), getattr(local, f), atol=0, rtol=0, equal_nan=True, msg=f)
+    assert ray_result.n_queries == local.n_queries and ray_result.domains == local.domains
