@@ -65,6 +65,10 @@ def test_faiss_per_shard_recall(stories, one_piece, sharded):
     recall = sum(len(set(a) & set(b)) for a, b in zip(key(exact), key(hnsw))) / exact.rows.numel()
     print(f"HNSW32 per shard recall@10 = {recall:.3f}")
     assert recall >= 0.95
+    # the per-shard FAISS indexes were cached in the folder: a fresh open reads them and finds the same rows
+    assert len(list((sharded.path / "faiss").glob("*.faiss"))) == 2 * len(sharded.shards) * len(LAYERS)
+    again = LatentIndex.open(sharded.path)
+    assert torch.equal(again.search(q, 10, backend="faiss", faiss_index="HNSW32").rows, hnsw.rows)
 
 
 def test_resume_after_interrupt_equals_uninterrupted(stories, docs, one_piece, tmp_path):

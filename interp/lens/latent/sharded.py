@@ -3,21 +3,25 @@
 ``ShardedIndex(folder)`` (or ``LatentIndex.open(folder)``) checks the manifest and every shard header (names,
 dtypes, shapes, row counts) and then reads vectors only while searching, one chunk of one shard at a time, so
 search memory is bounded by a chunk, not by the index. Results equal those of the same index in one piece
-(same candidates, same merge rule). ``backend="faiss"`` builds one FAISS index per shard and layer (kept in memory).
+(same candidates, same merge rule). ``backend="faiss"`` builds one FAISS index per shard and layer, kept in memory
+and written to ``<folder>/faiss/`` (keyed by shard, layer, index type and the shard file's size and time), so the
+next ``open`` reads it instead of training it again; a read-only folder keeps it in memory only.
 """
 
 from __future__ import annotations
 
+import hashlib
 from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from interp.errors import InterpError
+from interp.io import atomic_write
 from interp.lens.latent.base import IndexBase
 from interp.lens.latent.files import check_file, dtype_from_name, memmap, read_json
 from interp.lens.latent.manifest import SHARDED_FORMAT, read_index_meta, shard_expect, shard_file
-from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk, faiss_build, faiss_topk, merge_topk
+from interp.lens.latent.search import Neighbors, _faiss, check_k, check_queries, exact_topk, faiss_build, faiss_topk, merge_topk
 
 __all__ = ["ShardedIndex"]
 
@@ -137,10 +141,31 @@ class ShardedIndex(IndexBase):
                 else:
                     key = (si, layer, faiss_index)
                     if key not in self._faiss:
-                        self._faiss[key] = faiss_build(E, inv, faiss_index)
+                        self._faiss[key] = self._faiss_index(si, layer, faiss_index, E, inv)
                     s, i = faiss_topk(self._faiss[key], q, min(k, shard.rows), nprobe, offset=shard.first_row)
                 g = i + li * len(self)
                 if best_s is not None:
                     s, g = torch.cat([best_s, s], 1), torch.cat([best_g, g], 1)
                 best_s, best_g = merge_topk(s, g, k)
         return self._neighbors(best_s, best_g, layer_list)
+
+    def _faiss_index(self, si: int, layer: int, spec: str, E: torch.Tensor, inv: torch.Tensor):
+        """The FAISS index of shard ``si`` and ``layer``: read from the folder's cache, else built and cached."""
+        faiss = _faiss()
+        st = self.shards[si].path.stat()
+        tag = hashlib.sha256(spec.encode()).hexdigest()[:12]
+        file = self.path / "faiss" / f"shard{si}-layer{layer}-{tag}-{st.st_size}-{st.st_mtime_ns}.faiss"
+        if file.is_file():
+            try:
+                fi = faiss.read_index(str(file))
+                if fi.ntotal == self.shards[si].rows and fi.d == self.d_model:
+                    return fi
+            except RuntimeError:
+                pass  # a damaged cache file: build the index again
+        fi = faiss_build(E, inv, spec)
+        try:
+            file.parent.mkdir(exist_ok=True)
+            atomic_write(file, lambda tmp: faiss.write_index(fi, str(tmp)))
+        except (OSError, InterpError):
+            pass  # a read-only index folder: keep the FAISS index in memory only
+        return fi
