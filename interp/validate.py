@@ -7,18 +7,26 @@ call these first and the analyses below them never see a wrong type.
 
 from __future__ import annotations
 
+import collections.abc
+import difflib
+import functools
 import inspect
 import math
 import types
 import typing
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 import torch
 
 from interp.errors import InterpError
 
-__all__ = ["check_int", "check_float", "check_seed", "check_bool", "check_options", "token_ids", "prompt_tokens"]
+__all__ = ["check_int", "check_float", "check_seed", "check_bool", "check_options", "check_known", "check_types",
+           "checks_options", "option_names", "Range", "PositiveInt", "NonNegativeInt", "Seed", "NonNegativeFloat", "Share",
+           "token_ids", "prompt_tokens"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _got(value: Any) -> str:
@@ -31,7 +39,11 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
     float or string), within ``[minimum, maximum]``; returns the int."""
     if isinstance(value, bool) or not _is_integer(value):
         raise InterpError(f"{name} must be a whole number, got {_got(value)}")
-    v = int(value)
+    return _in_range(name, int(value), minimum, maximum)
+
+
+def _in_range(name: str, v: Any, minimum: float | None, maximum: float | None) -> Any:
+    """``v`` when it lies in ``[minimum, maximum]`` (either bound optional); ``InterpError`` naming ``name`` otherwise."""
     if minimum is not None and v < minimum:
         raise InterpError(f"{name} must be at least {minimum}, got {v}")
     if maximum is not None and v > maximum:
@@ -61,11 +73,7 @@ def check_float(name: str, value: Any, *, minimum: float | None = None, maximum:
         raise InterpError(f"{name} must be a finite number, got {v}")
     if math.isnan(v):
         raise InterpError(f"{name} must be a number, got NaN")
-    if minimum is not None and v < minimum:
-        raise InterpError(f"{name} must be at least {minimum}, got {v}")
-    if maximum is not None and v > maximum:
-        raise InterpError(f"{name} must be at most {maximum}, got {v}")
-    return v
+    return _in_range(name, v, minimum, maximum)
 
 
 def _is_number_like(value: Any) -> bool:
@@ -86,12 +94,49 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-# ---- option types from a function's signature ---------------------------------------------------------
+# ---- options declared by a function's signature ---------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric option, declared in its annotation (``Annotated[int, Range(1)]``) and applied by
+    ``check_options``: ``minimum`` / ``maximum`` inclusive, ``above`` an exclusive lower bound."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise ``InterpError`` naming ``name`` when ``value`` is outside the bounds."""
+        _in_range(name, value, self.minimum, self.maximum)
+        if self.above is not None and value <= self.above:
+            raise InterpError(f"{name} must be above {self.above}, got {value}")
+
+    def describe(self) -> str:
+        """The bounds in words, e.g. "at least 1"."""
+        words = [f"{w} {b}" for w, b in (("at least", self.minimum), ("above", self.above), ("at most", self.maximum)) if b is not None]
+        return ", ".join(words)
+
+
+PositiveInt = Annotated[int, Range(1)]
+"""A count or size: a whole number of at least 1."""
+NonNegativeInt = Annotated[int, Range(0)]
+Seed = Annotated[int, Range(0, 2**63 - 1)]
+"""A random seed: a whole number in ``0..2**63 - 1``."""
+NonNegativeFloat = Annotated[float, Range(0.0)]
+Share = Annotated[float, Range(maximum=1.0, above=0.0)]
+"""A share of something: a number in ``(0, 1]``."""
+
+
+def _members(tp: Any) -> tuple[Any, ...]:
+    """The alternatives of a union annotation (``tp`` itself otherwise)."""
+    return typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+
+
 def _accepts(value: Any, tp: Any) -> bool:
-    """Whether ``value`` fits the annotation ``tp`` (int, float, str, bool, None, unions of them; anything else passes)."""
+    """Whether ``value`` fits the annotation ``tp`` (one alternative of a union, ``Annotated`` stripped): int, float, str,
+    bool, None, a list or tuple, a callable; classes and ``Any`` pass (the callee checks)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(value, a) for a in typing.get_args(tp))
     if tp is type(None) or tp is None:
         return value is None
     if tp is bool:
@@ -104,39 +149,105 @@ def _accepts(value: Any, tp: Any) -> bool:
         return isinstance(value, str)
     if origin in (list, tuple) or tp in (list, tuple):
         return isinstance(value, (list, tuple))
-    return True  # classes, callables, Any: the callee checks
+    if origin is collections.abc.Callable or tp is collections.abc.Callable:
+        return callable(value)
+    return True
 
 
 def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is typing.Annotated:
+        base, *extra = typing.get_args(tp)
+        bounds = ", ".join(r.describe() for r in extra if isinstance(r, Range))
+        return _type_name(base) + (f" ({bounds})" if bounds else "")
     if tp is type(None):
         return "None"
+    if typing.get_origin(tp) is collections.abc.Callable or tp is collections.abc.Callable:
+        return "a function"
     return {int: "a whole number", float: "a number", str: "a string", bool: "True or False"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-def check_options(fn: Callable, options: dict[str, Any], *, what: str) -> None:
-    """Check each of ``options`` against the type annotation of ``fn``'s keyword of that name.
+def option_names(fn: Callable, exclude: Iterable[str] = (), *, open_ended: bool = False) -> list[str] | None:
+    """The keyword-only parameters of ``fn`` (its options) minus ``exclude``; None when ``fn`` takes ``**kwargs``
+    (then any name may be valid), unless ``open_ended=True``."""
+    params = inspect.signature(fn).parameters.values()
+    if not open_ended and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in set(exclude)]
 
-    Numbers must be finite; ``seed`` must be a non-negative whole number. Options ``fn`` does not name pass
-    (``**kwargs`` sinks decide). Raises ``InterpError`` naming ``what`` (e.g. "ReAGent"), the option and its value.
-    """
+
+def check_known(options: Iterable[str], known: Iterable[str], *, what: str) -> None:
+    """Raise ``InterpError`` when a name in ``options`` is not in ``known``: the message names it, the closest valid
+    name, and every valid one (``what``: who has the options, e.g. "attribution method 'reagent'")."""
+    known = list(known)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        close = {u: difflib.get_close_matches(u, known, n=1) for u in unknown}
+        hint = "".join(f" (did you mean {c[0]}?)" for c in close.values() if c)
+        raise InterpError(f"{what} has no option {', '.join(unknown)}{hint}: its options are {', '.join(known) or 'none'}")
+
+
+def check_options(fn: Callable, options: dict[str, Any], *, what: str, exclude: Iterable[str] = ()) -> None:
+    """Check ``options`` against ``fn``'s signature: each must be one of its keyword-only parameters (unless ``fn`` takes
+    ``**kwargs``; ``exclude``: names the caller sets itself) and pass ``check_types``. Raises ``InterpError`` naming
+    ``what``, the option and what to give; returns None."""
+    known = option_names(fn, exclude)
+    if known is not None:
+        check_known(options, known, what=what)
+    check_types(fn, options, what=what)
+
+
+def check_types(fn: Callable, options: dict[str, Any], *, what: str) -> None:
+    """Check each of ``options`` that ``fn`` annotates: the value fits the annotation, is finite when a float, and lies
+    inside an ``Annotated[..., Range(...)]`` bound. Options ``fn`` does not annotate pass. Raises ``InterpError``."""
     try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # an annotation that cannot be resolved: nothing to check against
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # an annotation that cannot be resolved (a user's method): nothing to check against
         hints = {}
-    params = inspect.signature(fn).parameters
     for key, value in options.items():
-        if key not in params or key not in hints:
+        if key not in hints or key == "return":
             continue
-        tp = hints[key]
-        if not _accepts(value, tp):
-            raise InterpError(f"{what} option {key}={_got(value)} has the wrong type: give {_type_name(tp)}")
+        fits = [a for a in _members(hints[key]) if _accepts(value, a)]
+        if not fits:
+            raise InterpError(f"{what} option {key} must be {_type_name(hints[key])}, got {_got(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise InterpError(f"{what} option {key} must be a finite number, got {value}")
-        if key == "seed" and value is not None:
-            check_seed(value, f"{what} option seed")
+        if typing.get_origin(fits[0]) is typing.Annotated:
+            base, *extra = typing.get_args(fits[0])
+            for r in extra:
+                if isinstance(r, Range):
+                    r.check(f"{what} option {key}", int(value) if base is int else float(value))
+
+
+def checks_options(*, forwards: Callable | None = None, exclude: Iterable[str] = ()) -> Callable[[F], F]:
+    """Decorator for a public entry point whose options are keyword-only parameters: each call's keyword options are
+    checked first (``check_known`` and ``check_types``), so a misspelt one raises ``InterpError`` listing the valid
+    ones instead of Python's ``TypeError`` (or being swallowed by ``**kwargs``). ``forwards``: the function that
+    receives the entry point's ``**kwargs``; its keyword-only options are valid too, minus ``exclude`` (those the
+    entry point sets itself). Returns the wrapped function (same signature and docstring)."""
+
+    def deco(fn: F) -> F:
+        params = inspect.signature(fn).parameters
+        positional = {n for n, p in params.items() if p.kind is not inspect.Parameter.KEYWORD_ONLY}
+        own = option_names(fn, open_ended=True)
+        passed = [n for n in option_names(forwards, exclude) or [] if n not in own] if forwards is not None else []
+        open_ended = option_names(fn) is None and (forwards is None or option_names(forwards) is None)
+        what = f"{fn.__name__}()"
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            options = {k: v for k, v in kwargs.items() if k not in positional}
+            if not open_ended:
+                check_known(options, own + passed, what=what)
+            check_types(fn, {k: v for k, v in options.items() if k in own}, what=what)
+            if forwards is not None:
+                check_types(forwards, {k: v for k, v in options.items() if k in passed}, what=what)
+            return fn(*args, **kwargs)
+
+        return typing.cast(F, wrapper)
+
+    return deco
 
 
 # ---- prompts as token ids -------------------------------------------------------------------------------

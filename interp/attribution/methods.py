@@ -7,6 +7,8 @@ objective ``log p(y_i | tokens_<p_i)`` (``objective="logprob"``; "prob" and "log
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 
@@ -14,9 +16,10 @@ from interp.attribution.forward import LastLogits
 from interp.attribution.ig import embed_hook_name, embedding_ig
 from interp.attribution.reagent import reagent_scores
 from interp.attribution.registry import MethodOutput, masked_scores, register
-from interp.attribution.samplers import make_sampler
+from interp.attribution.samplers import TokenSampler, make_sampler
 from interp.errors import InterpError
-from interp.models import special_token_id
+from interp.models import model_device, special_token_id
+from interp.validate import NonNegativeFloat, NonNegativeInt, PositiveInt, Seed, Share
 
 OBJECTIVES = ("logprob", "prob", "logit")
 
@@ -55,9 +58,10 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
     return rows
 
 
-@register("integrated_gradients", "Integrated Gradients on the token embeddings (captum)")
-def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: int = 50, max_steps: int | None = 800,
-                         tolerance: float = 0.01, internal_batch_size: int | None = None, objective: str = "logprob",
+@register("integrated_gradients")
+def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: PositiveInt = 50,
+                         max_steps: PositiveInt | None = 800, tolerance: NonNegativeFloat = 0.01,
+                         internal_batch_size: PositiveInt | None = None, objective: str = "logprob",
                          rule: str = "adaptive") -> MethodOutput:
     """IG of the target log-probability w.r.t. the token embeddings; ``baseline`` "auto"/"zero"/"zero_keep_bos"/"pad".
 
@@ -79,7 +83,7 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
 
 def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the objective w.r.t. the token embeddings: (grad, emb), each [target, pos, d_model]."""
-    rows = _rows(tokens, positions).to(next(model.parameters()).device)
+    rows = _rows(tokens, positions).to(model_device(model))
     fn = target_objective(positions, [int(tokens[p]) for p in positions], objective)
     hook = embed_hook_name(model)
     store = {}
@@ -101,21 +105,21 @@ def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Te
     return grad.float(), store["e"].detach().float()
 
 
-@register("input_x_gradient", "gradient x input on the token embeddings, summed over the embedding")
+@register("input_x_gradient")
 def input_x_gradient(model, tokens, positions, *, objective: str = "logprob") -> MethodOutput:
     """Sum over d_model of embedding * d objective / d embedding (signed)."""
     grad, emb = _embedding_grads(model, tokens, positions, objective)
     return MethodOutput(masked_scores(_pad((grad * emb).sum(-1).cpu(), tokens.shape[0] - 1), positions))
 
 
-@register("gradient_norm", "L2 norm of the gradient w.r.t. each token embedding (saliency)")
+@register("gradient_norm")
 def gradient_norm(model, tokens, positions, *, objective: str = "logprob") -> MethodOutput:
     """||d objective / d embedding||_2 per token (non-negative)."""
     grad, _emb = _embedding_grads(model, tokens, positions, objective)
     return MethodOutput(masked_scores(_pad(grad.norm(dim=-1).cpu(), tokens.shape[0] - 1), positions))
 
 
-@register("attention_last_layer", "last layer's attention from the predicting position, mean over heads")
+@register("attention_last_layer")
 @torch.no_grad()
 def attention_last_layer(model, tokens, positions) -> MethodOutput:
     """Attention weights of the last layer at query ``p_i - 1``, averaged over heads (non-negative, sum 1)."""
@@ -139,15 +143,15 @@ def _replacement_id(model, replacement: str | int) -> int:
     return value
 
 
-@register("occlusion", "leave-one-out: drop in target probability when one token is replaced")
+@register("occlusion")
 @torch.no_grad()
 def occlusion(model, tokens, positions, *, replacement: str | int = "pad", measure: str = "prob",
-              max_rows: int = 256) -> MethodOutput:
+              max_rows: PositiveInt = 256) -> MethodOutput:
     """p(y|x) - p(y|x with token j replaced by ``replacement``) (default: the pad token); ``measure="logprob"`` too."""
     if measure not in ("prob", "logprob"):
         raise InterpError(f"occlusion measure must be 'prob' or 'logprob', got {measure!r}")
     L = max(positions)
-    seq = tokens[:L].to(next(model.parameters()).device)
+    seq = tokens[:L].to(model_device(model))
     rid = _replacement_id(model, replacement)
     rows = seq[None].repeat(L + 1, 1)
     idx = torch.arange(L)
@@ -168,8 +172,8 @@ def occlusion(model, tokens, positions, *, replacement: str | int = "pad", measu
     return MethodOutput(masked_scores(_pad(drop, tokens.shape[0] - 1), positions), info={"replacement_id": rid})
 
 
-@register("random", "random baseline: softmax of U[0,1) scores (as in the ReAGent evaluation)")
-def random_method(model, tokens, positions, *, seed: int = 0) -> MethodOutput:  # noqa: ARG001
+@register("random")
+def random_method(model, tokens, positions, *, seed: Seed = 0) -> MethodOutput:  # noqa: ARG001
     """softmax(U[0, 1)) over the tokens before each target, seeded."""
     g = torch.Generator().manual_seed(int(seed))
     rows = torch.full((len(positions), tokens.shape[0] - 1), math.nan)
@@ -178,23 +182,28 @@ def random_method(model, tokens, positions, *, seed: int = 0) -> MethodOutput:  
     return MethodOutput(rows)
 
 
-@register("reagent", "ReAGent: replace-and-probe, model-agnostic (Zhao & Shan 2024)")
-def reagent(model, tokens, positions, *, sampler="uniform", replace_ratio: float = 0.3, keep_top_n: int = 5,
-            stop_top_k: int = 3, num_probes: int = 16, max_steps: int = 3000, seed: int = 0, fix_bos: bool = False,
-            batched: bool = True, chunk: int | None = None, max_chunk: int = 64, max_rows: int = 512, lean: bool = False,
-            min_steps: int = 0, progress=None, **sampler_options) -> MethodOutput:
+@register("reagent")
+def reagent(model, tokens, positions, *, sampler: str | TokenSampler = "uniform", replace_ratio: Share = 0.3,
+            keep_top_n: PositiveInt = 5, stop_top_k: PositiveInt = 3, num_probes: PositiveInt = 16, max_steps: PositiveInt = 3000,
+            seed: Seed = 0, fix_bos: bool = False, batched: bool = True, chunk: PositiveInt | None = None,
+            max_chunk: PositiveInt = 64, max_rows: PositiveInt = 512, lean: bool = False, min_steps: NonNegativeInt = 0,
+            progress: Callable[[int, int], None] | None = None, sampler_texts: Iterable[str] | None = None,
+            mlm: str | Path | object | None = None, mlm_tokenizer: object | None = None,
+            trust_remote_code: bool = False) -> MethodOutput:
     """ReAGent with the inseq defaults (r=0.3, keep 5, top-3 stop, 16 probes, 3000 steps) and a uniform sampler.
 
-    ``sampler``: "uniform", "unigram" (``sampler_texts=``), "model", "mlm" (``mlm=`` local directory) or a
-    ``TokenSampler``. ``fix_bos``: never replace position 0 when it is the BOS token. ``batched=False``:
-    the step-by-step loop (same numbers, many more forward calls); ``chunk``: steps run ahead per call
-    (default: chosen per call). The forward is the bridge's own with ``logits_to_keep=1`` (as fast as the hand-written
-    lean forward on a 49k vocabulary, and hooks fire); ``lean=True`` opts into the lean forward (2.2x on toy models).
-    ``min_steps``: no stop check before that many updates (0 as in the reference code). On a real vocabulary use
-    ``interp.attribution.reagent.REAGENT_REAL`` (``attribute(..., method="reagent", **REAGENT_REAL, fix_bos=True)``):
-    with the reference settings the stop rule is met by chance or never (see bench/results/attribution_real.md).
+    ``sampler``: "uniform", "unigram" (``sampler_texts=``), "model", "mlm" (``mlm=`` local directory or model,
+    ``mlm_tokenizer``, ``trust_remote_code``) or a ``TokenSampler`` (see ``make_sampler``). ``fix_bos``: never
+    replace position 0 when it is the BOS token. ``batched=False``: the step-by-step loop (same numbers, many more
+    forward calls); ``chunk``: steps run ahead per call (default: chosen per call). The forward is the bridge's own
+    with ``logits_to_keep=1`` (as fast as the hand-written lean forward on a 49k vocabulary, and hooks fire);
+    ``lean=True`` opts into the lean forward (2.2x on toy models). ``min_steps``: no stop check before that many
+    updates (0 as in the reference code). On a real vocabulary use ``interp.attribution.reagent.REAGENT_REAL``
+    (``attribute(..., method="reagent", **REAGENT_REAL, fix_bos=True)``): with the reference settings the stop rule
+    is met by chance or never (see bench/results/attribution_real.md).
     """
-    smp = make_sampler(model, sampler, **sampler_options)
+    smp = make_sampler(model, sampler, sampler_texts=sampler_texts, mlm=mlm, mlm_tokenizer=mlm_tokenizer,
+                       trust_remote_code=trust_remote_code)
     fwd = LastLogits(model, max_rows=max_rows, lean=lean)
     bos = getattr(model.tokenizer, "bos_token_id", None)
     rows, info = [], {"converged": [], "steps": [], "stopped_at": [], "notes": []}

@@ -4,6 +4,9 @@ A method is a function ``fn(model, tokens [L], positions, **options) -> MethodOu
 name with ``@register("name")``. ``tokens`` is the full sequence (prompt followed by the target tokens),
 ``positions`` the index of each target token in it; the method scores, for target ``i``, the tokens
 ``tokens[:positions[i]]`` and returns ``scores`` [target, L - 1] with NaN at positions ``>= positions[i]``.
+
+The built-in methods (``interp.attribution.methods``) register when ``interp.attribution`` is imported, which Python
+does before any of its modules, this one included; this module never imports them (methods import the registry).
 """
 
 from __future__ import annotations
@@ -53,12 +56,7 @@ def register(name: str, description: str = "") -> Callable[[Method], Method]:
 
 def method_names() -> list[str]:
     """Names of the registered methods."""
-    _load_builtin()
     return list(METHODS)
-
-
-def _load_builtin() -> None:
-    import interp.attribution.methods  # noqa: F401  (registers the built-in methods)
 
 
 def masked_scores(rows: torch.Tensor, positions: list[int]) -> torch.Tensor:
@@ -181,7 +179,6 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
     "attention_last_layer", "occlusion", "random"); ``options`` go to the method (see its docstring).
     Returns a ``TokenAttribution`` (scores [target, source]).
     """
-    _load_builtin()
     if not isinstance(method, str) or method not in METHODS:
         raise InterpError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
     check_method_options(METHODS[method], options, method)

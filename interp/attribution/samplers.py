@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
+from interp.validate import checks_options
 
 __all__ = ["TokenSampler", "UniformSampler", "UnigramSampler", "ModelSampler", "MLMSampler", "make_sampler", "SAMPLERS"]
 
@@ -251,29 +252,42 @@ def _load_mlm(path: Path, trust_remote_code: bool) -> tuple[object, object]:
         raise InterpError(f"cannot load a masked LM from {path}: {str(e).splitlines()[0][:200]}") from None
 
 
-def make_sampler(model, sampler: str | TokenSampler = "uniform", **options) -> TokenSampler:
+@checks_options()
+def make_sampler(model, sampler: str | TokenSampler = "uniform", *, sampler_texts: Iterable[str] | None = None,
+                 mlm: str | Path | object | None = None, mlm_tokenizer: object | None = None,
+                 trust_remote_code: bool = False) -> TokenSampler:
     """A sampler by name ("uniform", "unigram", "model", "mlm") or a ready ``TokenSampler``.
 
-    Options: ``sampler_texts`` (unigram corpus), ``mlm`` (masked-LM directory or model), ``mlm_tokenizer``,
-    ``trust_remote_code`` (let an MLM folder run its own code; default False). Returns the sampler.
+    ``sampler_texts``: the unigram sampler's corpus (strings); ``mlm``: the MLM sampler's masked-LM directory or loaded
+    model, ``mlm_tokenizer`` its tokenizer, ``trust_remote_code``: let an MLM folder run its own code (default False).
+    An option the chosen sampler does not use, or a misspelt one, raises ``InterpError``. Returns the sampler.
     """
-    unknown = set(options) - {"sampler_texts", "mlm", "mlm_tokenizer", "trust_remote_code"}
-    if unknown:
-        raise InterpError(f"unknown ReAGent option(s) {', '.join(sorted(unknown))}; sampler options are sampler_texts, "
-                          "mlm, mlm_tokenizer and trust_remote_code")
+    used = {"sampler_texts": ("unigram", sampler_texts is not None), "mlm": ("mlm", mlm is not None),
+            "mlm_tokenizer": ("mlm", mlm_tokenizer is not None), "trust_remote_code": ("mlm", trust_remote_code)}
+    for option, (owner, given) in used.items():
+        if given and sampler != owner:
+            raise InterpError(f"the ReAGent option {option} is only used by sampler={owner!r}, not by sampler={_label(sampler)}")
     if isinstance(sampler, TokenSampler):
         return sampler
     if sampler == "uniform":
         return UniformSampler.for_model(model)
     if sampler == "unigram":
-        return UnigramSampler.for_model(model, options.get("sampler_texts"))
+        if sampler_texts is not None and (isinstance(sampler_texts, str) or not isinstance(sampler_texts, Iterable)):
+            raise InterpError(f"sampler_texts must be a list of strings, got {type(sampler_texts).__name__}")
+        texts = None if sampler_texts is None else list(sampler_texts)
+        if texts is not None and not all(isinstance(t, str) for t in texts):
+            raise InterpError("sampler_texts must be a list of strings; some items are not strings")
+        return UnigramSampler.for_model(model, texts)
     if sampler == "model":
         return ModelSampler(model)
     if sampler == "mlm":
-        if options.get("mlm") is None:
+        if mlm is None:
             raise InterpError("sampler='mlm' needs mlm=<local masked-LM directory> (e.g. a downloaded roberta-base)")
-        return MLMSampler(model, options["mlm"], options.get("mlm_tokenizer"),
-                          trust_remote_code=options.get("trust_remote_code", False))
+        return MLMSampler(model, mlm, mlm_tokenizer, trust_remote_code=trust_remote_code)
     if not isinstance(sampler, str):
         raise InterpError(f"the ReAGent sampler must be a name ({', '.join(SAMPLERS)}) or a TokenSampler, got {type(sampler).__name__}")
     raise InterpError(f"unknown ReAGent sampler {sampler!r}; choose one of {', '.join(SAMPLERS)} or pass a TokenSampler")
+
+
+def _label(sampler: str | TokenSampler) -> str:
+    return repr(sampler) if isinstance(sampler, str) else f"<{type(sampler).__name__}>"

@@ -10,6 +10,7 @@ from interp.models.loading import (
     to_tokens,
 )
 from interp.models.real import REAL_MODELS, is_installed, real_model_file
+from interp.models.tokens import encode_texts, model_device, pad_right, text_ids
 
 __all__ = [
     "load_model",
@@ -19,6 +20,10 @@ __all__ = [
     "special_token_id",
     "to_tokens",
     "str_tokens",
+    "text_ids",
+    "encode_texts",
+    "pad_right",
+    "model_device",
     "REAL_MODELS",
     "is_installed",
     "real_model_file",

@@ -25,23 +25,20 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
+from interp.models import pad_right
 from interp.subnetworks.bigram import BigramTable, bigram_table, encode_texts
 from interp.subnetworks.maskable import find_maskable
 from interp.subnetworks.masking import frozen_parameters, masked_forward
 from interp.subnetworks.subnetwork import Subnetwork, model_signature
+from interp.validate import NonNegativeFloat, PositiveInt, Seed, checks_options
 
 __all__ = ["find_bigram_subnetwork", "find_pruned_subnetwork", "train_mask", "pad_batch"]
 
 
 def pad_batch(seqs: Sequence[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad id sequences: returns ([batch, pos] ids, [batch, pos - 1] bool, True where a next token exists)."""
-    n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
-    valid = torch.zeros(len(seqs), n - 1, dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-        valid[i, : len(s) - 1] = True
-    return ids, valid
+    ids, mask = pad_right(seqs, pad_id)
+    return ids, mask[:, 1:].contiguous()
 
 
 def _batches(seqs: list[torch.Tensor], batch_size: int, seed: int):
@@ -57,20 +54,21 @@ def _batches(seqs: list[torch.Tensor], batch_size: int, seed: int):
         yield pad_batch([seqs[i] for i in take])
 
 
+@checks_options()
 def train_mask(
     model,
     seqs: list[torch.Tensor],
     target_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     target: str,
-    lam: float = 10.0,
-    steps: int = 1500,
+    lam: NonNegativeFloat = 10.0,
+    steps: PositiveInt = 1500,
     lr: float = 5e-3,
-    batch_size: int = 16,
+    batch_size: PositiveInt = 16,
     beta_growth: float = 1.005,
-    stop_fraction: float = 0.01,
+    stop_fraction: NonNegativeFloat = 0.01,
     maskable=None,
-    seed: int = 0,
+    seed: Seed = 0,
     progress: bool = True,
     bigram: BigramTable | None = None,
     callback: Callable[[int, dict], None] | None = None,
@@ -79,10 +77,9 @@ def train_mask(
 
     ``target_fn(ids [b, pos], valid [b, pos-1], logits_full_or_None) -> [n_valid, vocab]`` target probabilities
     for the valid positions (row-major order). ``callback(step, row)`` is called with every logged row.
-    Ctrl-C stops training early and returns the masks reached so far.
+    Ctrl-C stops training early and returns the masks reached so far. A misspelt option, a wrong type or a
+    count below 1 raises ``InterpError`` naming the option.
     """
-    if steps < 1 or batch_size < 1:
-        raise InterpError("steps and batch_size must be at least 1")
     weights = find_maskable(model, maskable)
     params = dict(model.named_parameters())
     device = params[weights[0].name].device
@@ -156,12 +153,13 @@ def train_mask(
     return Subnetwork(weights, masks, model_signature(model), target, bigram, config, log)
 
 
+@checks_options(forwards=train_mask, exclude=("target", "bigram"))
 def find_bigram_subnetwork(
     model,
     texts: Sequence[str],
     *,
-    lam: float = 10.0,
-    steps: int = 1500,
+    lam: NonNegativeFloat = 10.0,
+    steps: PositiveInt = 1500,
     lr: float = 5e-3,
     maskable=None,
     table: BigramTable | None = None,
@@ -172,8 +170,8 @@ def find_bigram_subnetwork(
     ``texts``: training text (the bigram target is counted on them with the model's tokenization unless
     ``table`` is given). ``lam``: sparsity weight (larger keeps fewer weights). ``maskable``: restrict to
     some components (e.g. ``["MLP in", "MLP out"]``). Other keywords go to ``train_mask`` (``batch_size``,
-    ``beta_growth``, ``stop_fraction``, ``seed``, ``progress``, ``callback``). Returns a ``Subnetwork``
-    holding the masks and the bigram table.
+    ``beta_growth``, ``stop_fraction``, ``seed``, ``progress``, ``callback``; a misspelt one raises ``InterpError``).
+    Returns a ``Subnetwork`` holding the masks and the bigram table.
     """
     seqs = encode_texts(model, texts)
     table = table or bigram_table(model, texts)
@@ -187,8 +185,10 @@ def find_bigram_subnetwork(
                       bigram=table, **kwargs)
 
 
+@checks_options(forwards=train_mask, exclude=("target",))
 def find_pruned_subnetwork(
-    model, texts: Sequence[str], *, lam: float = 10.0, steps: int = 1500, lr: float = 5e-3, maskable=None, **kwargs
+    model, texts: Sequence[str], *, lam: NonNegativeFloat = 10.0, steps: PositiveInt = 1500, lr: float = 5e-3, maskable=None,
+    **kwargs,
 ) -> Subnetwork:
     """The "optimal pruning" subnetwork: the same training with the full model's own next-token distribution as target."""
     seqs = encode_texts(model, texts)

@@ -131,7 +131,7 @@ def test_scan_max_len(stories, max_len):
     ("reagent", {"fix_bos": "yes"}, "fix_bos"),
     ("reagent", {"sampler": 5}, "sampler must be a name"),
     ("reagent", {"sampler": "nope"}, "unknown ReAGent sampler"),
-    ("reagent", {"bogus_option": 1}, "unknown ReAGent option"),
+    ("reagent", {"bogus_option": 1}, "attribution method .reagent. has no option bogus_option"),
     ("integrated_gradients", {"n_steps": "50"}, "n_steps"),
     ("integrated_gradients", {"n_steps": 2.5}, "n_steps"),
     ("integrated_gradients", {"tolerance": math.inf}, "tolerance"),

@@ -30,10 +30,12 @@ from interp.lens.latent.manifest import read_index_meta
 from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk, faiss_build, faiss_topk, merge_topk
 from interp.lens.latent.sharded import ShardedIndex
 from interp.models import model_name
+from interp.validate import check_options
 
 __all__ = ["LatentIndex", "FORMAT", "unit_vectors"]
 
 FORMAT = "interp-latent-index-v1"
+_SET_BY_EMPTY = ("d_model", "layers", "vocab", "model", "decoder", "n_layers", "bos_id")
 
 
 def unit_vectors(h: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +80,9 @@ class LatentIndex(IndexBase):
     # ---- building ----------------------------------------------------------------------------
     @classmethod
     def empty(cls, model, *, layers: list[int] | None = None, **options) -> LatentIndex:
-        """An empty index for ``model`` (fill it with ``add``). ``options``: dtype, max_per_token, min_pos, dedup."""
+        """An empty index for ``model`` (fill it with ``add``). ``options``: dtype, max_per_token, min_pos, dedup (a
+        misspelt or mistyped one raises ``InterpError``)."""
+        check_options(cls.__init__, options, what="LatentIndex.empty()", exclude=_SET_BY_EMPTY)
         n = model.cfg.n_layers
         layers = default_layers(n) if layers is None else sorted(set(layers))
         for layer in layers:
