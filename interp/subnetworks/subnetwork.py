@@ -9,7 +9,6 @@ ablated (``W * ~keep``), or with a random subnetwork of the same size in every m
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,14 @@ import torch
 
 from interp.errors import InterpError
 from interp.models import model_name
-from interp.results import read_safetensors, write_safetensors
+from interp.results import FileEntries, Result
 from interp.subnetworks.bigram import BigramTable
 from interp.subnetworks.maskable import MaskableWeight, find_maskable
 from interp.subnetworks.masking import swap_weights
 
 __all__ = ["Subnetwork", "VARIANTS", "model_signature"]
 
-_FORMAT = "interp-subnetwork-v1"
+_BIGRAM_TENSORS = ("bigram.pairs", "bigram.counts", "bigram.unigram")  # BigramTable.tensors() names
 VARIANTS = ("full", "subnetwork", "random", "complement", "random complement", "empty")
 
 
@@ -40,27 +39,31 @@ def model_signature(model) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Subnetwork:
-    """Binary masks over the maskable matrices of one model.
-
-    ``weights``: the maskable matrices (name, layer, component, shape) in model order.
-    ``masks``: {bridge parameter name: bool tensor of that parameter's shape}, True = kept.
-    ``signature``: the model's name and dimensions (see ``model_signature``); applying the masks to a
-    model with another name or shape raises ``InterpError``.
-    ``target``: "bigram" (Chang & Bergen's bigram subnetwork), "model" (optimal pruning: the full model's own
-    distribution) or "random"/"complement" for controls. ``bigram``: the target table when there is one.
-    ``config``: training settings (lam, lr, steps, ...); ``log``: training curve rows {step, loss, ce, kept, beta}.
-    """
+class Subnetwork(Result):
+    """Binary masks over the maskable matrices of one model (applying them to a model with another name or
+    shape raises ``InterpError``). Saved as one ``.safetensors`` file: a ``mask.<name>`` bool tensor per matrix,
+    the bigram table's tensors and the other fields as JSON (format ``interp-subnetwork-v1``)."""
 
     weights: list[MaskableWeight]
+    "[matrix] the maskable matrices (name, short name, layer, component, shape) in model order"
     masks: dict[str, torch.Tensor]
+    "{bridge parameter name: bool tensor of that parameter's shape}, True = kept; one per entry of ``weights``"
     signature: dict[str, Any]
+    "the model's name and dimensions (see ``model_signature``)"
     target: str = "bigram"
+    """"bigram" (Chang & Bergen's bigram subnetwork), "model" (optimal pruning: the full model's own distribution),
+    "random"/"complement"/"empty" for controls"""
     bigram: BigramTable | None = None
+    "the target bigram table, when there is one"
     config: dict[str, Any] = field(default_factory=dict)
+    "training settings (lam, lr, steps, ...)"
     log: list[dict[str, float]] = field(default_factory=list)
+    "[row] training curve rows {step, loss, ce, kept, beta}"
+    _format = "interp-subnetwork-v1"
+    _what = "subnetwork"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for w in self.weights:
             m = self.masks.get(w.name)
             if m is None or tuple(m.shape) != tuple(w.shape) or m.dtype != torch.bool:
@@ -191,8 +194,8 @@ class Subnetwork:
         return self.random_like(seed).complement().applied(model)
 
     # ---- persistence -------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write masks (bool), bigram table and settings to one ``.safetensors`` file atomically; returns the path."""
+    def _file_entries(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Masks (bool) as ``mask.<name>``, the bigram table's tensors, the rest as JSON (the v1 layout)."""
         tensors = {f"mask.{w.name}": self.masks[w.name].contiguous() for w in self.weights}
         if self.bigram is not None:
             tensors.update(self.bigram.tensors())
@@ -201,30 +204,31 @@ class Subnetwork:
             "signature": self.signature, "target": self.target, "config": self.config, "log": self.log,
             "bigram_vocab": None if self.bigram is None else self.bigram.vocab,
         }
-        header = {"format": _FORMAT, "fields": json.dumps(meta)}
-        return write_safetensors(path, tensors, header)
+        return tensors, meta
+
+    @classmethod
+    def _from_entries(cls, entries: FileEntries) -> dict[str, Any]:
+        meta = {k: entries.take(k) for k in ("weights", "signature", "target", "config", "log", "bigram_vocab")}
+        rows = meta["weights"] or []
+        weights = [MaskableWeight(str(n), str(s), int(lay), str(c), tuple(int(x) for x in sh)) for n, s, lay, c, sh in rows]
+        masks = {w.name: entries.take(f"mask.{w.name}") for w in weights}
+        vocab_lost = "bigram_vocab" in entries.missing  # then its tensors are not "unknown": the missing field explains them
+        table = {k: entries.take(k) for k in _BIGRAM_TENSORS if meta["bigram_vocab"] is not None or (vocab_lost and k in entries)}
+        if entries.missing:
+            return {}
+        bigram = None if meta["bigram_vocab"] is None else BigramTable.from_tensors(table, int(meta["bigram_vocab"]))
+        return dict(weights=weights, masks=masks, signature=dict(meta["signature"]), target=str(meta["target"]), bigram=bigram,
+                    config=dict(meta["config"]), log=list(meta["log"]))
 
     @classmethod
     def load(cls, path: str | Path, model=None) -> Subnetwork:
         """Read a file written by ``save``; with ``model`` given, also check it fits. Returns the ``Subnetwork``.
 
         Raises ``InterpError`` naming the file when it is missing, not a whole safetensors file (a pickle, a
-        truncated file), not a subnetwork, damaged (a mask missing or of the wrong shape), or made for another model.
+        truncated file), not a subnetwork, damaged (a mask or field missing, renamed or of the wrong shape), or
+        made for another model.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise InterpError(f"no subnetwork file at {path}")
-        header, tensors = read_safetensors(path, what="subnetwork")
-        if header.get("format") != _FORMAT:
-            raise InterpError(f"{path} is not a subnetwork file (format {header.get('format')!r})")
-        try:
-            meta = json.loads(header["fields"])
-            weights = [MaskableWeight(str(n), str(s), int(lay), str(c), tuple(int(x) for x in sh)) for n, s, lay, c, sh in meta["weights"]]
-            masks = {w.name: tensors[f"mask.{w.name}"] for w in weights}
-            bigram = BigramTable.from_tensors(tensors, meta["bigram_vocab"]) if meta.get("bigram_vocab") else None
-            sub = cls(weights, masks, dict(meta["signature"]), str(meta["target"]), bigram, dict(meta["config"]), list(meta["log"]))
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-            raise InterpError(f"{path} is a damaged subnetwork file ({type(e).__name__}: {str(e)[:120]}): save it again") from None
+        sub = super().load(path)
         if model is not None:
             sub.check_model(model)
         return sub
@@ -242,6 +246,10 @@ class Subnetwork:
     def __repr__(self) -> str:
         return (f"Subnetwork({self.target}, {self.signature.get('name')!r}, kept {self.n_kept:,}/{self.n_maskable:,} "
                 f"= {100 * self.kept_fraction:.3f}%)")
+
+    def summary(self) -> dict[str, str]:
+        return {"target": self.target, "model": str(self.signature.get("name")),
+                "kept": f"{self.n_kept:,}/{self.n_maskable:,} = {100 * self.kept_fraction:.3f}%", "matrices": str(len(self.weights))}
 
     def _repr_html_(self) -> str:
         import html
