@@ -90,22 +90,23 @@ def _cropped(model, n: int, seed: int, width: int | None, correct_only: bool) ->
 
 @dataclass(frozen=True)
 class Comparison(Result):
-    """Methods compared on a prompt set.
-
-    ``methods``: method names, one per row. ``metrics``: column names. ``values``: [method, metric] means over the
-    prompts (NaN where a metric does not apply). ``top1``: [method, prompt] 1.0 where the method ranked the
-    ground-truth source first (empty ``[method, 0]`` without ground truth). ``seconds``: [method] mean wall time
-    per prompt. ``n_prompts``: prompts used.
-    """
+    """Methods compared on a prompt set."""
 
     model: str
+    "name of the model"
     methods: list[str]
+    "[method] method names, one per row"
     metrics: list[str]
+    "[metric] column names"
     values: torch.Tensor
+    "[method, metric] means over the prompts (NaN where a metric does not apply)"
     top1: torch.Tensor
+    "[method, prompt] 1.0 where the method ranked the ground-truth source first (``[method, 0]`` without ground truth)"
     seconds: torch.Tensor
+    "[method] mean wall time per prompt"
     n_prompts: int
-    _shapes = {"values": "method metric", "top1": "method _", "seconds": "method"}
+    "prompts used"
+    _shapes = {"values": "method metric", "top1": "method _", "seconds": "method", "methods": "method", "metrics": "metric"}
 
     def column(self, metric: str) -> dict[str, float]:
         """{method: value} of one metric."""
@@ -162,7 +163,7 @@ def compare(model, prompts: list[str] | list[GroundTruthExample], methods: list[
             if sources is not None:
                 top1[i, k] = float(a.top(1)[0] == sources[k])
             if faithful:
-                f = faithfulness(model, a, n_samples=n_samples, seed=k)
+                f = faithfulness(model, a, n_samples=n_samples, seed=k).to_dict()
                 for m in metrics:
                     if m in f:
                         sums[m] = sums.get(m, 0.0) + f[m]

@@ -12,7 +12,8 @@ probabilities in [0, 1]:
 
 Every metric is averaged over ``n_samples`` seeds and computed for the same number of random importances
 (``softmax(U[0,1))``, the paper's random baseline); ``*_vs_random`` is ``ln(metric / random metric)``
-(> 0: better than random). Higher is better for all of them.
+(> 0: better than random). Higher is better for all of them. ``faithfulness`` returns a ``Faithfulness`` result,
+read like the dict it used to be (``f["soft_nc_vs_random"]``, ``f.to_dict()``).
 
 Keep probabilities (``normalize``): "minmax" (default) rescales each row to [0, 1] so every method is judged
 on its ranking and relative gaps with the same mass; "sum" clips negatives and divides by the sum (the
@@ -22,16 +23,77 @@ paper feeds ReAGent's softmax scores as they are, so each token is kept with pro
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from interp.attribution.ig import embed_hook_name
 from interp.attribution.result import TokenAttribution
 from interp.errors import InterpError
+from interp.results import Result
 
-__all__ = ["faithfulness", "keep_probabilities", "hellinger_like", "METRICS"]
+__all__ = ["Faithfulness", "faithfulness", "keep_probabilities", "hellinger_like", "METRICS"]
 
 METRICS = ("soft_ns", "soft_nc", "hard_sufficiency", "hard_comprehensiveness")
+
+
+def _log_ratio(a: float, b: float) -> float:
+    """ln(a / b), with +-inf when only one of them is positive and 0 when neither is."""
+    return math.log(a / b) if a > 0 and b > 0 else (math.inf if a > 0 else -math.inf if b > 0 else 0.0)
+
+
+@dataclass(frozen=True)
+class Faithfulness(Result):
+    """Faithfulness metrics of one attribution (module docstring), per target and averaged over the targets.
+
+    Index it like a dict: ``f["soft_nc"]`` (mean over targets), ``f["soft_nc_random"]``, ``f["soft_nc_vs_random"]``
+    (``ln(mean / mean random)``), ``f["s0"]``, ``f["per_target"]`` (one dict per target); ``to_dict()`` gives them all.
+    """
+
+    model: str
+    "name of the model the attribution was measured on"
+    method: str
+    "the attribution method"
+    target_tokens: list[str]
+    "[target] the attributed target tokens"
+    metrics: list[str]
+    "[metric] the columns of ``values``: every metric of ``METRICS``, its ``*_random`` and ``s0``"
+    values: torch.Tensor
+    "[target, metric] float64 metrics of each target (averaged over ``n_samples`` seeds)"
+    options: dict[str, Any] = field(default_factory=dict)
+    "how they were measured: n_samples, fractions, normalize, seed"
+    _shapes = {"values": "target metric", "target_tokens": "target", "metrics": "metric"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """{metric: mean over targets} for every column, ``*_vs_random`` for each of ``METRICS``, and ``per_target``:
+        a list of {metric: value} per target."""
+        rows = [dict(zip(self.metrics, r)) for r in self.values.tolist()]
+        out: dict[str, Any] = {k: sum(r[k] for r in rows) / len(rows) for k in self.metrics}
+        for m in METRICS:
+            if m in out and f"{m}_random" in out:
+                out[f"{m}_vs_random"] = _log_ratio(out[m], out[f"{m}_random"])
+        out["per_target"] = rows
+        return out
+
+    def keys(self) -> list[str]:
+        """The names ``f[name]`` accepts."""
+        return list(self.to_dict())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.to_dict()
+
+    def __getitem__(self, name: str) -> Any:
+        d = self.to_dict()
+        if name not in d:
+            raise KeyError(f"no faithfulness metric {name!r}; have {', '.join(d)}")
+        return d[name]
+
+    def summary(self) -> dict[str, str]:
+        d = self.to_dict()
+        out = {"model": self.model, "method": self.method, "targets": ", ".join(map(repr, self.target_tokens))}
+        out.update({m: f"{d[m]:.4f} (random {d[m + '_random']:.4f}, ln ratio {d[m + '_vs_random']:+.3f})" for m in METRICS})
+        return out
 
 
 def hellinger_like(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -117,13 +179,13 @@ def _one_target(model, x: torch.Tensor, scores: torch.Tensor, *, n_samples: int,
 
 
 def faithfulness(model, attribution: TokenAttribution, *, n_samples: int = 10, fractions=(0.1, 0.2, 0.3, 0.5),
-                 normalize: str = "minmax", seed: int = 0, max_rows: int = 128, sequence: torch.Tensor | None = None) -> dict:
-    """Faithfulness metrics of ``attribution`` (module docstring), averaged over its targets and ``n_samples`` seeds.
+                 normalize: str = "minmax", seed: int = 0, max_rows: int = 128, sequence: torch.Tensor | None = None) -> Faithfulness:
+    """Faithfulness metrics of ``attribution`` (module docstring), per target and averaged over ``n_samples`` seeds.
 
-    Returns a dict with ``soft_ns``, ``soft_nc``, ``hard_sufficiency``, ``hard_comprehensiveness``, each
-    ``*_random`` (the same metric for random importances) and ``*_vs_random`` (``ln(metric / random)``), plus
-    ``per_target``: a list of those dicts for each target. ``sequence`` [L]: the token ids (default: the
-    attribution's ``source_ids`` followed by its last target id).
+    Returns a ``Faithfulness`` result: ``f["soft_ns"]``, ``f["soft_nc"]``, ``f["hard_sufficiency"]``,
+    ``f["hard_comprehensiveness"]`` (means over the targets), each ``*_random`` (the same metric for random
+    importances) and ``*_vs_random`` (``ln(metric / random)``); ``values`` [target, metric] holds each target's.
+    ``sequence`` [L]: the token ids (default: the attribution's ``source_ids`` followed by its last target id).
     """
     if sequence is None:
         sequence = _sequence(model, attribution)
@@ -131,13 +193,10 @@ def faithfulness(model, attribution: TokenAttribution, *, n_samples: int = 10, f
     for i, p in enumerate(attribution.target_positions):
         per.append(_one_target(model, sequence[:p], attribution.row(i), n_samples=n_samples, fractions=tuple(fractions),
                                normalize=normalize, seed=seed + 1009 * i, max_rows=max_rows))
-    keys = per[0].keys()
-    out = {k: sum(d[k] for d in per) / len(per) for k in keys}
-    for m in METRICS:
-        a, b = out[m], out[f"{m}_random"]
-        out[f"{m}_vs_random"] = math.log(a / b) if a > 0 and b > 0 else (math.inf if a > 0 else -math.inf if b > 0 else 0.0)
-    out["per_target"] = per
-    return out
+    metrics = list(per[0])
+    values = torch.tensor([[d[k] for k in metrics] for d in per], dtype=torch.float64)
+    options = {"n_samples": n_samples, "fractions": [float(f) for f in fractions], "normalize": normalize, "seed": seed}
+    return Faithfulness(attribution.model, attribution.method, list(attribution.target_tokens), metrics, values, options)
 
 
 def _sequence(model, attribution: TokenAttribution) -> torch.Tensor:  # noqa: ARG001

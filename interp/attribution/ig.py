@@ -31,8 +31,9 @@ sums over steps happen in float64; the final float32 attributions then agree for
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,7 @@ import torch
 from interp.attribution.quadrature import adaptive_simpson
 from interp.errors import InterpError
 from interp.models import special_token_id
+from interp.results import Result
 
 __all__ = ["IGOutput", "embedding_ig", "adaptive_embedding_ig", "auto_batch_size", "BASELINES", "resolve_baseline",
            "embed_hook_name", "has_learned_positions"]
@@ -49,22 +51,28 @@ _EPS = 1e-12
 _PASS_BYTES = 512 * 2**20
 
 
-@dataclass
-class IGOutput:
-    """What ``embedding_ig`` returns (tensors on the CPU, float32).
-
-    ``attributions``: [batch, pos] per-token attribution (summed over the embedding dimension).
-    ``objective``: [batch] f(x). ``baseline_objective``: [batch] f(baseline). ``baseline``: the baseline used;
-    ``n_steps``: the interpolation steps used. ``history``: adaptive rule only, per refinement round
-    (points used, worst completeness bound, worst completeness error).
-    """
+@dataclass(frozen=True)
+class IGOutput(Result):
+    """What ``embedding_ig`` returns (tensors on the CPU, float32)."""
 
     attributions: torch.Tensor
+    "[batch, pos] per-token attribution (summed over the embedding dimension)"
     objective: torch.Tensor
+    "[batch] f(x)"
     baseline_objective: torch.Tensor
+    "[batch] f(baseline)"
     baseline: str = "zero"
+    "the baseline used"
     n_steps: int = 50
+    "the interpolation steps used"
     history: list[tuple[int, float, float]] | None = None
+    "[round] adaptive rule only: (points used, worst completeness bound, worst completeness error) per refinement round"
+    _shapes = {"attributions": "batch pos", "objective": "batch", "baseline_objective": "batch"}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.history is not None:  # a loaded file gives lists
+            object.__setattr__(self, "history", [(int(n), float(b), float(e)) for n, b, e in self.history])
 
     @property
     def completeness_error(self) -> torch.Tensor:
@@ -209,6 +217,31 @@ def _check(model, tokens: torch.Tensor, internal_batch_size: int | None) -> None
         raise InterpError(f"internal_batch_size ({internal_batch_size}) must be at least the batch size ({tokens.shape[0]})")
 
 
+def _setup(model, tokens: torch.Tensor, baseline: str, internal_batch_size: int | None):
+    """Check the input and embed it: returns (baseline kind, embedding hook, device, tokens [batch, pos] on it,
+    token embeddings [batch, pos, d_model], baseline embeddings [batch, pos, d_model])."""
+    _check(model, tokens, internal_batch_size)
+    kind = resolve_baseline(model, baseline)
+    hook = embed_hook_name(model)
+    device = next(model.parameters()).device
+    tokens = tokens.to(device)
+    emb = _embeddings(model, tokens, hook)
+    return kind, hook, device, tokens, emb, _baseline_embeddings(model, tokens, emb, kind, hook)
+
+
+@contextlib.contextmanager
+def _input_grads_only(model) -> Iterator[None]:
+    """Inside the block gradients are on, for the inputs only: the model's parameters are frozen, then restored."""
+    grads_were = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, g in zip(model.parameters(), grads_were):
+            p.requires_grad_(g)
+
+
 def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: str = "auto", max_points: int = 400,
                           tolerance: float = 0.01, internal_batch_size: int | None = None) -> IGOutput:
     """IG on the token embeddings with the adaptive, baseline-graded Simpson rule (``quadrature.adaptive_simpson``).
@@ -217,17 +250,12 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
     backward pass per row). f(x) and f(baseline) come from the same passes as the gradients, so the stored
     completeness error is exactly the one the rule controls. Returns ``IGOutput`` (``n_steps`` = points used).
     """
-    _check(model, tokens, internal_batch_size)
     if max_points < 1:
         raise InterpError(f"the IG step budget must be at least 1, got {max_points}")
-    kind = resolve_baseline(model, baseline)
-    hook = embed_hook_name(model)
-    device = next(model.parameters()).device
-    tokens = tokens.to(device)
+    kind, hook, device, tokens, emb, base = _setup(model, tokens, baseline, internal_batch_size)
     n, t = tokens.shape
-    emb = _embeddings(model, tokens, hook)
     dtype = emb.dtype
-    base = _baseline_embeddings(model, tokens, emb, kind, hook).double()
+    base = base.double()
     diff = emb.double() - base
     per_pass = internal_batch_size or auto_batch_size(model, tokens)
     steps_per_pass = max(1, per_pass // n)
@@ -249,14 +277,8 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
             fs.append(out.detach().double().view(k, n).cpu())
         return torch.cat(gs), torch.cat(fs)
 
-    grads_were = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        with torch.enable_grad():
-            res = adaptive_simpson(evaluate, tolerance=tolerance, max_points=max_points)
-    finally:
-        for p, g in zip(model.parameters(), grads_were):
-            p.requires_grad_(g)
+    with _input_grads_only(model):
+        res = adaptive_simpson(evaluate, tolerance=tolerance, max_points=max_points)
     return IGOutput(attributions=res.integral.float(), objective=res.f1.float(), baseline_objective=res.f0.float(),
                     baseline=kind, n_steps=res.n_points, history=res.history)
 
@@ -265,18 +287,11 @@ def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, inte
                   method: str) -> IGOutput:
     from captum.attr import IntegratedGradients
 
-    _check(model, tokens, internal_batch_size)
     if n_steps < 1:
         raise InterpError(f"n_steps must be at least 1, got {n_steps}")
-    kind = resolve_baseline(model, baseline)
-    hook = embed_hook_name(model)
-    device = next(model.parameters()).device
-    tokens = tokens.to(device)
+    kind, hook, _, tokens, emb, base = _setup(model, tokens, baseline, internal_batch_size)
     batch = tokens.shape[0]
-
-    emb = _embeddings(model, tokens, hook)
     dtype = emb.dtype
-    base = _baseline_embeddings(model, tokens, emb, kind, hook)
 
     def forward(e: torch.Tensor, toks: torch.Tensor) -> torch.Tensor:
         e = e.to(dtype)
@@ -286,20 +301,13 @@ def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, inte
             raise InterpError(f"the IG objective must return one value per row, shape [{toks.shape[0]}], got {tuple(out.shape)}")
         return out.double()
 
-    grads_were = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        with torch.enable_grad():
-            ig = IntegratedGradients(forward)
-            attr = ig.attribute(
-                emb.double(), baselines=base.double(), additional_forward_args=(tokens,), n_steps=n_steps,
-                method=method, internal_batch_size=internal_batch_size,
-            )
+    with _input_grads_only(model):
+        attr = IntegratedGradients(forward).attribute(
+            emb.double(), baselines=base.double(), additional_forward_args=(tokens,), n_steps=n_steps,
+            method=method, internal_batch_size=internal_batch_size,
+        )
         with torch.no_grad():
             ends = forward(torch.cat([emb, base]).double(), torch.cat([tokens, tokens]))
-    finally:
-        for p, g in zip(model.parameters(), grads_were):
-            p.requires_grad_(g)
     out = IGOutput(
         attributions=attr.sum(-1).float().detach().cpu(),
         objective=ends[:batch].float().cpu(),
