@@ -18,55 +18,49 @@ __all__ = ["TokenAttribution"]
 class TokenAttribution(Result):
     """Scores of source tokens for one or several target tokens.
 
-    ``source_tokens``: token strings of the sequence the targets are predicted from, length ``source``
-    (BOS included). For a generated or multi-token target, this is the prompt plus every target token but
-    the last, so target ``i`` sits at position ``target_positions[i]`` of ``source_tokens + [last target]``.
-    ``target_tokens``: the attributed token strings, length ``target``.
-    ``scores``: [target, source] float32. Row ``i`` scores the sources before target ``i``; entries at
-    source positions ``>= target_positions[i]`` (the target itself and later tokens) are NaN.
-    ``method`` / ``options``: the method name and the options it ran with (JSON-able).
-    ``target_positions``: position of each target in the full sequence (default: the last ``target`` ones).
-    ``target_ids``: token ids of the targets; ``source_ids``: token ids of the sources (both optional; the
-    faithfulness metrics need them).
-    ``completeness_error``: [target] relative IG completeness error, or None for other methods.
-    ``marks``: named lists of source positions for display, e.g. ``{"top_positive": [3, 7], "top_negative": [5]}``
-    (steering fills these for the tokens it selected); ``info``: method diagnostics (forward passes, steps,
-    convergence, seeds).
+    For a generated or multi-token target, the sources are the prompt plus every target token but the last, so
+    target ``i`` sits at position ``target_positions[i]`` of ``source_tokens + [last target]``.
     """
 
     model: str
+    "name of the attributed model"
     source_tokens: list[str]
+    "[source] token strings of the sequence the targets are predicted from (BOS included)"
     target_tokens: list[str]
+    "[target] the attributed token strings"
     scores: torch.Tensor
+    """[target, source] float32: row ``i`` scores the sources before target ``i``; entries at source positions
+    ``>= target_positions[i]`` (the target itself and later tokens) are NaN"""
     method: str
+    "the method name"
     options: dict[str, Any] = field(default_factory=dict)
+    "the options the method ran with (JSON-able)"
     target_positions: list[int] | None = None
+    "[target] position of each target in the full sequence, in 1..source (default: the last ``target`` ones)"
     target_ids: list[int] | None = None
+    "[target] token ids of the targets (optional; the faithfulness metrics need them)"
     source_ids: list[int] | None = None
+    "[source] token ids of the sources (optional; the faithfulness metrics need them)"
     completeness_error: torch.Tensor | None = None
+    "[target] relative IG completeness error, or None for other methods"
     marks: dict[str, list[int]] = field(default_factory=dict)
+    """named lists of source positions for display, e.g. ``{"top_positive": [3, 7], "top_negative": [5]}``
+    (steering fills these for the tokens it selected)"""
     info: dict[str, Any] = field(default_factory=dict)
-    _shapes = {"scores": "target source", "completeness_error": "target"}
+    "method diagnostics (forward passes, steps, convergence, seeds)"
+    _shapes = {"scores": "target source", "completeness_error": "target", "source_tokens": "source", "target_tokens": "target",
+               "target_positions": "target", "target_ids": "target", "source_ids": "source"}
 
     def __post_init__(self) -> None:
+        if self.target_positions is None and isinstance(self.scores, torch.Tensor) and self.scores.ndim == 2:
+            n_t, n_s = self.scores.shape
+            object.__setattr__(self, "target_positions", [n_s - n_t + 1 + i for i in range(n_t)])
         super().__post_init__()
-        n_t, n_s = self.scores.shape
-        if len(self.source_tokens) != n_s or len(self.target_tokens) != n_t:
-            raise ValueError(
-                f"TokenAttribution: scores are [{n_t}, {n_s}] but there are {len(self.target_tokens)} target and "
-                f"{len(self.source_tokens)} source tokens"
-            )
         if self.scores.dtype != torch.float32:
             object.__setattr__(self, "scores", self.scores.float())
-        if self.target_positions is None:
-            object.__setattr__(self, "target_positions", [n_s - n_t + 1 + i for i in range(n_t)])
-        pos = list(self.target_positions)
-        if len(pos) != n_t or any(not 0 < p <= n_s for p in pos):
-            raise ValueError(f"TokenAttribution: target_positions {pos} must be {n_t} positions in 1..{n_s}")
-        if self.source_ids is not None and len(self.source_ids) != n_s:
-            raise ValueError(f"TokenAttribution: {len(self.source_ids)} source ids for {n_s} source tokens")
-        if self.target_ids is not None and len(self.target_ids) != n_t:
-            raise ValueError(f"TokenAttribution: {len(self.target_ids)} target ids for {n_t} target tokens")
+        n_s = self.scores.shape[1]
+        if any(not 0 < p <= n_s for p in self.target_positions):
+            raise ValueError(f"TokenAttribution: target_positions {list(self.target_positions)} must be positions in 1..{n_s}")
         for name, idx in self.marks.items():
             if any(not 0 <= int(i) < n_s for i in idx):
                 raise ValueError(f"TokenAttribution: mark {name!r} has positions outside 0..{n_s - 1}")

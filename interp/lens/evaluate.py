@@ -10,27 +10,30 @@ import torch
 from interp.lens.data import encode_texts, pad_batches
 from interp.lens.latent import LatentIndex, layer_states
 from interp.lens.logit import decode
+from interp.results import Result
 
 __all__ = ["HitRate", "token_hit_rate"]
 
 
 @dataclass(frozen=True)
-class HitRate:
-    """Share of queried words whose top-k contains their own token.
-
-    ``latent``: LatentLens hit rate; ``logit``: logit-lens rate on the same occurrences (top-k of the layer's
-    next-token distribution contains the current token); ``words``: the token strings queried, in order;
-    ``latent_hits`` / ``logit_hits``: per word.
-    """
+class HitRate(Result):
+    """Share of queried words whose top-k contains their own token."""
 
     layer: int
+    "the model layer queried"
     k: int
+    "neighbours / next tokens considered"
     latent: float
+    "LatentLens hit rate"
     logit: float
+    "logit-lens rate on the same occurrences (top-k of the layer's next-token distribution contains the current token)"
     words: list[str]
+    "[word] the token strings queried, in order"
     latent_hits: list[bool]
+    "[word] LatentLens hit of each word"
     logit_hits: list[bool]
-
+    "[word] logit-lens hit of each word"
+    _shapes = {"words": "word", "latent_hits": "word", "logit_hits": "word"}
 
 @torch.no_grad()
 def token_hit_rate(model, index: LatentIndex, texts: list[str], *, layer: int, k: int = 5, min_pos: int = 2,

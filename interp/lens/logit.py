@@ -38,42 +38,45 @@ class LensResult(Result):
     Rows ("layers") are the residual streams in ``layers``: ``"{l}_pre"`` = input of block ``l``,
     ``"{l}_mid"`` = between attention and MLP of block ``l`` (when asked), ``"final_post"`` = output of the
     last block, whose decoding equals the model's own output distribution.
-
-    ``tokens``: the prompt's token strings, length ``pos``.
-    ``top_ids``, ``top_probs``: [layer, pos, k] the k most probable next tokens at each layer and position.
-    ``top_tokens``: the strings of ``top_ids`` (nested lists [layer][pos][k]).
-    ``entropy``: [layer, pos] entropy in nats. ``kl``: [layer, pos] KL(p_final || p_layer) in nats.
-    ``final_top1_prob``: [layer, pos] probability, at each layer, of the final layer's top-1 token.
-    ``target_rank`` (1 = most probable) and ``target_prob``: [layer, pos], only when a target was given.
-    ``logprobs``: [layer, pos, vocab] full log-probabilities, only when ``keep_logprobs=True``.
     """
 
     model: str
+    "name of the model"
     lens: str
+    "the lens that decoded the rows"
     tokens: list[str]
+    "[pos] the prompt's token strings"
     layers: list[str]
+    "[layer] the row labels"
     top_ids: torch.Tensor
+    "[layer, pos, k] the k most probable next tokens at each layer and position"
     top_probs: torch.Tensor
+    "[layer, pos, k] their probabilities"
     top_tokens: list
+    "[layer, pos, k] the strings of ``top_ids`` (nested lists)"
     entropy: torch.Tensor
+    "[layer, pos] entropy in nats"
     kl: torch.Tensor
+    "[layer, pos] KL(p_final || p_layer) in nats"
     final_top1_prob: torch.Tensor
+    "[layer, pos] probability, at each layer, of the final layer's top-1 token"
     target: str | None = None
+    "the target token's string, when a target was given"
     target_id: int | None = None
+    "the target token's id"
     target_note: str = ""
+    "how a user target became that token (its leading-space form, or the first of its tokens); empty otherwise"
     target_rank: torch.Tensor | None = None
+    "[layer, pos] rank of the target (1 = most probable), only when a target was given"
     target_prob: torch.Tensor | None = None
+    "[layer, pos] probability of the target, only when a target was given"
     logprobs: torch.Tensor | None = None
+    "[layer, pos, vocab] full log-probabilities, only when ``keep_logprobs=True``"
     _shapes = {
         "top_ids": "layer pos k", "top_probs": "layer pos k", "entropy": "layer pos", "kl": "layer pos",
         "final_top1_prob": "layer pos", "target_rank": "layer pos", "target_prob": "layer pos", "logprobs": "layer pos _",
+        "tokens": "pos", "layers": "layer", "top_tokens": "layer pos k",
     }
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        n_layer, n_pos = self.entropy.shape
-        if len(self.layers) != n_layer or len(self.tokens) != n_pos:
-            raise ValueError(f"LensResult: {len(self.layers)} layer labels / {len(self.tokens)} tokens for a [{n_layer}, {n_pos}] grid")
 
     def stat(self, name: str) -> torch.Tensor:
         """The [layer, pos] grid of statistic ``name`` (a key of ``STATISTICS``)."""

@@ -21,33 +21,30 @@ __all__ = ["SteeringEval", "evaluate"]
 
 @dataclass(frozen=True)
 class SteeringEval(Result):
-    """Steering evaluated per method and per alpha.
-
-    ``methods``: names of the vector sets (e.g. "grains", "mean_difference"); ``alphas``: the steering strengths.
-    ``accuracy``: [method, alpha] fraction of examples with log P(preferred) > log P(dispreferred) (ties count
-    as wrong). ``mean_gap``: [method, alpha] mean of that log-prob difference (nats). ``perplexity``:
-    [method, alpha] exp(mean next-token NLL) on the fluency texts. ``gaps``: [method, alpha, example] the
-    per-example differences. ``prompts``: the example prompts; ``layers``: steered layers per method;
-    ``n_fluency_tokens``: predicted tokens behind each perplexity.
-    """
+    """Steering evaluated per method and per alpha."""
 
     model: str
+    "name of the model"
     methods: list[str]
+    '[method] names of the vector sets (e.g. "grains", "mean_difference")'
     alphas: list[float]
+    "[alpha] the steering strengths"
     accuracy: torch.Tensor
+    "[method, alpha] fraction of examples with log P(preferred) > log P(dispreferred) (ties count as wrong)"
     mean_gap: torch.Tensor
+    "[method, alpha] mean of that log-prob difference (nats)"
     perplexity: torch.Tensor
+    "[method, alpha] exp(mean next-token NLL) on the fluency texts"
     gaps: torch.Tensor
+    "[method, alpha, example] the per-example differences"
     prompts: list[str]
+    "[example] the example prompts"
     layers: dict
+    "steered layers per method"
     n_fluency_tokens: int = 0
+    "predicted tokens behind each perplexity"
     _shapes = {"accuracy": "method alpha", "mean_gap": "method alpha", "perplexity": "method alpha",
-               "gaps": "method alpha example"}
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if len(self.methods) != self.accuracy.shape[0] or len(self.alphas) != self.accuracy.shape[1]:
-            raise ValueError("SteeringEval: methods/alphas do not match the tensors")
+               "gaps": "method alpha example", "methods": "method", "alphas": "alpha", "prompts": "example"}
 
     def baseline_accuracy(self) -> float:
         """Accuracy without steering (alpha = 0, identical for every method)."""

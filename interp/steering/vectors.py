@@ -75,28 +75,25 @@ def steering_hook(vector: torch.Tensor, alpha: float, norm_mode: str = "per_toke
 
 @dataclass(frozen=True)
 class SteeringVectors(Result):
-    """Steering directions for some layers of one model.
-
-    ``vectors``: [layer, d_model] one direction per entry of ``layers`` (unit norm unless ``meta["normalized"]``
-    is False); applied at ``blocks.{layer}.hook_resid_post``.
-    ``layers``: the model layer index of each row. ``method``: "grains" or "mean_difference".
-    ``model``: name of the model they were fitted on. ``norm_mode``: default hook rule (see ``steering_hook``).
-    ``meta``: how they were fitted (k, aggregate, number of examples, raw norms, mean residual norm per layer, ...).
-    """
+    """Steering directions for some layers of one model, applied at ``blocks.{layer}.hook_resid_post``."""
 
     vectors: torch.Tensor
+    '[layer, d_model] one direction per entry of ``layers`` (unit norm unless ``meta["normalized"]`` is False)'
     layers: list[int]
+    "[layer] the model layer index of each row"
     method: str
+    '"grains" or "mean_difference"'
     model: str
+    "name of the model they were fitted on"
     norm_mode: str = "per_token"
+    "default hook rule (see ``steering_hook``)"
     meta: dict = field(default_factory=dict)
-    _shapes = {"vectors": "layer d_model"}
+    "how they were fitted (k, aggregate, number of examples, raw norms, mean residual norm per layer, ...)"
+    _shapes = {"vectors": "layer d_model", "layers": "layer"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "layers", [int(x) for x in self.layers])
-        if len(self.layers) != self.vectors.shape[0]:
-            raise ValueError(f"SteeringVectors: {len(self.layers)} layers but {self.vectors.shape[0]} vectors")
         if len(set(self.layers)) != len(self.layers):
             raise ValueError(f"SteeringVectors: repeated layer in {self.layers}")
         if self.norm_mode not in NORM_MODES:

@@ -40,28 +40,31 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @dataclass(frozen=True)
 class SubnetworkEval(Result):
-    """Evaluation of one subnetwork on held-out text.
-
-    ``variants``: names of the evaluated variants (length ``variant``).
-    ``loss``, ``xent``, ``r``, ``r_dropinf``: [variant] see the module docstring.
-    ``kept_fraction``: the subnetwork's kept fraction; ``n_positions``: predicted positions evaluated.
-    ``bigram_surprisal``: [point] bigram surprisal (bits, inf replaced) at a random sample of positions;
-    ``surprisal``: [variant, point] each variant's surprisal (bits) at the same positions;
-    ``zero_prob``: [point] True where the bigram probability is zero.
-    """
+    """Evaluation of one subnetwork on held-out text (the measures are defined in the module docstring)."""
 
     model: str
+    "name of the model"
     variants: list[str]
+    "[variant] names of the evaluated variants"
     loss: torch.Tensor
+    "[variant] mean next-token loss on the text (nats per position)"
     xent: torch.Tensor
+    "[variant] soft cross-entropy from the bigram distribution (nats per position)"
     r: torch.Tensor
+    "[variant] Pearson r of the variant's and the bigram surprisal (infinite bigram surprisals replaced)"
     r_dropinf: torch.Tensor
+    "[variant] the same over positions whose bigram probability is non-zero"
     kept_fraction: float
+    "the subnetwork's kept fraction"
     n_positions: int
+    "predicted positions evaluated"
     bigram_surprisal: torch.Tensor
+    "[point] bigram surprisal (bits, inf replaced) at a random sample of positions"
     surprisal: torch.Tensor
+    "[variant, point] each variant's surprisal (bits) at the same positions"
     zero_prob: torch.Tensor
-    _shapes = {"loss": "variant", "xent": "variant", "r": "variant", "r_dropinf": "variant",
+    "[point] True where the bigram probability is zero"
+    _shapes = {"loss": "variant", "xent": "variant", "r": "variant", "r_dropinf": "variant", "variants": "variant",
                "bigram_surprisal": "point", "surprisal": "variant point", "zero_prob": "point"}
 
     def __getitem__(self, variant: str) -> dict[str, float]:

@@ -24,20 +24,22 @@ __all__ = ["Overlap", "overlap"]
 
 @dataclass(frozen=True)
 class Overlap(Result):
-    """Overlap of subnetworks A and B.
-
-    ``observed``: |A and B| / N; ``of_a``: |A and B| / |A|; ``null_mean``, ``null_std``: of the shuffled null
-    (as a fraction of N); ``expected``: the exact null mean sum_m n_m rho_A,m rho_B,m / N; ``p_value``: one-sided,
-    P(null >= observed); ``null``: [sample] the null draws (fractions of N).
-    """
+    """Overlap of subnetworks A and B (N: maskable entries)."""
 
     observed: float
+    "|A and B| / N"
     of_a: float
+    "|A and B| / |A|"
     null_mean: float
+    "mean of the shuffled null (a fraction of N)"
     null_std: float
+    "standard deviation of the shuffled null (a fraction of N)"
     expected: float
+    "the exact null mean sum_m n_m rho_A,m rho_B,m / N"
     p_value: float
+    "one-sided, P(null >= observed)"
     null: torch.Tensor
+    "[sample] the null draws (fractions of N)"
     _shapes = {"null": "sample"}
 
 

@@ -15,22 +15,24 @@ __all__ = ["TokenPredictions", "token_predictions"]
 
 @dataclass(frozen=True)
 class TokenPredictions(Result):
-    """What three predictors say after each prompt token.
-
-    ``tokens``: the prompt tokens (length ``pos``); ``next_tokens``: the actual next token at each position
-    ("" at the last); ``sources``: ("full", "subnetwork", "bigram"); ``top``: [source][pos] top predicted token;
-    ``top_prob``: [source, pos] its probability; ``prob_actual``: [source, pos] probability of the actual next
-    token (0 at the last position, where there is none).
-    """
+    """What three predictors say after each prompt token."""
 
     model: str
+    "name of the model"
     tokens: list[str]
+    "[pos] the prompt tokens"
     next_tokens: list[str]
+    '[pos] the actual next token at each position ("" at the last)'
     sources: list[str]
+    '[source] the predictors: ("full", "subnetwork", "bigram")'
     top: list[list[str]]
+    "[source, pos] top predicted token"
     top_prob: torch.Tensor
+    "[source, pos] its probability"
     prob_actual: torch.Tensor
-    _shapes = {"top_prob": "source pos", "prob_actual": "source pos"}
+    "[source, pos] probability of the actual next token (0 at the last position, where there is none)"
+    _shapes = {"top_prob": "source pos", "prob_actual": "source pos", "tokens": "pos", "next_tokens": "pos", "sources": "source",
+               "top": "source pos"}
 
 
 @torch.no_grad()
