@@ -11,7 +11,6 @@ does before any of its modules, this one included; this module never imports the
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import torch
 from interp.attribution.result import TokenAttribution
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
-from interp.validate import check_float, check_int, check_options, prompt_tokens
+from interp.validate import check_int, check_options, prompt_tokens
 
 __all__ = ["MethodOutput", "register", "METHODS", "method_names", "attribute", "prepare_targets"]
 
@@ -40,15 +39,14 @@ class MethodOutput:
 
 Method = Callable[..., MethodOutput]
 METHODS: dict[str, Method] = {}
-DESCRIPTIONS: dict[str, str] = {}
 
 
-def register(name: str, description: str = "") -> Callable[[Method], Method]:
-    """Decorator: make ``fn`` available as ``attribute(..., method=name)``."""
+def register(name: str) -> Callable[[Method], Method]:
+    """Decorator: make ``fn`` available as ``attribute(..., method=name)``; its keyword-only parameters are its
+    options, checked by ``check_method_options`` (annotate them: ``interp.validate.PositiveInt`` and friends add bounds)."""
 
     def deco(fn: Method) -> Method:
         METHODS[name] = fn
-        DESCRIPTIONS[name] = description or (fn.__doc__ or "").strip().split("\n")[0]
         return fn
 
     return deco
@@ -130,30 +128,10 @@ def _target_ids(target: Any) -> list[int]:
     return [int(target)]
 
 
-POSITIVE_OPTIONS = ("n_steps", "max_steps", "num_probes", "keep_top_n", "stop_top_k", "max_rows", "max_chunk", "chunk",
-                    "internal_batch_size")
-"""Method options that, when given (and not None), must be whole numbers of at least 1."""
-
-
 def check_method_options(fn: Method, options: dict[str, Any], method: str) -> None:
-    """Type- and range-check ``options`` against ``fn``'s signature; raises ``InterpError`` naming the option."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        known = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise InterpError(f"attribution method {method!r} has no option {', '.join(unknown)}: its options are "
-                              f"{', '.join(known) or 'none'}")
-    check_options(fn, options, what=f"attribution method {method!r}:")
-    for key in POSITIVE_OPTIONS:
-        if options.get(key) is not None:
-            check_int(f"{method} option {key}", options[key], minimum=1)
-    if "replace_ratio" in options:
-        r = check_float(f"{method} option replace_ratio", options["replace_ratio"], minimum=0.0, maximum=1.0)
-        if r == 0.0:
-            raise InterpError(f"{method} option replace_ratio must be above 0 (a share of the tokens to replace), got 0")
-    if "tolerance" in options:
-        check_float(f"{method} option tolerance", options["tolerance"], minimum=0.0)
+    """Check ``options`` against ``fn``'s keyword-only signature (names, types, ``Range`` bounds; see
+    ``interp.validate.check_options``); raises ``InterpError`` naming the option and the valid ones."""
+    check_options(fn, options, what=f"attribution method {method!r}")
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
