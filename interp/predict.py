@@ -13,24 +13,19 @@ from interp.validate import check_int, prompt_tokens
 
 @dataclass(frozen=True)
 class Prediction(Result):
-    """What the model predicts on one prompt.
-
-    ``tokens``: the prompt's token strings (BOS included), length ``pos``.
-    ``surprisal``: [pos] -log p(token_i | tokens_<i) in nats; position 0 (nothing before it) is 0.
-    ``next_tokens``: the top-k next-token strings after the prompt; ``next_probs``: [k] their probabilities.
-    """
+    """What the model predicts on one prompt."""
 
     model: str
+    "name of the model"
     tokens: list[str]
+    "[pos] the prompt's token strings (BOS included)"
     surprisal: torch.Tensor
+    "[pos] -log p(token_i | tokens_<i) in nats; position 0 (nothing before it) is 0"
     next_tokens: list[str]
+    "[k] the top-k next-token strings after the prompt"
     next_probs: torch.Tensor
-    _shapes = {"surprisal": "pos", "next_probs": "k"}
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if len(self.tokens) != self.surprisal.shape[0] or len(self.next_tokens) != self.next_probs.shape[0]:
-            raise ValueError("Prediction: token lists must match the tensor lengths")
+    "[k] their probabilities"
+    _shapes = {"surprisal": "pos", "next_probs": "k", "tokens": "pos", "next_tokens": "k"}
 
 
 @torch.no_grad()
