@@ -1,4 +1,4 @@
-"""The model's own prediction on a prompt: per-token surprisal and the top-k next tokens."""
+"""The model's own prediction on a prompt: per-token surprisal and the top-k next tokens; its greedy continuation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from interp.models import model_name, str_tokens
+from interp.models import model_name, str_tokens, to_tokens
 from interp.results import Result
 from interp.validate import check_int, prompt_tokens
 
@@ -39,3 +39,14 @@ def predict(model, prompt: str, *, top_k: int = 10) -> Prediction:
     surprisal[1:] = -logp[:-1].gather(-1, tokens[0, 1:, None].to(logp.device)).squeeze(-1).cpu()
     probs, ids = logp[-1].exp().topk(top_k)
     return Prediction(model_name(model), str_tokens(model, tokens), surprisal, str_tokens(model, ids), probs.cpu())
+
+
+@torch.no_grad()
+def greedy_continuation(model, prompt: str, n_tokens: int = 8) -> str:
+    """The text of the model's ``n_tokens`` greedy next tokens after ``prompt`` (the prompt itself not included).
+
+    Hooks active around the call apply (e.g. inside ``SteeringVectors.steer``); generation uses the KV cache.
+    """
+    tokens = to_tokens(model, prompt)
+    out = model.generate(tokens, max_new_tokens=n_tokens, do_sample=False, verbose=False, stop_at_eos=False)
+    return model.tokenizer.decode(out[0, tokens.shape[1]:].tolist())

@@ -37,7 +37,7 @@ def test_figures_widget_report_and_compare(tmp_path):
     w.prompt.value = "abcqdefgh"
     w.run()
     w.add_to_report(r)
-    from interp.attribution.report import add_to_report
+    from interp.report.sections.attribution import add_to_report
 
     add_to_report(r, model, "abcqdefgh")
     html = r.to_html()

@@ -68,7 +68,7 @@ def test_lens_explorer(model, index, tmp_path):
 
 
 def test_report_section_random_model(model):
-    from interp.lens.report import add_to_report
+    from interp.report.sections.lens import add_to_report
 
     report = Report("t")
     add_to_report(report, model, "hello world", unknown_option=1)
@@ -79,8 +79,8 @@ def test_report_section_random_model(model):
 
 
 def test_report_section_stories():
-    from interp.lens.report import add_to_report
     from interp.models import load_model
+    from interp.report.sections.lens import add_to_report
 
     stories = load_model("stories", device="cpu")
     report = Report("t")

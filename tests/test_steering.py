@@ -262,7 +262,7 @@ def test_attribution_antisymmetry_and_mean_difference(gpt2):
 # ---- evaluation, figures, report, widget ------------------------------------------------------------
 def test_evaluate_figures_report_and_playground(gpt2, tmp_path):
     from interp.report import Report
-    from interp.steering.report import add_to_report
+    from interp.report.sections.steering import add_to_report
     from interp.viz.steering import contrast_attribution_figure, gap_per_example, steering_curves
     from widgets.steering import SteeringPlayground
 

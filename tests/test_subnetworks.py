@@ -213,7 +213,7 @@ def test_overlap_null_has_exact_mean(random_models):
 
 def test_explorer_widget_and_report_section(random_models, tmp_path):
     from interp.report import Report
-    from interp.subnetworks.report import add_to_report
+    from interp.report.sections.subnetworks import add_to_report
     from widgets.subnetworks import SubnetworkExplorer
 
     model = random_models["gpt2"]

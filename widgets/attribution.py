@@ -9,10 +9,10 @@ import plotly.graph_objects as go
 
 from interp.attribution import attribute, method_names
 from interp.attribution.ig import BASELINES
-from interp.attribution.report import add_attribution
 from interp.attribution.samplers import SAMPLERS
 from interp.prompts import default_prompt, is_toy
 from interp.report import Report
+from interp.report.sections.attribution import add_attribution
 from widgets.base import Explorer
 
 __all__ = ["AttributionExplorer"]

@@ -6,25 +6,16 @@ import html
 
 import ipywidgets as W
 import plotly.graph_objects as go
-import torch
 
 from interp.errors import InterpError
-from interp.models import to_tokens
+from interp.predict import greedy_continuation
 from interp.report import Report
 from interp.steering import ContrastExample, SteeringVectors
 from interp.steering.scoring import contrast_gaps, encode
 from interp.viz.common import base_layout, label
 from widgets.base import Explorer
 
-__all__ = ["SteeringPlayground", "greedy_continuation"]
-
-
-@torch.no_grad()
-def greedy_continuation(model, prompt: str, n_tokens: int = 8) -> str:
-    """The greedy continuation (text) of ``prompt``; steering hooks active around the call apply (KV cache on)."""
-    tokens = to_tokens(model, prompt)
-    out = model.generate(tokens, max_new_tokens=n_tokens, do_sample=False, verbose=False, stop_at_eos=False)
-    return model.tokenizer.decode(out[0, tokens.shape[1]:].tolist())
+__all__ = ["SteeringPlayground"]
 
 
 class SteeringPlayground(Explorer):

@@ -7,13 +7,14 @@ import html
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from interp.models import model_name
 from interp.prompts import default_prompt
 from interp.report import Report
 from interp.subnetworks.evaluate import evaluate
 from interp.subnetworks.predictions import token_predictions
-from interp.subnetworks.report import heldout_texts
 from interp.subnetworks.subnetwork import Subnetwork
 from interp.viz.subnetworks import ablation_figure, kept_fraction_figure, surprisal_scatter, token_predictions_figure
+from interp.zoo.heldout import heldout_texts
 from widgets.base import Explorer
 
 __all__ = ["SubnetworkExplorer"]
@@ -73,7 +74,7 @@ class SubnetworkExplorer(Explorer):
 
     def evaluate(self) -> None:
         """Evaluate on held-out text: table of loss / CE / r per variant and the surprisal scatter."""
-        texts = self.texts or heldout_texts(self.model) or [self.prompt.value]
+        texts = self.texts or heldout_texts(model_name(self.model)) or [self.prompt.value]
         self.progress(0, 1)
         self.ev = evaluate(self.model, self.sub, texts)
         head = "".join(f"<th>{h}</th>" for h in ["variant", "loss", "CE to bigram", "r", "r (seen pairs)"])

@@ -5,7 +5,7 @@ point; ``method_names()`` lists the methods. ``embedding_ig`` is the shared Inte
 used by ``interp.steering``); ``faithfulness`` and ``compare`` evaluate attributions.
 """
 
-from interp.attribution import methods as _methods  # noqa: F401  (registers the built-in methods)
+from interp.attribution import methods as _methods  # noqa: F401  (the one place the built-in methods are registered)
 from interp.attribution.ig import IGOutput, embedding_ig
 from interp.attribution.registry import METHODS, attribute, method_names, register
 from interp.attribution.result import TokenAttribution

@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from interp.io import atomic_write_text
+from interp.viz.tokens import TokenView
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -40,26 +41,6 @@ def _script_json(obj: Any) -> Markup:
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return Markup(text)
-
-
-@dataclass
-class TokenView:
-    """Colored tokens: ``tokens[i]`` shaded by ``scores[i]`` (diverging around 0), hover = ``hover[i]``."""
-
-    tokens: list[str]
-    scores: list[float]
-    hover: list[str] | None = None
-    caption: str = ""
-
-    def spans(self) -> list[dict[str, str]]:
-        top = max((abs(s) for s in self.scores), default=0.0) or 1.0
-        out = []
-        for i, (t, s) in enumerate(zip(self.tokens, self.scores)):
-            a = min(1.0, abs(s) / top)
-            rgb = "214,39,40" if s > 0 else "31,119,180"
-            hover = self.hover[i] if self.hover else f"{s:+.4f}"
-            out.append({"text": t, "style": f"background: rgba({rgb},{a:.3f})", "title": hover})
-        return out
 
 
 @dataclass

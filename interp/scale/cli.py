@@ -82,8 +82,8 @@ def _scan(a: argparse.Namespace) -> int:
 
 def _write_scan(r, out: Path, corpus: str) -> Path:
     """The corpus scan as a self-contained HTML report (figures from ``interp.viz.extreme``)."""
-    from interp.extreme.report import add_layer_tables
     from interp.report import Report
+    from interp.report.sections.extreme import add_layer_tables
     from interp.viz.extreme import sink_heatmap, summary_rows, top_head_rows
 
     report = Report(f"Extreme-token scan of {corpus}", f"{r.model}: {r.n_texts} texts, {r.n_tokens} tokens")

@@ -9,18 +9,11 @@
 Spec and the reference code's bugs: ../shared/research/grains.md.
 """
 
+from interp.steering.attribution import grains_attribution, top_k_positions
 from interp.steering.data import ContrastExample, load_contrast, save_contrast, stories_contrast
 from interp.steering.evaluate import SteeringEval, evaluate
-from interp.steering.fit import aggregate, fit_grains, fit_mean_difference, mask_tokens, top_k_positions
+from interp.steering.fit import aggregate, fit_grains, fit_mean_difference, mask_tokens
 from interp.steering.vectors import SteeringVectors, steering_hook
-
-
-def grains_attribution(*args, **kwargs):
-    """See ``interp.steering.attribution.grains_attribution`` (imported lazily: it pulls in captum)."""
-    from interp.steering.attribution import grains_attribution as fn
-
-    return fn(*args, **kwargs)
-
 
 __all__ = [
     "ContrastExample", "load_contrast", "save_contrast", "stories_contrast", "grains_attribution", "fit_grains",

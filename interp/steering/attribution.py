@@ -11,17 +11,19 @@ objective). This lets rows of many examples share one batched IG call (``interp.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from interp.attribution.ig import embedding_ig
 from interp.attribution.result import TokenAttribution
+from interp.errors import InterpError
 from interp.models import model_name, str_tokens
 from interp.steering.data import ContrastExample
-from interp.steering.scoring import Encoded, encode
+from interp.steering.scoring import Encoded, contrast_gaps, encode
 
-__all__ = ["grains_attribution", "contrast_token_scores", "answer_logprob_objective"]
+__all__ = ["grains_attribution", "contrast_token_scores", "answer_logprob_objective", "top_k_positions"]
 
 
 def answer_logprob_objective(prompt_len: int):
@@ -32,6 +34,24 @@ def answer_logprob_objective(prompt_len: int):
         return logp.gather(-1, tokens[:, prompt_len:, None]).squeeze(-1).sum(-1)
 
     return objective
+
+
+def top_k_positions(scores: torch.Tensor, k: int, *, exclude: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I⁺, I⁻): the ``k`` positions of [T] ``scores`` with the largest and with the smallest scores.
+
+    Positions in ``exclude`` are never chosen; each set has min(k, allowed positions) distinct entries, and the
+    two are disjoint whenever 2k ≤ allowed positions. Ties break towards the lower position.
+    """
+    if k < 1:
+        raise InterpError(f"k must be at least 1, got {k}")
+    allowed = torch.ones(scores.shape[0], dtype=torch.bool)
+    allowed[list(exclude)] = False
+    idx = torch.nonzero(allowed).squeeze(-1)
+    s = scores[idx].double()
+    kk = min(k, idx.numel())
+    order_desc = sorted(range(idx.numel()), key=lambda i: (-s[i].item(), i))[:kk]
+    order_asc = sorted(range(idx.numel()), key=lambda i: (s[i].item(), i))[:kk]
+    return idx[order_desc], idx[order_asc]
 
 
 def contrast_token_scores(model, encoded: list[Encoded], *, n_steps: int = 21, baseline: str = "auto",
@@ -86,8 +106,6 @@ def grains_attribution(model, example: ContrastExample, *, n_steps: int = 100, b
     "{top_positive,top_negative}_{preferred,dispreferred}" = GrAInS's per-sequence selections restricted to
     the prompt. ``info`` holds f(x), f(baseline), and the scores of the answer tokens of each sequence.
     """
-    from interp.steering.fit import top_k_positions
-
     enc = encode(model, example)
     pairs, errors = contrast_token_scores(model, [enc], n_steps=n_steps, baseline=baseline,
                                           internal_batch_size=internal_batch_size, tolerance=0.01)
@@ -98,8 +116,6 @@ def grains_attribution(model, example: ContrastExample, *, n_steps: int = 100, b
     for name, row in (("", scores.sum(0)), ("_preferred", scores[0]), ("_dispreferred", scores[1])):
         i_pos, i_neg = top_k_positions(row, k)
         marks["top_positive" + name], marks["top_negative" + name] = i_pos.tolist(), i_neg.tolist()
-    from interp.steering.scoring import contrast_gaps
-
     gap = float(contrast_gaps(model, [enc])[0])
     return TokenAttribution(
         model=model_name(model),

@@ -3,7 +3,7 @@
 GrAInS, per example and per sequence s ∈ {prompt+preferred, prompt+dispreferred}:
 
 1. score every token of s with Integrated Gradients of f = log P(y⁺|x) − log P(y⁻|x) (``attribution.py``);
-2. I⁺ = the k highest-scoring positions, I⁻ = the k lowest (over all positions unless excluded);
+2. I⁺ = the k highest-scoring positions, I⁻ = the k lowest (over all positions unless excluded; ``top_k_positions``);
 3. replace the tokens at I⁺ (resp. I⁻) by the mask token (pad, else unk, else eos; the length is kept);
 4. D_m gets the row h_l(s) − h_l(s \\ I_m) read at the last token of s, for m ∈ {pos, neg} and each layer l.
 
@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 
 from interp.errors import InterpError
 from interp.models import model_name, special_token_id
+from interp.steering.attribution import contrast_token_scores, top_k_positions
 from interp.steering.data import ContrastExample
 from interp.steering.scoring import Encoded, encode, pad_right
 from interp.steering.vectors import HOOK, SteeringVectors
 
-__all__ = ["fit_grains", "fit_mean_difference", "aggregate", "top_k_positions", "mask_tokens", "mask_token_id", "hidden_at"]
+__all__ = ["fit_grains", "fit_mean_difference", "aggregate", "mask_tokens", "mask_token_id", "hidden_at"]
 
 AGGREGATES = ("pca", "mean")
 
@@ -58,24 +59,6 @@ def mask_token_id(model) -> int:
     if value is None:
         raise InterpError("the tokenizer has no pad, unk or eos token to mask with: pass mask_id=...")
     return value
-
-
-def top_k_positions(scores: torch.Tensor, k: int, *, exclude: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """(I⁺, I⁻): the ``k`` positions of [T] ``scores`` with the largest and with the smallest scores.
-
-    Positions in ``exclude`` are never chosen; each set has min(k, allowed positions) distinct entries, and the
-    two are disjoint whenever 2k ≤ allowed positions. Ties break towards the lower position.
-    """
-    if k < 1:
-        raise InterpError(f"k must be at least 1, got {k}")
-    allowed = torch.ones(scores.shape[0], dtype=torch.bool)
-    allowed[list(exclude)] = False
-    idx = torch.nonzero(allowed).squeeze(-1)
-    s = scores[idx].double()
-    kk = min(k, idx.numel())
-    order_desc = sorted(range(idx.numel()), key=lambda i: (-s[i].item(), i))[:kk]
-    order_asc = sorted(range(idx.numel()), key=lambda i: (s[i].item(), i))[:kk]
-    return idx[order_desc], idx[order_asc]
 
 
 def mask_tokens(ids: torch.Tensor, positions: torch.Tensor, mask_id: int) -> torch.Tensor:
@@ -180,8 +163,6 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     Returns ``SteeringVectors`` with ``vectors`` [layer, d_model] (unit norm when ``normalize``) and the fit
     details in ``meta`` (raw norms, selected tokens, mean completeness error of IG, mean residual norm).
     """
-    from interp.steering.attribution import contrast_token_scores
-
     if aggregate not in AGGREGATES:
         raise InterpError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
     if read not in ("last", "prompt"):

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from interp.viz.common import DIVERGING, base_layout, label, labels
+from interp.viz.tokens import TokenView
 
 __all__ = ["steering_curves", "gap_per_example", "contrast_attribution_figure", "contrast_token_view"]
 
@@ -80,9 +81,7 @@ def contrast_attribution_figure(att) -> go.Figure:
 
 
 def contrast_token_view(att):
-    """A ``interp.report.TokenView`` of the summed attribution (hover: both rows and the selection marks)."""
-    from interp.report import TokenView
-
+    """A ``TokenView`` of the summed attribution (hover: both rows and the selection marks)."""
     total = att.scores.sum(0).tolist()
     pos, neg = set(att.marks.get("top_positive", [])), set(att.marks.get("top_negative", []))
     hover = []

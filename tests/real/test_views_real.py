@@ -25,9 +25,9 @@ def test_default_prompt_is_the_real_one(smollm2):
 
 def test_extreme_section_counts_heads_instead_of_listing_them(smollm2):
     """Most of the 270 heads sink, yet the section names at most ~30 heads in all (two top-10 columns, captions)."""
-    from interp.extreme.report import add_to_report
     from interp.extreme.scan import scan
     from interp.report import Report
+    from interp.report.sections.extreme import add_to_report
     from interp.viz.extreme import summary_rows
 
     r = scan(smollm2, TEXTS, progress=False)

@@ -12,6 +12,8 @@ import warnings
 from interp.attribution.faithfulness import faithfulness
 from interp.attribution.registry import attribute
 from interp.attribution.result import TokenAttribution
+from interp.viz.attribution import matrix_figure
+from interp.viz.tokens import TokenView
 
 __all__ = ["add_to_report", "add_attribution", "REPORT_METHODS"]
 
@@ -24,9 +26,6 @@ REPORT_METHODS = {
 
 def add_attribution(report, attr: TokenAttribution, title: str | None = None) -> None:
     """Add one attribution: coloured tokens per target (a matrix too for several targets)."""
-    from interp.report import TokenView
-    from interp.viz.attribution import matrix_figure
-
     title = title or f"Attribution ({attr.method})"
     for i in range(attr.n_targets):
         row = attr.row(i).tolist()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from interp.extreme.prompt import inspect_prompt
 from interp.extreme.scan import Thresholds, scan
-from interp.report import Report
+from interp.report.document import Report
 
 
 def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None = None, thresholds: Thresholds | None = None,

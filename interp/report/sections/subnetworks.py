@@ -8,23 +8,14 @@ table on the prompt, and an evaluation (surprisal correlation, ablation losses) 
 
 from __future__ import annotations
 
-from interp.report import Report
+from interp.models import model_name
+from interp.report.document import Report
 from interp.subnetworks.evaluate import evaluate
 from interp.subnetworks.predictions import token_predictions
 from interp.subnetworks.subnetwork import Subnetwork
+from interp.zoo.heldout import heldout_texts
 
 TITLE = "Bigram subnetwork"
-
-
-def heldout_texts(model, n: int = 32) -> list[str] | None:
-    """Held-out ``stories`` documents when ``model`` is the bundled ``stories`` model, else None."""
-    from interp.subnetworks.subnetwork import model_signature
-
-    if model_signature(model)["name"] != "stories":
-        return None
-    from interp.zoo import stories
-
-    return [d.text for d in stories.generate(stories.World.from_seed(0), n, seed=2)]
 
 
 def add_to_report(report: Report, model, prompt: str, **options) -> None:
@@ -44,7 +35,7 @@ def add_to_report(report: Report, model, prompt: str, **options) -> None:
     report.add_figure(TITLE, kept_fraction_figure(sub))
     report.add_figure(TITLE, kept_fraction_figure(sub, share=True))
     report.add_figure(TITLE, token_predictions_figure(token_predictions(model, sub, prompt)))
-    texts = heldout_texts(model) or [prompt]
+    texts = heldout_texts(model_name(model)) or [prompt]
     where = f"{len(texts)} held-out stories documents" if len(texts) > 1 else "the prompt only"
     ev = evaluate(model, sub, texts)
     report.add_table(

@@ -9,8 +9,12 @@ import torch
 
 from interp.models import model_name, to_tokens
 from interp.paths import DATA_DIR
+from interp.predict import greedy_continuation
+from interp.steering.attribution import grains_attribution
 from interp.steering.data import ContrastExample, load_contrast
+from interp.steering.evaluate import evaluate
 from interp.steering.vectors import SteeringVectors
+from interp.zoo.heldout import heldout_stories
 
 TITLE = "Steering (GrAInS)"
 DATA = DATA_DIR
@@ -48,10 +52,7 @@ def add_to_report(report, model, prompt: str, *, preferred: str | None = None, d
     """Add the steering section: attribution of log P(preferred) − log P(dispreferred) for ``prompt`` (default
     answers: the model's top-2 next tokens), steered vs unsteered continuations when vectors exist (``vectors`` or
     the shipped ones), and the held-out evaluation figure for ``stories``."""
-    from interp.steering.attribution import grains_attribution
-    from interp.steering.evaluate import evaluate
     from interp.viz.steering import contrast_attribution_figure, contrast_token_view, steering_curves
-    from widgets.steering import greedy_continuation
 
     example = _contrast_for(model, prompt, preferred, dispreferred)
     att = grains_attribution(model, example, n_steps=n_steps, k=2)
@@ -79,10 +80,6 @@ def add_to_report(report, model, prompt: str, *, preferred: str | None = None, d
                      caption="Norm-preserving steering at every position (prompt and generated tokens).")
     held = DATA / "contrast" / "stories_heldout_uncued.jsonl"
     if Path(model_name(model)).name == "stories" and held.is_file():
-        from interp.zoo import stories
-
-        docs = stories.generate(stories.World.from_seed(0), 12, seed=2)
-        ev = evaluate(model, sets, load_contrast(held), alphas=grid,
-                      fluency_texts=[d.text for d in docs], progress=False)
+        ev = evaluate(model, sets, load_contrast(held), alphas=grid, fluency_texts=heldout_stories(12), progress=False)
         report.add_figure(TITLE, steering_curves(ev), caption="Held-out uncued fact questions (names unseen in fitting); "
                           "perplexity on held-out stories documents.")

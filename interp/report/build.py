@@ -1,0 +1,43 @@
+"""``build_report``: the overview, then every section of ``interp report`` in order.
+
+``SECTIONS`` lists (title, ``add_to_report``) pairs imported from ``interp.report.sections``; a section that raises
+is shown as an error section and the others still run, so the report always saves.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from tqdm.auto import tqdm
+
+from interp.models import model_name
+from interp.report.document import Report
+from interp.report.sections import attribution, extreme, lens, overview, steering, subnetworks
+
+SECTIONS: list[tuple[str, Callable[..., None]]] = [
+    ("Lenses", lens.add_to_report),
+    ("Extreme tokens", extreme.add_to_report),
+    ("Token attribution", attribution.add_to_report),
+    ("Steering", steering.add_to_report),
+    ("Bigram subnetwork", subnetworks.add_to_report),
+]
+"""The analysis sections after the overview, in report order: (title shown if it fails, ``add_to_report``)."""
+
+
+def build_report(model, prompt: str | None = None, *, progress: bool = True, **options) -> Report:
+    """Run the overview and every section of ``SECTIONS`` on ``prompt`` (default: ``interp.prompts.default_prompt``,
+    chosen by model); ``options`` go to every section. Returns the ``Report`` (not saved)."""
+    if prompt is None:
+        from interp.prompts import default_prompt
+
+        prompt = default_prompt(model)
+    report = Report(f"Interpretability report: {model_name(model)}", subtitle=f"prompt: {prompt}")
+    overview.add_to_report(report, model, prompt)
+    for title, add in tqdm(SECTIONS, desc="report", disable=not progress):
+        try:
+            add(report, model, prompt, **options)
+        except Exception as e:  # one failing analysis must not lose the others
+            print(f"interp report: section {title!r} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            report.add_error(title, f"{type(e).__name__}: {e}")
+    return report
