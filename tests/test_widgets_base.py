@@ -2,7 +2,8 @@
 
 A render that raises shows the error inside the widget (escaped), re-enables the controls and leaves
 the widget usable; controls are disabled and the bar visible while render runs; Export HTML writes
-one self-contained file, or shows why it could not.
+one self-contained file, or shows why it could not. Figures are ``widgets.base.Figure``s: their comm opens once,
+when the explorer is first shown, with the traces in the opening message (no second front-end model per figure).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import re
 
 import ipywidgets as W
 import plotly.graph_objects as go
+import pytest
+from ipywidgets.widgets import widget as ipw
 
-from widgets.base import Explorer
+from interp.errors import InterpError
+from widgets.base import Explorer, Figure, html_table, show_figure
 
 
 class Toy(Explorer):
@@ -24,7 +28,7 @@ class Toy(Explorer):
         self.k = W.IntSlider(value=1, min=0, max=5)
         self.fail = False
         self.seen_during_render: list[tuple[bool, str]] = []
-        self.fig = go.FigureWidget(go.Scatter(y=[0, 0, 0]))
+        self.fig = Figure(go.Scatter(y=[0, 0, 0]))
         super().__init__([self.k], [self.fig], export_path="toy.html")
         self.k.observe(lambda _: self.run(), "value")
 
@@ -92,3 +96,63 @@ def test_export_to_a_missing_folder_shows_the_error_and_writes_nothing(tmp_path)
     assert t.error.layout.display == "block" and "does not exist" in t.error.value
     assert not target.exists() and list(tmp_path.iterdir()) == []
     assert t.k.disabled is False
+
+
+@pytest.fixture
+def comm_opens(monkeypatch):
+    """Every comm the widgets open from now on, as (model name, opening state)."""
+    opened: list[tuple[str, dict]] = []
+    create = ipw.comm.create_comm
+
+    def record(**kwargs):
+        state = kwargs["data"]["state"]
+        opened.append((state.get("_model_name"), state))
+        return create(**kwargs)
+
+    monkeypatch.setattr(ipw.comm, "create_comm", record)
+    return opened
+
+
+def test_figure_opens_when_shown_with_its_traces_and_only_once(comm_opens):
+    t = Toy()
+    t.k.value = 2  # renders before display: nothing reaches the browser yet
+    assert t.fig.comm is None and t.comm is None
+    assert not [name for name, _ in comm_opens if name in ("AnyModel", "VBoxModel")]
+    bundle = t._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == t.model_id
+    names = [name for name, _ in comm_opens]
+    assert names.index("AnyModel") < names.index("VBoxModel")  # the figure's model exists before the box names it
+    (fig_state,) = [state for name, state in comm_opens if name == "AnyModel"]
+    assert [list(trace["y"]) for trace in fig_state["_widget_data"]] == [[0, 2, 4]]  # the opening message holds the data
+    assert f"IPY_MODEL_{t.fig.model_id}" in t.get_state()["children"]
+    t.k.value = 3  # later changes update the same model in place
+    t._repr_mimebundle_()
+    assert names.count("AnyModel") == 1 and [n for n, _ in comm_opens].count("AnyModel") == 1
+    assert sum(isinstance(w, Figure) for w in ipw._instances.values() if w is t.fig) == 1
+
+
+def test_an_explorer_inside_a_box_opens_with_it(comm_opens):
+    t = Toy()
+    box = W.HBox([t])  # a parent box naming the explorer opens it, and the explorer its figure
+    assert box.comm is not None and t.comm is not None and t.fig.comm is not None
+    names = [name for name, _ in comm_opens]
+    assert names.index("AnyModel") < names.index("VBoxModel") and names[-1] == "HBoxModel"  # the outer box opens last
+
+
+def test_a_plain_figure_widget_is_refused():
+    class Plain(Toy):
+        def __init__(self):
+            self.fig = go.FigureWidget()
+            Explorer.__init__(self, [], [W.VBox([self.fig])])
+
+    with pytest.raises(InterpError, match="widgets.base.Figure"):
+        Plain()
+
+
+def test_show_figure_and_html_table():
+    fig = Figure(go.Bar(y=[1]))
+    show_figure(fig, go.Figure([go.Scatter(y=[1, 2]), go.Scatter(y=[3])], layout=dict(title="new")))
+    assert [type(t).__name__ for t in fig.data] == ["Scatter", "Scatter"] and fig.layout.title.text == "new"
+    table = html_table(["a<b", "c"], [[1, "<i>x</i>"]])
+    assert "a&lt;b" in table and "&lt;i&gt;x&lt;/i&gt;" in table and table.count("<tr>") == 2
+    assert "<i>x</i>" in html_table(None, [[1, "<i>x</i>"]], escape=False) and "<th" not in html_table(None, [[1]])

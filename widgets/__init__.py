@@ -1,4 +1,4 @@
-"""Jupyter widgets (ipywidgets 8 core controls + plotly FigureWidget) over the ``interp`` analyses.
+"""Jupyter widgets (ipywidgets 8 core controls + ``widgets.base.Figure``, a plotly FigureWidget) over the ``interp`` analyses.
 
 Every explorer derives from ``widgets.base.Explorer``: controls are disabled and a progress bar shows
 while a computation runs, errors appear inside the widget, and "Export HTML" writes the current view

@@ -5,15 +5,14 @@ from __future__ import annotations
 import html
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from interp.attribution import attribute, method_names
 from interp.attribution.ig import BASELINES
 from interp.attribution.samplers import SAMPLERS
-from interp.prompts import default_prompt, is_toy
+from interp.prompts import is_toy
 from interp.report import Report
 from interp.report.sections.attribution import add_attribution
-from widgets.base import Explorer
+from widgets.base import Explorer, Figure, show_figure
 
 __all__ = ["AttributionExplorer"]
 
@@ -30,10 +29,9 @@ class AttributionExplorer(Explorer):
     def __init__(self, model, prompt: str | None = None, *,
                  method: str | None = None, export_path: str = "attribution.html", run: bool = True):
         self.model = model
-        prompt = prompt if prompt is not None else default_prompt(model)  # toy or real model (interp.prompts)
         # ReAGent with the reference settings takes minutes a prompt on a real vocabulary: occlusion (one batched pass) there
         method = method or ("reagent" if is_toy(model) else "occlusion")
-        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="480px"))
+        self.prompt = self.prompt_box(model, prompt)
         self.method = W.Dropdown(options=method_names(), value=method, description="method", layout=W.Layout(width="280px"))
         self.target = W.Text(value="", description="target", placeholder="empty: greedy next token", layout=W.Layout(width="260px"))
         self.generate = W.BoundedIntText(value=0, min=0, max=32, description="generate", layout=W.Layout(width="160px"))
@@ -46,12 +44,11 @@ class AttributionExplorer(Explorer):
         self.n_steps = W.BoundedIntText(value=800, min=21, max=5000, description="IG max points", layout=W.Layout(width="190px"))
         self.baseline = W.Dropdown(options=list(BASELINES), value="auto", description="baseline", layout=W.Layout(width="220px"))
         self.shown = W.Dropdown(options=[("last", -1)], value=-1, description="show target", layout=W.Layout(width="240px"))
-        self.go_button = W.Button(description="Run", button_style="primary", icon="play")
-        self.go_button.on_click(lambda _: self.run())
+        self.go_button = self.button("Run", primary=True)
         self.shown.observe(lambda _: self._draw(), names="value")
         self.method.observe(lambda _: self._toggle(), names="value")
-        self.tokens_fig = go.FigureWidget()
-        self.matrix_fig = go.FigureWidget()
+        self.tokens_fig = Figure()
+        self.matrix_fig = Figure()
         self.info = W.HTML("")
         controls = [self.prompt, self.method, self.target, self.generate, self.seed, self.probes, self.max_steps, self.sampler,
                     self.n_steps, self.baseline, self.shown, self.go_button]
@@ -100,17 +97,11 @@ class AttributionExplorer(Explorer):
         if r is None:
             return
         i = self.shown.value if isinstance(self.shown.value, int) and self.shown.value >= 0 else r.n_targets - 1
-        with self.tokens_fig.batch_update():
-            self.tokens_fig.data = []
-            new = token_figure(r, i)
-            self.tokens_fig.add_traces(new.data)
-            self.tokens_fig.layout = new.layout
-        with self.matrix_fig.batch_update():
+        show_figure(self.tokens_fig, token_figure(r, i))
+        if r.n_targets > 1:
+            show_figure(self.matrix_fig, matrix_figure(r))
+        else:
             self.matrix_fig.data = []
-            if r.n_targets > 1:
-                new = matrix_figure(r)
-                self.matrix_fig.add_traces(new.data)
-                self.matrix_fig.layout = new.layout
         self.matrix_fig.layout.height = None if r.n_targets > 1 else 10
         notes = []
         if r.completeness_error is not None:

@@ -1,77 +1,122 @@
-"""``Explorer``: the shared frame of every widget (controls, busy state, errors, HTML export)."""
+"""``Explorer``: the shared frame of every widget, and ``Figure``, the one figure class the widgets draw in.
+
+The frame holds what every explorer does the same way: the prompt box, Run buttons and re-run-on-change, the busy
+state (controls disabled, progress bar), errors shown inside the widget, figure content replaced in place, HTML
+tables, and "Export HTML" (the current view as a self-contained report).
+"""
 
 from __future__ import annotations
 
 import html
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import deepcopy
 from pathlib import Path
 
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from interp.errors import InterpError
+from interp.prompts import default_prompt
 from interp.report import Report
 
+__all__ = ["Explorer", "Figure", "html_table", "show_figure"]
 
-class FigureWidget(go.FigureWidget):
-    """``go.FigureWidget`` whose first message to the browser already carries its traces and layout.
 
-    plotly's FigureWidget opens its comm with empty data and sends the traces in a second message. In
-    JupyterLab, anywidget holds that message until the widget's JavaScript (~5 MB) has loaded, and a view
-    displayed meanwhile can draw first: the graph stays empty and later updates have no trace to change
-    (seen in tests/browser on a fresh page). Opening the comm only once the state is complete avoids it.
-    """
+class _OpensWhenShown:
+    """ipywidgets mixin: the comm to the browser opens when the widget is first shown (displayed, or named in the
+    state of a box that opens) instead of at construction, so the opening message carries the widget's state as it
+    is then. Until then trait changes stay in Python (ipywidgets sends nothing without a comm)."""
 
-    def __init__(self, *args, **kwargs):
-        self._hold_open = True
-        try:
-            super().__init__(*args, **kwargs)
-        finally:
-            self._hold_open = False
-        self.open()
+    _shown = False
 
     def open(self) -> None:
-        if not getattr(self, "_hold_open", False):
+        if self._shown:
             super().open()
 
+    @property
+    def model_id(self) -> str:
+        """The comm id; asking for it (a display, a parent box's state) opens the comm."""
+        if self.comm is None and not self._shown:
+            self._shown = True
+            self.open()
+        return self.comm.comm_id
 
-def _figures(widgets: list[W.Widget]) -> Iterator[go.FigureWidget]:
+    def _repr_mimebundle_(self, **kwargs):
+        self.model_id  # noqa: B018 (opens the comm)
+        return super()._repr_mimebundle_(**kwargs)
+
+
+class Figure(_OpensWhenShown, go.FigureWidget):
+    """The widgets' figure: a ``go.FigureWidget`` whose comm opens when it is first shown, with its traces and layout
+    in the opening message. Update it in place (``show_figure``, ``fig.data[i].y = ...``); never replace the widget.
+
+    Why: since plotly 6 a FigureWidget is an anywidget. A plain one opens its comm with empty data and sends its
+    traces in later messages; anywidget (``AnyModel._handle_comm_msg`` awaits the model's runtime) delivers no
+    message before plotly's ~5 MB script has loaded in the page, and a view draws what the model held by then, so a
+    figure filled before display showed an empty graph (https://github.com/plotly/plotly.py/issues/4998: a
+    FigureWidget inside a Box stays empty; plotly's fix, https://github.com/plotly/plotly.py/pull/4956, re-syncs the
+    state in ``_repr_mimebundle_``, which runs only for a figure displayed on its own; early messages lost:
+    https://github.com/manzt/anywidget/issues/803). Opening late, with the state complete, needs no second model
+    (the old ``reannounce`` opened one per figure and left the first in the page).
+    """
+
+    def open(self) -> None:
+        if self._shown and self.comm is None:
+            # what plotly's own _repr_mimebundle_ does before a display: the traits the browser draws from
+            self._widget_data = deepcopy(self._data)
+            self._widget_layout = deepcopy(self._layout_obj._props)
+        super().open()
+
+
+def show_figure(target: Figure, fig: go.Figure) -> None:
+    """Replace the traces and layout of ``target`` by those of ``fig``, in place (one batched update)."""
+    with target.batch_update():
+        target.data = []
+        target.add_traces(list(fig.data))
+        target.layout = fig.layout
+
+
+def html_table(columns: Sequence[str] | None, rows: Iterable[Sequence[object]], *, escape: bool = True) -> str:
+    """An HTML ``<table>``: a header row of ``columns`` (none when None) and one row per item of ``rows``.
+
+    Cells are ``str()``-ed and escaped, unless ``escape=False`` (the caller built them as HTML)."""
+    def cell(v: object, tag: str) -> str:
+        text = html.escape(str(v)) if escape or tag == "th" else str(v)
+        return f"<{tag} style='text-align:left;padding:0 6px'>{text}</{tag}>"
+
+    head = "<tr>" + "".join(cell(c, "th") for c in columns) + "</tr>" if columns is not None else ""
+    body = "".join("<tr>" + "".join(cell(v, "td") for v in r) + "</tr>" for r in rows)
+    return f"<table style='border-collapse:collapse'>{head}{body}</table>"
+
+
+def _figures(widgets: Iterable[W.Widget]) -> Iterator[go.FigureWidget]:
     """Every ``go.FigureWidget`` in ``widgets`` and inside their boxes (depth first)."""
     for w in widgets:
         if isinstance(w, go.FigureWidget):
             yield w
         elif isinstance(w, W.Box):
-            yield from _figures(list(w.children))
+            yield from _figures(w.children)
 
 
-def reannounce(fig: go.FigureWidget) -> None:
-    """Give a plain ``go.FigureWidget`` (see ``FigureWidget``) a new comm whose opening message holds its
-    current traces and layout. Call before display. The old front-end model is left alone, never displayed:
-    closing it while anywidget still loads its code logs "[anywidget] Failed to initialize model"."""
-    if isinstance(fig, FigureWidget) or fig.comm is None:
-        return
-    fig._widget_layout = deepcopy(fig._layout_obj._props)
-    fig._widget_data = deepcopy(fig._data)
-    fig.comm, fig._model_id = None, None
-    fig.open()
-
-
-class Explorer(W.VBox):
+class Explorer(_OpensWhenShown, W.VBox):
     """Base class: subclasses build ``self.controls`` (list of widgets) and implement ``render()``.
 
     ``render()`` computes and updates the view; it may call ``self.progress(i, n)``. ``run()`` wraps it:
     controls are disabled and the bar shown while it runs, and an exception is shown in the widget
     (the notebook keeps working). ``export_report()`` returns the ``Report`` the Export button saves;
-    subclasses add their current figures and tables to it in ``add_to_report``.
+    subclasses add their current figures and tables to it in ``add_to_report``. Figures in ``view`` must be
+    ``Figure``s; the explorer (and so its figures) opens its comm when first displayed.
     """
 
     title = "Explorer"
 
     def __init__(self, controls: list[W.Widget], view: list[W.Widget], export_path: str = "explorer.html"):
+        plain = [type(f).__name__ for f in _figures(view) if not isinstance(f, Figure)]
+        if plain:
+            raise InterpError(f"{self.title}: the view holds a plain {plain[0]}; build every figure as widgets.base.Figure() "
+                              "(it reaches JupyterLab with its data) and update it in place with show_figure")
         self.controls = controls
-        for fig in _figures(view):  # plotly figures must reach JupyterLab with their data (see FigureWidget)
-            reannounce(fig)
         self.bar = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="200px", visibility="hidden"))
         self.status = W.HTML("")
         self.error = W.HTML("", layout=W.Layout(display="none"))
@@ -84,6 +129,25 @@ class Explorer(W.VBox):
         # CSS classes the browser tests (tests/browser/) use to find every view and its error box
         self.add_class("interp-explorer")
         self.error.add_class("interp-error")
+
+    # ---- building -----------------------------------------------------------------------------
+    @staticmethod
+    def prompt_box(model, prompt: str | None, width: str = "480px") -> W.Text:
+        """The prompt text box, holding ``prompt`` or, when None, the model's ``interp.prompts.default_prompt``."""
+        value = prompt if prompt is not None else default_prompt(model)
+        return W.Text(value=value, description="prompt", layout=W.Layout(width=width))
+
+    def button(self, description: str = "Run", fn: Callable[[], None] | None = None, *, icon: str = "play",
+               tooltip: str = "", primary: bool = False) -> W.Button:
+        """A button whose click runs ``fn`` (default ``render``) through ``run()``; returns the button."""
+        b = W.Button(description=description, icon=icon, tooltip=tooltip, button_style="primary" if primary else "")
+        b.on_click(lambda _: self.run(fn))
+        return b
+
+    def rerun_on(self, controls: Iterable[W.Widget], fn: Callable[[], None] | None = None) -> None:
+        """Run ``fn`` (default ``render``) through ``run()`` whenever one of ``controls`` changes value."""
+        for c in controls:
+            c.observe(lambda _: self.run(fn), names="value")
 
     # ---- running ----------------------------------------------------------------------------
     def progress(self, i: int, n: int) -> None:
@@ -128,7 +192,14 @@ class Explorer(W.VBox):
         """Add the current view to ``report`` (subclasses override)."""
         raise NotImplementedError
 
+    @staticmethod
+    def add_figures(report: Report, title: str, figures: Iterable[go.Figure | go.FigureWidget], caption: str = "") -> None:
+        """Add each of ``figures`` (a widget's current content is copied) to the section ``title`` of ``report``."""
+        for fig in figures:
+            report.add_figure(title, go.Figure(fig), caption=caption)
+
     def export_report(self) -> Report:
+        """A new ``Report`` titled like the explorer, holding its current view (``add_to_report``)."""
         report = Report(self.title)
         self.add_to_report(report)
         return report

@@ -4,27 +4,16 @@ layer/head pickers, the detection thresholds as sliders and an active/dormant co
 from __future__ import annotations
 
 import dataclasses
-import html
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from interp.errors import InterpError
 from interp.extreme.activity import head_activity
 from interp.extreme.prompt import inspect_prompt
 from interp.extreme.scan import Thresholds, scan
-from interp.prompts import default_prompt
 from interp.report import Report
 from interp.viz.extreme import activity_bars, attention_pattern, massive_scatter, norms_by_position, sink_heatmap, summary_rows
-from widgets.base import Explorer
-
-
-def _set(fw: go.FigureWidget, fig: go.Figure) -> None:
-    """Replace the traces and layout of a FigureWidget by those of ``fig``."""
-    with fw.batch_update():
-        fw.data = []
-        fw.add_traces(list(fig.data))
-        fw.layout = fig.layout
+from widgets.base import Explorer, Figure, html_table, show_figure
 
 
 def parse_domains(text: str) -> dict[str, list[str]]:
@@ -58,11 +47,10 @@ class SinkExplorer(Explorer):
     def __init__(self, model, prompt: str | None = None, *, corpus: list[str] | None = None, domains: str = "",
                  export_path: str = "sinks.html"):
         self.model = model
-        prompt = prompt if prompt is not None else default_prompt(model)
         t = Thresholds()
         n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
         lay = dict(width="250px")
-        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="520px"))
+        self.prompt = self.prompt_box(model, prompt, width="520px")
         self.corpus = W.Textarea(value="\n".join(corpus or []), description="corpus", placeholder="more texts, one per line",
                                  layout=W.Layout(width="520px", height="60px"))
         self.layer = W.Dropdown(options=list(range(n_l)), value=min(1, n_l - 1), description="layer", layout=W.Layout(width="150px"))
@@ -77,24 +65,20 @@ class SinkExplorer(Explorer):
                                         layout=W.Layout(**lay))
         self.domains = W.Textarea(value=domains, description="domains", placeholder="code: def f(x): return x\nprose: the cat sat",
                                   layout=W.Layout(width="520px", height="70px"))
-        self.go_button = W.Button(description="Run", button_style="primary", icon="play")
-        self.go_button.on_click(lambda _: self.run())
+        self.go_button = self.button("Run", primary=True)
         self.n_ablate = W.BoundedIntText(value=min(n_l * n_h, 20 if n_l * n_h > 48 else n_l * n_h), min=1, max=n_l * n_h,
                                          description="ablate", tooltip="heads to ablate: those whose sink score differs most",
                                          layout=W.Layout(width="160px"))
-        self.cmp_button = W.Button(description="Compare domains", icon="balance-scale")
-        self.cmp_button.on_click(lambda _: self.run(self.compare))
+        self.cmp_button = self.button("Compare domains", self.compare, icon="balance-scale")
         self.summary = W.HTML("")
-        self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive, self.fig_domains = (go.FigureWidget() for _ in range(5))
+        self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive, self.fig_domains = (Figure() for _ in range(5))
         controls = [self.prompt, self.corpus, self.layer, self.head, self.metric, self.sink, self.drain, self.peak, self.m_abs,
                     self.m_ratio, self.go_button, self.domains, self.n_ablate, self.cmp_button]
         view = [self.summary, self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive, self.fig_domains]
         super().__init__(controls, view, export_path=export_path)
         self.report = self.view = self.activity = None
-        for c in (self.layer, self.head, self.metric, self.sink, self.drain, self.peak):
-            c.observe(lambda _: self.run(self.redraw), names="value")
-        for c in (self.m_abs, self.m_ratio):
-            c.observe(lambda _: self.run(), names="value")
+        self.rerun_on([self.layer, self.head, self.metric, self.sink, self.drain, self.peak], self.redraw)
+        self.rerun_on([self.m_abs, self.m_ratio])
         self.run()
 
     # ---- computing --------------------------------------------------------------------------
@@ -120,12 +104,11 @@ class SinkExplorer(Explorer):
         keep = {k: t[k] for k in ("sink", "drain", "peak")}
         self.report = dataclasses.replace(self.report, thresholds={**self.report.thresholds, **keep})
         r, layer, head = self.report, self.layer.value, self.head.value
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in summary_rows(r))
-        self.summary.value = f"<table>{rows}</table>"
-        _set(self.fig_heat, sink_heatmap(r, self.metric.value))
-        _set(self.fig_pattern, attention_pattern(self.view, layer, head))
-        _set(self.fig_norms, norms_by_position(self.view, layer, head))
-        _set(self.fig_massive, massive_scatter(self.view, r))
+        self.summary.value = html_table(None, summary_rows(r))
+        show_figure(self.fig_heat, sink_heatmap(r, self.metric.value))
+        show_figure(self.fig_pattern, attention_pattern(self.view, layer, head))
+        show_figure(self.fig_norms, norms_by_position(self.view, layer, head))
+        show_figure(self.fig_massive, massive_scatter(self.view, r))
 
     def compare(self) -> None:
         """Run ``head_activity`` on the domains box (ablating the ``ablate`` heads whose sink score differs most across
@@ -134,7 +117,7 @@ class SinkExplorer(Explorer):
         n = self.n_ablate.value
         heads = None if n >= self.model.cfg.n_layers * self.model.cfg.n_heads else n
         self.activity = head_activity(self.model, doms, heads=heads, progress=False)
-        _set(self.fig_domains, activity_bars(self.activity))
+        show_figure(self.fig_domains, activity_bars(self.activity))
 
     # ---- export -----------------------------------------------------------------------------
     def add_to_report(self, report: Report) -> None:
@@ -142,7 +125,5 @@ class SinkExplorer(Explorer):
         if self.report is None:
             raise InterpError("nothing to export yet: press Run")
         report.add_table(title, ["finding", "value"], summary_rows(self.report))
-        for fw in (self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive):
-            report.add_figure(title, go.Figure(fw))
-        if self.activity is not None:
-            report.add_figure(title, go.Figure(self.fig_domains))
+        shown = [self.fig_heat, self.fig_pattern, self.fig_norms, self.fig_massive]
+        self.add_figures(report, title, shown + ([self.fig_domains] if self.activity is not None else []))

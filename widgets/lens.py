@@ -5,25 +5,17 @@ from __future__ import annotations
 import html
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from interp.errors import InterpError
 from interp.lens.bundled import bundled_tuned_lens, default_index
 from interp.lens.latent import latent_lens
 from interp.lens.logit import STATISTICS, logit_lens
-from interp.prompts import default_prompt
 from interp.report import Report
 from interp.viz.common import visible
-from widgets.base import Explorer
+from widgets.base import Explorer, Figure, html_table, show_figure
 
 _STAT_LABELS = {"final_prob": "p(final top-1)", "entropy": "entropy", "kl": "KL(final‖layer)", "target_rank": "target rank",
                 "target_prob": "target probability"}
-
-
-def _table(columns: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th style='text-align:left;padding:0 6px'>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td style='padding:0 6px'>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 class LensExplorer(Explorer):
@@ -40,26 +32,23 @@ class LensExplorer(Explorer):
     def __init__(self, model, prompt: str | None = None, *, tuned=None, index=None, target: str = "", top_k: int = 5,
                  export_path: str = "lens.html"):
         self.model, self.top_k = model, top_k
-        prompt = prompt if prompt is not None else default_prompt(model)
         self.tuned = tuned if tuned is not None else bundled_tuned_lens(model)
         self._index, self._index_tried = index, index is not None
-        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="480px"))
+        self.prompt = self.prompt_box(model, prompt)
         self.lens = W.Dropdown(options=["logit", "tuned", "latent"], value="logit", description="lens", layout=W.Layout(width="170px"))
         self.stat = W.Dropdown(options=[(v, k) for k, v in _STAT_LABELS.items()], value="final_prob", description="colour",
                                layout=W.Layout(width="260px"))
         self.target = W.Text(value=target, description="target", placeholder="word (optional)", layout=W.Layout(width="220px"))
         n_rows = model.cfg.n_layers + 1
         self.stride = W.IntSlider(value=1, min=1, max=max(1, n_rows - 1), description="stride", layout=W.Layout(width="260px"))
-        self.go_button = W.Button(description="Run", button_style="primary", icon="play")
-        self.go_button.on_click(lambda _: self.run())
-        self.fig = go.FigureWidget()
+        self.go_button = self.button("Run", primary=True)
+        self.fig = Figure()
         self.detail = W.HTML("<i>click a cell for its top-k tokens and LatentLens neighbours</i>")
         self.note = W.HTML("")
         controls = [self.prompt, self.lens, self.stat, self.target, self.stride, self.go_button]
         super().__init__(controls, [self.note, self.fig, self.detail], export_path=export_path)
         self.result = self.latent = None
-        for control in (self.lens, self.stat, self.stride):
-            control.observe(lambda _: self.run(), names="value")
+        self.rerun_on([self.lens, self.stat, self.stride])
         self.run()
 
     # ---- computing ---------------------------------------------------------------------------
@@ -94,10 +83,7 @@ class LensExplorer(Explorer):
             self.latent = None
             fig = lens_heatmap(self.result, self.stat.value, stride=self.stride.value)
         self.note.value = html.escape(self.result.target_note)
-        with self.fig.batch_update():
-            self.fig.data = []
-            self.fig.add_traces(fig.data)
-            self.fig.layout = fig.layout
+        show_figure(self.fig, fig)
         self.fig.data[0].on_click(self._clicked)
         self.progress(3, 3)
 
@@ -115,8 +101,8 @@ class LensExplorer(Explorer):
         r = self.result
         label = r.layers[row]
         parts = [f"<b>{html.escape(r.lens)} lens, {html.escape(label)}, position {pos} ({html.escape(visible(r.tokens[pos]))})</b>",
-                 _table(["#", "token", "probability"], [[i + 1, visible(t), f"{p:.4f}"] for i, (t, p) in
-                                                         enumerate(zip(r.top_tokens[row][pos], r.top_probs[row, pos].tolist()))])]
+                 html_table(["#", "token", "probability"], [[i + 1, visible(t), f"{p:.4f}"] for i, (t, p) in
+                                                            enumerate(zip(r.top_tokens[row][pos], r.top_probs[row, pos].tolist()))])]
         if label.endswith("_mid"):
             parts.append("<i>LatentLens reads block inputs and the final output only.</i>")
         else:
@@ -129,7 +115,7 @@ class LensExplorer(Explorer):
                 rows = [[i + 1, visible(t), f"{s:.3f}", int(sl), snip] for i, (t, s, sl, snip) in
                         enumerate(zip(ll.neighbours[0][pos], ll.sims[0, pos].tolist(), ll.source_layers[0, pos].tolist(),
                                       ll.snippets[0][pos]))]
-                parts += ["<b>LatentLens neighbours</b>", _table(["#", "token", "cosine", "stored layer", "context"], rows)]
+                parts += ["<b>LatentLens neighbours</b>", html_table(["#", "token", "cosine", "stored layer", "context"], rows)]
         self.detail.value = "<br>".join(parts)
         return self.detail.value
 
@@ -139,7 +125,7 @@ class LensExplorer(Explorer):
         if self.result is None:
             raise InterpError("nothing to export yet: run the explorer first")
         title = f"Lens: {self.prompt.value}"
-        report.add_figure(title, go.Figure(self.fig), caption=f"{self.lens.value} lens, colour {_STAT_LABELS[self.stat.value]}")
+        self.add_figures(report, title, [self.fig], caption=f"{self.lens.value} lens, colour {_STAT_LABELS[self.stat.value]}")
         r, last = self.result, len(self.result.layers) - 1
         report.add_table(title, ["stream", "top-1", "p", STATISTICS["kl"][1]],
                          [[name, visible(r.top_tokens[i][-1][0]), float(r.top_probs[i, -1, 0]), float(r.kl[i, -1])]

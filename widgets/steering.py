@@ -13,28 +13,29 @@ from interp.report import Report
 from interp.steering import ContrastExample, SteeringVectors
 from interp.steering.scoring import contrast_gaps, encode
 from interp.viz.common import base_layout, label
-from widgets.base import Explorer
+from widgets.base import Explorer, Figure, html_table, show_figure
 
 __all__ = ["SteeringPlayground"]
 
 
 class SteeringPlayground(Explorer):
-    """Prompt, method, layer and alpha controls; shows the unsteered and steered greedy continuations side by side,
-    the log-prob gap log P(preferred) − log P(dispreferred) for both, and the gap as a function of alpha.
+    """Prompt (default: ``interp.prompts.default_prompt``), method, layer and alpha controls; shows the unsteered and
+    steered greedy continuations side by side, the log-prob gap log P(preferred) − log P(dispreferred) for both, and
+    the gap as a function of alpha.
 
     ``vectors``: one ``SteeringVectors`` or a dict name -> vectors (e.g. {"grains": ..., "mean_difference": ...}).
     """
 
     title = "Steering playground"
 
-    def __init__(self, model, vectors, prompt: str = "mia likes", preferred: str = "", dispreferred: str = "",
+    def __init__(self, model, vectors, prompt: str | None = None, preferred: str = "", dispreferred: str = "",
                  alpha: float = 4.0, max_alpha: float = 20.0):
         self.model = model
         self.sets = {vectors.method: vectors} if isinstance(vectors, SteeringVectors) else dict(vectors)
         if not self.sets:
             raise InterpError("SteeringPlayground needs at least one SteeringVectors")
         first = next(iter(self.sets.values()))
-        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="320px"))
+        self.prompt = self.prompt_box(model, prompt, width="320px")
         self.preferred = W.Text(value=preferred, description="preferred", placeholder="e.g. ' apples'", layout=W.Layout(width="220px"))
         self.dispreferred = W.Text(value=dispreferred, description="dispreferred", layout=W.Layout(width="220px"))
         self.method = W.Dropdown(options=list(self.sets), description="vectors")
@@ -42,13 +43,11 @@ class SteeringPlayground(Explorer):
         self.alpha = W.FloatSlider(value=alpha, min=-max_alpha, max=max_alpha, step=0.25, description="alpha",
                                    continuous_update=False)
         self.n_tokens = W.IntSlider(value=8, min=1, max=32, description="tokens", continuous_update=False)
-        self.go = W.Button(description="Run", icon="play")
+        self.go = self.button("Run", primary=True)
         self.table = W.HTML()
-        self.fig = go.FigureWidget()
+        self.fig = Figure()
         self.method.observe(lambda _: self._on_method(), names="value")
-        for c in (self.layer, self.alpha, self.n_tokens):
-            c.observe(lambda _: self.run(), names="value")
-        self.go.on_click(lambda _: self.run())
+        self.rerun_on([self.layer, self.alpha, self.n_tokens])
         controls = [self.prompt, self.preferred, self.dispreferred, self.method, self.layer, self.alpha, self.n_tokens, self.go]
         super().__init__(controls, [self.table, self.fig], export_path="steering.html")
         self.result: dict = {}
@@ -93,25 +92,20 @@ class SteeringPlayground(Explorer):
                            plain=plain, steered=steered, gap_plain=gap0, gap_steered=gap1, sweep=sweep)
         self._show()
 
+    def _columns(self) -> list[str]:
+        r = self.result
+        return ["", "unsteered", f"steered (alpha {r['alpha']:g}, layers {r['layers']})"]
+
     def _show(self) -> None:
         r = self.result
         def fmt(g):
             return "—" if g is None else f"{g:+.3f}"
-        esc = html.escape
-        self.table.value = (
-            "<table style='border-collapse:collapse'><tr><th></th><th style='padding:0 12px'>unsteered</th>"
-            f"<th style='padding:0 12px'>steered (alpha {r['alpha']:g}, layers {esc(str(r['layers']))})</th></tr>"
-            f"<tr><td>continuation</td><td style='padding:0 12px'><code>{esc(r['prompt'])}<b>{esc(r['plain'])}</b></code></td>"
-            f"<td style='padding:0 12px'><code>{esc(r['prompt'])}<b>{esc(r['steered'])}</b></code></td></tr>"
-            f"<tr><td>log P(pref) − log P(dispref)</td><td style='padding:0 12px'>{fmt(r['gap_plain'])}</td>"
-            f"<td style='padding:0 12px'>{fmt(r['gap_steered'])}</td></tr></table>"
-        )
-        fig = self.figure()
-        with self.fig.batch_update():
-            self.fig.data = []
-            for t in fig.data:
-                self.fig.add_trace(t)
-            self.fig.layout = fig.layout
+        def text(cont):
+            return f"<code>{html.escape(r['prompt'])}<b>{html.escape(cont)}</b></code>"
+        self.table.value = html_table(self._columns(), [["continuation", text(r["plain"]), text(r["steered"])],
+                                                        ["log P(pref) − log P(dispref)", fmt(r["gap_plain"]), fmt(r["gap_steered"])]],
+                                      escape=False)
+        show_figure(self.fig, self.figure())
 
     def figure(self) -> go.Figure:
         """Log-prob gap versus alpha for the current prompt (empty when no answers are given)."""
@@ -130,9 +124,9 @@ class SteeringPlayground(Explorer):
     def add_to_report(self, report: Report) -> None:
         r = self.result
         title = "Steering playground"
-        report.add_table(title, ["", "unsteered", f"steered (alpha {r['alpha']:g}, layers {r['layers']})"], [
+        report.add_table(title, self._columns(), [
             ["continuation", r["prompt"] + r["plain"], r["prompt"] + r["steered"]],
             ["log-prob gap", "—" if r["gap_plain"] is None else r["gap_plain"], "—" if r["gap_steered"] is None else r["gap_steered"]],
         ])
         if r.get("sweep"):
-            report.add_figure(title, self.figure())
+            self.add_figures(report, title, [self.figure()])

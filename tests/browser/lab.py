@@ -180,6 +180,29 @@ _FIGS_JS = """(root) => [...root.querySelectorAll('.js-plotly-plot')].map(gd => 
 }).join('\\n')"""
 
 
+# The plotly figure models (anywidget models holding ``_widget_data``) of the current notebook's widget manager, found
+# through a widget output of the notebook (ipywidgets' WidgetRenderer holds the manager), and how many of them have no
+# view: a model nothing displays is a leaked one (the old re-announce of a figure left one per figure).
+_FIGURE_MODELS_JS = """async (panel) => {
+    const find = (w) => {
+        if (w && w._manager && w._manager.promise && typeof w.renderModel === 'function') return w;
+        for (const c of (w && typeof w.children === 'function' ? Array.from(w.children()) : [])) {
+            const r = find(c);
+            if (r) return r;
+        }
+        return null;
+    };
+    const plots = document.querySelectorAll(panel + ' .js-plotly-plot').length;
+    const renderer = find(window.jupyterapp.shell.currentWidget);
+    if (!renderer) return {manager: false, figures: 0, without_view: 0, plots};
+    const manager = await renderer._manager.promise;
+    const models = await Promise.all(Object.values(manager._models).map(p => p.catch(() => null)));
+    const figures = models.filter(m => m && m.get('_model_name') === 'AnyModel' && m.get('_widget_data') !== undefined);
+    const without_view = figures.filter(m => Object.keys(m.views || {}).length === 0).length;
+    return {manager: true, figures: figures.length, without_view, plots};
+}"""
+
+
 @dataclass
 class CellState:
     prompt: str
@@ -269,6 +292,11 @@ class LabNotebook:
 
     def fingerprint(self, root) -> str:
         return root.evaluate(_FIGS_JS)
+
+    def figure_models(self) -> dict:
+        """Plotly figure models in the page for this notebook: ``{"manager": found, "figures": models, "without_view":
+        models no view shows (leaked), "plots": plotly graphs drawn in the notebook}``."""
+        return self.page.evaluate(_FIGURE_MODELS_JS, PANEL)
 
 
 def open_lab(context, server: LabServer, timeout_ms: int = 240_000):

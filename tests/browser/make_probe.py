@@ -1,4 +1,4 @@
-"""Write tests/browser/probe.ipynb: a tiny ``Explorer`` (slider + dropdown + FigureWidget) used to test the
+"""Write tests/browser/probe.ipynb: a tiny ``Explorer`` (slider + dropdown + ``Figure``) used to test the
 browser harness and the shared widget frame in a real JupyterLab, independently of any analysis.
 
 Its render raises on purpose when the dropdown says "fail", so the test can check that the error shows
@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 CELLS = [
     new_markdown_cell("# Probe: the widget frame in JupyterLab (test fixture of `tests/browser/`)"),
     new_code_cell(
-        "import sys\n\nimport ipywidgets as W\nimport plotly.graph_objects as go\n\nfrom widgets.base import Explorer\n\n"
+        "import sys\n\nimport ipywidgets as W\nimport plotly.graph_objects as go\n\nfrom widgets.base import Explorer, Figure\n\n"
         "print('kernel prefix:', sys.prefix)"
     ),
     new_code_cell(
@@ -27,7 +27,7 @@ CELLS = [
     def __init__(self):
         self.step = W.IntSlider(value=2, min=1, max=6, description="step")
         self.mode = W.Dropdown(options=["ok", "fail"], value="ok", description="mode")
-        self.fig = go.FigureWidget(go.Scatter(y=[0] * 20, mode="lines+markers"))
+        self.fig = Figure(go.Scatter(y=[0] * 20, mode="lines+markers"))
         self.fig.update_layout(height=260, margin=dict(l=30, r=10, t=30, b=30), title="(i * step) mod 7")
         super().__init__([self.step, self.mode], [self.fig], export_path="probe.html")
         self.step.observe(lambda _: self.run(), "value")

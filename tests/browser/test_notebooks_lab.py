@@ -3,8 +3,9 @@
 For each notebook (a cleared copy under artifacts/, so the repo's notebooks are never modified and
 exports land in artifacts/): no error output, no widget that failed to display, every ``Explorer``
 view drawn (a plotly graph and its controls in the DOM, its error box hidden), changing one slider or
-dropdown of each view changes its figure, no console error in the page, and no request to any host
-but the local server. A screenshot of each notebook is saved under artifacts/.
+dropdown of each view changes its figure, every plotly figure model in the page is shown (one drawn graph
+each, no leaked front-end model), no console error in the page, and no request to any host but the local
+server. A screenshot of each notebook is saved under artifacts/.
 
 ``probe.ipynb`` (written by make_probe.py) exercises the shared widget frame itself: a render that
 raises shows the error inside the widget, the widget recovers, later cells still run, and the Export
@@ -197,6 +198,19 @@ def _change_one_control(nb: LabNotebook, root, timeout_s: float = 120.0, kinds=(
     raise AssertionError(f"{nb.path}: no control changed the figure (tried: {tried or 'no dropdown, slider or toggle'})")
 
 
+def _check_no_leaked_figures(nb: LabNotebook, timeout_s: float = 60.0) -> dict:
+    """Every plotly figure model of the notebook's widget manager has a view, and there are as many models as drawn
+    graphs: a figure is one front-end model, updated in place (widgets.base.Figure), never a second one."""
+    deadline = time.monotonic() + timeout_s
+    counts = nb.figure_models()
+    while counts["figures"] != counts["plots"] and time.monotonic() < deadline:  # graphs may still be drawing
+        time.sleep(0.5)
+        counts = nb.figure_models()
+    assert counts["manager"], f"{nb.path}: no widget manager found in the page"
+    assert counts["without_view"] == 0 and counts["figures"] == counts["plots"], f"{nb.path}: leaked figure models: {counts}"
+    return counts
+
+
 def _check_page(page, lab: LabServer) -> None:
     serious = _serious(page.console_errors)
     assert serious == [], f"console errors: {serious}"
@@ -222,6 +236,7 @@ def test_probe_widget_frame_in_lab(lab_page, lab):
     assert _wait_explorers_drawn(nb) == 1
     probe = nb.explorers().first
     _change_one_control(nb, probe, kinds=("slider",))  # (the dropdown's other option makes render() raise)
+    assert _check_no_leaked_figures(nb)["figures"] == 1
 
     # a render() that raises: the message appears inside the widget, nothing in the cell's error output
     _wait_controls_enabled(probe, 60)
@@ -271,6 +286,8 @@ def test_notebook_in_lab(lab_page, lab, src):
         view = nb.explorers().nth(i)
         view.scroll_into_view_if_needed()
         changed.append(_change_one_control(nb, view))
+    if n:
+        _check_no_leaked_figures(nb)
     # the outputs saved by JupyterLab carry no error either (what a user would see on reopening)
     nb.save()
     saved = nbformat.read(REPO / nb.path, as_version=4)
