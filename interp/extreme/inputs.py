@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from interp.errors import InterpError
+from interp.models import pad_right, text_ids
 
 Texts = str | Sequence[str] | torch.Tensor | Sequence[torch.Tensor]
 
@@ -47,7 +48,7 @@ def encode(model, texts: Texts, max_len: int | None = None, min_len: int = 2) ->
             elif isinstance(t, str):
                 if not t.strip():
                     raise InterpError(f"text {i} is empty: give at least one word")
-                rows.append(model.to_tokens(t).reshape(-1).cpu())
+                rows.append(text_ids(model, t, max_len=limit))
             else:
                 raise InterpError(f"text {i} is a {type(t).__name__}; give strings or token-id tensors")
     if not rows:
@@ -86,10 +87,7 @@ def batches(rows: list[torch.Tensor], batch_size: int, pad_id: int = 0) -> Itera
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         lens = torch.tensor([rows[i].numel() for i in idx])
-        ids = torch.full((len(idx), int(lens.max())), pad_id, dtype=torch.long)
-        for j, i in enumerate(idx):
-            ids[j, : lens[j]] = rows[i]
-        yield idx, ids, lens
+        yield idx, pad_right([rows[i] for i in idx], pad_id)[0], lens
 
 
 def pad_id(model) -> int:

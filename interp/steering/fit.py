@@ -21,10 +21,10 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
-from interp.models import model_name, special_token_id
+from interp.models import model_name, pad_right, special_token_id
 from interp.steering.attribution import contrast_token_scores, top_k_positions
 from interp.steering.data import ContrastExample
-from interp.steering.scoring import Encoded, encode, pad_right
+from interp.steering.scoring import Encoded, encode
 from interp.steering.vectors import HOOK, SteeringVectors
 
 __all__ = ["fit_grains", "fit_mean_difference", "aggregate", "mask_tokens", "mask_token_id", "hidden_at"]
@@ -77,7 +77,7 @@ def hidden_at(model, seqs: list[torch.Tensor], read: list[int], layers: list[int
     dev = next(model.parameters()).device
     for start in range(0, len(seqs), batch_size):
         chunk = seqs[start : start + batch_size]
-        batch = pad_right(chunk).to(dev)
+        batch = pad_right(chunk)[0].to(dev)
         _, cache = model.run_with_cache(batch, names_filter=names)
         rows = torch.arange(len(chunk), device=dev)
         cols = torch.tensor(read[start : start + batch_size], device=dev)
@@ -207,7 +207,7 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     h = h.view(len(enc), 2, 3, len(layers), -1)  # example, sign, (full, masked I+, masked I-)
     d_pos = (h[:, :, 0] - h[:, :, 1]).reshape(-1, len(layers), h.shape[-1])  # [2n, layer, d]
     d_neg = (h[:, :, 0] - h[:, :, 2]).reshape(-1, len(layers), h.shape[-1])
-    v = torch.stack([aggregate_fn(d_pos[:, j], aggregate) - aggregate_fn(d_neg[:, j], aggregate) for j in range(len(layers))])
+    v = _layer_differences(d_pos, d_neg, aggregate)
     v, norms = _finish(v, normalize)
     meta = dict(
         n_examples=len(enc), k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline, read=read,
@@ -219,4 +219,7 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     return SteeringVectors(v, layers, "grains", model_name(model), "per_token", meta)
 
 
-aggregate_fn = aggregate
+def _layer_differences(d_pos: torch.Tensor, d_neg: torch.Tensor, how: str) -> torch.Tensor:
+    """[layer, d]: ``aggregate(d_pos[:, j], how) - aggregate(d_neg[:, j], how)`` for each layer ``j`` of the [n, layer, d]
+    differences (a function of its own, where the ``aggregate`` option of ``fit_grains`` does not hide ``aggregate``)."""
+    return torch.stack([aggregate(d_pos[:, j], how) - aggregate(d_neg[:, j], how) for j in range(d_pos.shape[1])])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
-from interp.models import to_tokens
+from interp.models import model_device, pad_right, text_ids, to_tokens
 from interp.steering.data import ContrastExample
 
 
@@ -38,25 +38,13 @@ def encode(model, example: ContrastExample) -> Encoded:
     prompt = to_tokens(model, example.prompt)[0].cpu()
     answers = []
     for name in ("preferred", "dispreferred"):
-        ids = model.to_tokens(getattr(example, name), prepend_bos=False)[0].cpu()
+        ids = text_ids(model, getattr(example, name), prepend_bos=False)
         if ids.numel() == 0:
             raise InterpError(f"the {name} answer {getattr(example, name)!r} of {example.prompt!r} has no tokens")
         if prompt.numel() + ids.numel() > model.cfg.n_ctx:
             raise InterpError(f"prompt + {name} answer of {example.prompt!r} is longer than the model's context {model.cfg.n_ctx}")
         answers.append(ids)
     return Encoded(prompt, *answers)
-
-
-def pad_right(seqs: list[torch.Tensor], pad_id: int = 0) -> torch.Tensor:
-    """[n, max_len] batch of 1-D id tensors, right-padded with ``pad_id``."""
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 @torch.no_grad()
@@ -66,10 +54,10 @@ def continuation_logprob(model, prompts: list[torch.Tensor], answers: list[torch
     ``prompts[i]`` [P_i] and ``answers[i]`` [A_i] are id tensors; runs in right-padded batches.
     """
     out = torch.empty(len(prompts), dtype=torch.float64)
-    dev = _device(model)
+    dev = model_device(model)
     for start in range(0, len(prompts), batch_size):
         ps, ans = prompts[start : start + batch_size], answers[start : start + batch_size]
-        batch = pad_right([torch.cat([p, a]) for p, a in zip(ps, ans)]).to(dev)
+        batch = pad_right([torch.cat([p, a]) for p, a in zip(ps, ans)])[0].to(dev)
         logp = torch.log_softmax(model(batch).double(), -1)
         for j, (p, a) in enumerate(zip(ps, ans)):
             rows = logp[j, len(p) - 1 : len(p) + len(a) - 1]
@@ -95,10 +83,10 @@ def mean_nll(model, texts: list[str], *, batch_size: int = 16) -> tuple[float, i
         raise InterpError("no fluency texts given: pass some ordinary documents to measure perplexity on")
     seqs = [_tokens_truncated(model, t) for t in texts]
     total, count = 0.0, 0
-    dev = _device(model)
+    dev = model_device(model)
     for start in range(0, len(seqs), batch_size):
         chunk = seqs[start : start + batch_size]
-        batch = pad_right(chunk).to(dev)
+        batch = pad_right(chunk)[0].to(dev)
         logp = torch.log_softmax(model(batch).double(), -1)
         for j, s in enumerate(chunk):
             if len(s) < 2:
@@ -114,4 +102,4 @@ def mean_nll(model, texts: list[str], *, batch_size: int = 16) -> tuple[float, i
 def _tokens_truncated(model, text: str) -> torch.Tensor:
     if not isinstance(text, str) or not text.strip():
         raise InterpError("a fluency text is empty")
-    return model.to_tokens(text)[0].cpu()[: model.cfg.n_ctx]
+    return text_ids(model, text)

@@ -16,40 +16,19 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
+from interp.models import tokens
 
 __all__ = ["BigramTable", "bigram_table", "encode_texts"]
 
 
 def encode_texts(model, texts: Sequence[str], *, max_len: int | None = None) -> list[torch.Tensor]:
-    """Token ids of each text as the model tokenizes it (BOS prepended as the model does), cut to the context.
+    """Token ids of each text as the model tokenizes it (BOS prepended as the model does), cut to the context
+    (or ``max_len``): ``interp.models.encode_texts`` keeping texts of at least 2 tokens (one next-token pair).
 
-    Returns a list of 1-D int64 CPU tensors; texts that give fewer than 2 tokens are dropped.
-    Raises ``InterpError`` when ``texts`` is a bare string or is empty.
+    Returns a list of 1-D int64 CPU tensors. Raises ``InterpError`` when ``texts`` is a bare string, is empty, or
+    every text is shorter than 2 tokens.
     """
-    if isinstance(texts, str):
-        raise InterpError("texts must be a list of strings, not one string: wrap it as [text]")
-    texts = [t for t in texts if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise InterpError("texts is empty: give at least one non-empty text")
-    n_ctx = max_len or getattr(model.cfg, "n_ctx", None) or 1024
-    first = model.to_tokens(texts[0], truncate=False)[0].cpu()
-    fast = None
-    tok = getattr(model, "tokenizer", None)
-    if tok is not None:  # batch-tokenize when the tokenizer alone gives exactly what to_tokens gives
-        try:
-            fast = tok(texts)["input_ids"]
-        except Exception:
-            fast = None
-        if fast is not None and fast[0] != first.tolist():
-            fast = None
-    if fast is not None:
-        seqs = [torch.tensor(ids[:n_ctx], dtype=torch.long) for ids in fast]
-    else:
-        seqs = [model.to_tokens(t, truncate=False)[0, :n_ctx].cpu() for t in texts]
-    out = [s for s in seqs if s.numel() >= 2]
-    if not out:
-        raise InterpError("every text is shorter than 2 tokens: give longer texts")
-    return out
+    return tokens.encode_texts(model, texts, max_len, min_tokens=2)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -25,38 +26,42 @@ from interp.zoo.tokenizers import char_tokenizer, train_bpe
 
 
 @dataclass
-class StoriesRecipe:
-    """Everything that decides the ``stories`` model; stored in its card."""
+class Recipe:
+    """What decides any zoo model's training (seed, shape, batches, optimiser steps); stored in its card."""
 
     seed: int = 0
     n_layer: int = 4
     n_embd: int = 128
-    n_head: int = 4
     n_ctx: int = 128
-    vocab_size: int = 1024
-    train_docs: int = 24000
-    heldout_docs: int = 400
     batch_size: int = 32
     steps: int = 1000
     lr: float = 3e-3
-    weight_decay: float = 0.01
     threads: int = 1
 
 
 @dataclass
-class BBRecipe:
-    """Everything that decides a Bigram-Backcopy model; stored in its card."""
+class StoriesRecipe(Recipe):
+    """Everything that decides the ``stories`` model: the shared ``Recipe`` plus its heads, tokenizer and corpus."""
 
-    seed: int = 0
+    n_head: int = 4
+    vocab_size: int = 1024
+    train_docs: int = 24000
+    heldout_docs: int = 400
+    weight_decay: float = 0.01
+
+
+@dataclass
+class BBRecipe(Recipe):
+    """Everything that decides a Bigram-Backcopy model: the shared ``Recipe`` (smaller, longer trained) plus its
+    optimiser and attention."""
+
     n_layer: int = 3
     n_embd: int = 64
     n_ctx: int = 64
-    batch_size: int = 32
     steps: int = 3000
     lr: float = 1e-3
     optimizer: str = "adam"  # "adam" (AdamW, betas 0.9/0.99, wd 1e-4) or "sgd" (lr 0.03, momentum 0.9)
     attention: str = "softmax"  # "softmax" or "relu" (ReLU(q.k/sqrt(d))/i, unnormalised)
-    threads: int = 1
 
 
 def _seed_everything(seed: int, threads: int) -> None:
@@ -114,9 +119,7 @@ def _save_dir(out: Path, model: GPT2LMHeadModel, tok: PreTrainedTokenizerFast, c
 
 def _pad_batch(docs: list[list[int]], n_ctx: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad to the longest document (at most ``n_ctx``); labels are -100 on padding."""
-    ids = torch.full((len(docs), min(n_ctx, max(map(len, docs)))), pad_id, dtype=torch.long)
-    for i, d in enumerate(docs):
-        ids[i, : len(d)] = torch.tensor(d[:n_ctx])
+    ids = pad_sequence([torch.tensor(d[:n_ctx], dtype=torch.long) for d in docs], batch_first=True, padding_value=pad_id)
     labels = ids.clone()
     labels[ids == pad_id] = -100
     return ids, labels
