@@ -7,8 +7,6 @@ instead, whose answer resolves late in the layers (``" Berlin"``, p 0.95 on Smol
 
 from __future__ import annotations
 
-from pathlib import Path
-
 __all__ = ["TOY_PROMPT", "REAL_PROMPT", "default_prompt", "is_toy"]
 
 TOY_PROMPT = "one day mia found a key in the garden . then mia took the"
@@ -19,11 +17,9 @@ _TOY_VOCAB = 1000
 
 def is_toy(model) -> bool:
     """True for a zoo model or any model whose vocabulary has fewer than 1,000 tokens."""
-    from interp.models import model_name
-    from interp.zoo import ZOO_MODELS
+    from interp.zoo import bundled_name
 
-    name = Path(str(model_name(model))).name
-    return name in ZOO_MODELS or int(getattr(model.cfg, "d_vocab", 0) or 0) < _TOY_VOCAB
+    return bundled_name(model) is not None or int(getattr(model.cfg, "d_vocab", 0) or 0) < _TOY_VOCAB
 
 
 def default_prompt(model) -> str:

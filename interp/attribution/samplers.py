@@ -106,9 +106,9 @@ class UnigramSampler(_TableSampler):
     def for_model(cls, model, texts: Iterable[str] | None = None) -> UnigramSampler:
         """From ``texts``; for the bundled ``stories`` model without texts, from 2,000 generated documents."""
         if texts is None:
-            from interp.models import model_name
+            from interp.zoo import bundled_name
 
-            if model_name(model) != "stories":
+            if bundled_name(model) != "stories":
                 raise InterpError("the unigram sampler needs a corpus: pass sampler_texts=[...] (strings of your domain)")
             from interp.zoo import stories
 

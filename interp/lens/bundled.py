@@ -12,6 +12,7 @@ from pathlib import Path
 from interp.errors import InterpError
 from interp.models import model_name
 from interp.paths import DATA_DIR
+from interp.zoo import bundled_name
 
 __all__ = ["LENS_DIR", "bundled_tuned_lens", "default_index", "stories_texts"]
 
@@ -48,6 +49,6 @@ def default_index(model, n_docs: int = 150, progress: bool = False):
     per token, a few seconds on a CPU), or ``None`` for other models (no corpus is bundled for them)."""
     from interp.lens.latent import LatentIndex
 
-    if Path(model_name(model)).name != "stories":
+    if bundled_name(model) != "stories":
         return None
     return LatentIndex.build(model, stories_texts(n_docs, "train"), max_per_token=20, progress=progress)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
-from interp.zoo import stories
+from interp.zoo import bundled_name, stories
 
 __all__ = ["heldout_stories", "heldout_texts"]
 
@@ -21,6 +19,6 @@ def heldout_stories(n: int = 32) -> list[str]:
 def heldout_texts(name: str, n: int = 32) -> list[str] | None:
     """``n`` held-out documents for the zoo model called ``name`` (a zoo name, or a folder whose last part is one,
     as ``interp.models.model_name`` gives), or None when the zoo has no held-out text for it (only ``stories`` has)."""
-    if PurePath(str(name).rstrip("/")).name != "stories":
+    if bundled_name(name) != "stories":
         return None
     return heldout_stories(n)

@@ -14,6 +14,7 @@ from interp.steering.attribution import grains_attribution
 from interp.steering.data import ContrastExample, load_contrast
 from interp.steering.evaluate import evaluate
 from interp.steering.vectors import SteeringVectors
+from interp.zoo import bundled_name
 from interp.zoo.heldout import heldout_stories
 
 TITLE = "Steering (GrAInS)"
@@ -79,7 +80,7 @@ def add_to_report(report, model, prompt: str, *, preferred: str | None = None, d
     report.add_table(TITLE, ["vectors", "alpha", "layers", "greedy continuation"], rows,
                      caption="Norm-preserving steering at every position (prompt and generated tokens).")
     held = DATA / "contrast" / "stories_heldout_uncued.jsonl"
-    if Path(model_name(model)).name == "stories" and held.is_file():
+    if bundled_name(model) == "stories" and held.is_file():
         ev = evaluate(model, sets, load_contrast(held), alphas=grid, fluency_texts=heldout_stories(12), progress=False)
         report.add_figure(TITLE, steering_curves(ev), caption="Held-out uncued fact questions (names unseen in fitting); "
                           "perplexity on held-out stories documents.")
