@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from interp.models import model_name
 from interp.report.document import Report
 from interp.report.sections import attribution, extreme, lens, overview, steering, subnetworks
+from interp.validate import check_known, check_types, option_names
 
 SECTIONS: list[tuple[str, Callable[..., None]]] = [
     ("Lenses", lens.add_to_report),
@@ -27,7 +28,9 @@ SECTIONS: list[tuple[str, Callable[..., None]]] = [
 
 def build_report(model, prompt: str | None = None, *, progress: bool = True, **options) -> Report:
     """Run the overview and every section of ``SECTIONS`` on ``prompt`` (default: ``interp.prompts.default_prompt``,
-    chosen by model); ``options`` go to every section. Returns the ``Report`` (not saved)."""
+    chosen by model); ``options`` go to every section, and one that no section takes (or of a wrong type) raises
+    ``InterpError`` naming it and the valid ones before anything runs. Returns the ``Report`` (not saved)."""
+    check_section_options(options)
     if prompt is None:
         from interp.prompts import default_prompt
 
@@ -41,3 +44,12 @@ def build_report(model, prompt: str | None = None, *, progress: bool = True, **o
             print(f"interp report: section {title!r} failed: {type(e).__name__}: {e}", file=sys.stderr)
             report.add_error(title, f"{type(e).__name__}: {e}")
     return report
+
+
+def check_section_options(options: dict) -> None:
+    """Raise ``InterpError`` unless every one of ``options`` is a keyword option of some section's ``add_to_report``
+    and fits that section's annotation of it."""
+    known = list(dict.fromkeys(n for _, add in SECTIONS for n in option_names(add, open_ended=True)))
+    check_known(options, known, what="build_report()")
+    for _, add in SECTIONS:
+        check_types(add, {k: v for k, v in options.items() if k in option_names(add, open_ended=True)}, what="build_report()")

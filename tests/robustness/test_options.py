@@ -150,3 +150,17 @@ def test_train_mask_options(stories):
 def test_latent_index_empty_options(stories, options, match):
     with pytest.raises(InterpError, match=match):
         LatentIndex.empty(stories, **options)
+
+
+# ---- build_report ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("options, match", [
+    ({"subnetwrk": "sub.safetensors"}, r"build_report\(\) has no option subnetwrk \(did you mean subnetwork\?\): its options "
+                                       r"are .*lens_target.*subnetwork"),
+    ({"n_steps": "20"}, "build_report\\(\\) option n_steps must be a whole number, got str '20'"),
+    ({"alphas": 2.0}, "option alphas must be .*, got float 2.0"),
+])
+def test_build_report_refuses_an_option_no_section_takes(stories, options, match):
+    from interp.report import build_report
+
+    with pytest.raises(InterpError, match=match):
+        build_report(stories, PROMPT, progress=False, **options)

@@ -1,12 +1,14 @@
 """Report section for a saved bigram subnetwork: ``interp report --subnetwork PATH``.
 
-Added only when ``options["subnetwork"]`` (a path to a file written by ``Subnetwork.save``) is given. Shows
+Added only when ``subnetwork=`` (a path to a file written by ``Subnetwork.save``) is given. Shows
 the kept fraction by layer and component, per-token predictions of the full model / subnetwork / bigram
 table on the prompt, and an evaluation (surprisal correlation, ablation losses) on held-out text: held-out
 ``stories`` documents for the bundled ``stories`` model, the prompt alone otherwise.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from interp.models import model_name
 from interp.report.document import Report
@@ -18,9 +20,9 @@ from interp.zoo.heldout import heldout_texts
 TITLE = "Bigram subnetwork"
 
 
-def add_to_report(report: Report, model, prompt: str, **options) -> None:
-    """Add the subnetwork section when ``options["subnetwork"]`` names a saved subnetwork; otherwise do nothing."""
-    path = options.get("subnetwork")
+def add_to_report(report: Report, model, prompt: str, *, subnetwork: str | Path | None = None, **_options) -> None:
+    """Add the subnetwork section when ``subnetwork`` names a saved subnetwork file; otherwise do nothing."""
+    path = subnetwork
     if not path:
         return
     from interp.viz.subnetworks import ablation_figure, kept_fraction_figure, surprisal_scatter, token_predictions_figure
