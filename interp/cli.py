@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from interp.errors import InterpError
+from interp.errors import InterpError, run_command
 
 REPORT_NEW_TOKENS = 8
 """Tokens the report generates after the prompt (the steered continuations): the prompt must leave this much room."""
@@ -87,20 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except InterpError as e:
-        print(f"interp: error: {_one_line(str(e))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interp: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return run_command("interp", lambda: args.func(args))
     except Terminated:
         print("interp: terminated; nothing was written", file=sys.stderr)
         return 143
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -31,39 +31,42 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
 
+    from interp.errors import run_command
+
+    return run_command("python -m interp.lens", lambda: _train_tuned(a, argv))
+
+
+def _train_tuned(a: argparse.Namespace, argv: list[str] | None) -> int:
+    """Train, save and summarise one tuned lens (``InterpError`` on bad input); returns 0."""
     from pathlib import Path
 
-    from interp.errors import InterpError
     from interp.lens.bundled import LENS_DIR, stories_texts
     from interp.lens.tuned import TunedLens, heldout_kl
     from interp.models import load_model
+    from interp.zoo import bundled_name
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    try:
-        model = load_model(a.model, device="cpu")
-        corpus = a.corpus or ("stories" if Path(a.model).name == "stories" else "prose")
-        if corpus == "stories":
-            train, held = stories_texts(a.docs, "train"), stories_texts(a.heldout_docs, "heldout")
-        else:
-            from interp.corpora import DOMAINS, cut_to_tokens
+    model = load_model(a.model, device="cpu")
+    corpus = a.corpus or ("stories" if bundled_name(a.model) == "stories" else "prose")
+    if corpus == "stories":
+        train, held = stories_texts(a.docs, "train"), stories_texts(a.heldout_docs, "heldout")
+    else:
+        from interp.corpora import DOMAINS, cut_to_tokens
 
-            train, held = DOMAINS[corpus]("train")[: a.docs], DOMAINS[corpus]("heldout")[: a.heldout_docs]
-            if a.max_len:
-                train, held = cut_to_tokens(train, model, a.max_len), cut_to_tokens(held, model, a.max_len)
-        lens = TunedLens.train(model, train, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, max_len=a.max_len)
-        out = Path(a.out) if a.out else LENS_DIR / f"{Path(a.model).name}-tuned"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        logit, tuned = heldout_kl(model, held), heldout_kl(model, held, lens)
-        lens.info["corpus"] = corpus
-        lens.info["heldout_docs"] = len(held)
-        lens.info["heldout_kl_logit"] = [round(x, 5) for x in logit.tolist()]
-        lens.info["heldout_kl_tuned"] = [round(x, 5) for x in tuned.tolist()]
-        lens.info["command"] = "python -m interp.lens " + " ".join(argv if argv is not None else sys.argv[1:])
-        lens.save(out, dtype=torch.float16 if a.half else torch.float32)
-    except InterpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        train, held = DOMAINS[corpus]("train")[: a.docs], DOMAINS[corpus]("heldout")[: a.heldout_docs]
+        if a.max_len:
+            train, held = cut_to_tokens(train, model, a.max_len), cut_to_tokens(held, model, a.max_len)
+    lens = TunedLens.train(model, train, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed, max_len=a.max_len)
+    out = Path(a.out) if a.out else LENS_DIR / f"{Path(a.model).name}-tuned"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    logit, tuned = heldout_kl(model, held), heldout_kl(model, held, lens)
+    lens.info["corpus"] = corpus
+    lens.info["heldout_docs"] = len(held)
+    lens.info["heldout_kl_logit"] = [round(x, 5) for x in logit.tolist()]
+    lens.info["heldout_kl_tuned"] = [round(x, 5) for x in tuned.tolist()]
+    lens.info["command"] = "python -m interp.lens " + " ".join(argv if argv is not None else sys.argv[1:])
+    lens.save(out, dtype=torch.float16 if a.half else torch.float32)
     print(f"wrote {out}")
     print("held-out KL(final || lens) per layer, nats")
     for i, (a_, b_) in enumerate(zip(logit.tolist(), tuned.tolist())):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from interp.errors import InterpError
+from interp.errors import InterpError, run_command
 from interp.paths import DATA_DIR
 
 OUT_DIR = DATA_DIR / "subnetworks"
@@ -42,13 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if old is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _sigterm)  # SIGTERM stops training like Ctrl-C
     try:
-        return _run(a)
-    except InterpError as e:
-        print(f"python -m interp.subnetworks: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("python -m interp.subnetworks: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return run_command("python -m interp.subnetworks", lambda: _run(a))
     finally:
         if old is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

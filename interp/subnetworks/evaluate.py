@@ -13,6 +13,7 @@ ablated, random complement = a random same-size set ablated; optionally the empt
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -118,7 +119,7 @@ def evaluate(
     for v in variants:
         sub = subnetwork.variant(v, seed)
         surpr, xents = [], []
-        ctx = sub.applied(model) if sub is not None else _null()
+        ctx = sub.applied(model) if sub is not None else contextlib.nullcontext()
         with ctx:
             for i in range(0, len(seqs), batch_size):
                 chunk = seqs[i : i + batch_size]
@@ -139,11 +140,3 @@ def evaluate(
         model_name(model), list(variants), *(torch.tensor(out[k]) for k in ("loss", "xent", "r", "r_dropinf")),
         subnetwork.kept_fraction, len(cur), big_s_filled[pick].float(), torch.stack(points).float(), zero[pick],
     )
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
