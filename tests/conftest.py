@@ -1,15 +1,34 @@
-"""Shared fixtures: bundled models and random-weight models of several families (all offline)."""
+"""Shared fixtures (bundled models, random-weight models of several families; all offline), the torch thread count
+and the tier markers.
+
+Tiers are folders: ``tests/<tier>/`` gets the pytest marker ``<tier>`` (unit, validity, real, robustness, notebooks,
+browser, scale), so ``./scripts/test.sh -m unit`` runs one tier. Threads are set here once for the whole run: one
+torch thread (the toy models gain nothing from a second one, and on a loaded 2-core machine two spinning OpenMP
+threads are far slower); a module that wants another count uses a fixture that restores it afterwards.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(2)
+torch.set_num_threads(1)
+
+TIERS = ("unit", "validity", "real", "robustness", "notebooks", "browser", "scale")
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its tier, the folder it lives in under tests/."""
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(_HERE).parts
+        if len(parts) > 1 and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,9 @@ import torch
 from interp.lens import LatentIndex, TunedLens, heldout_kl, logit_lens
 from interp.lens.bundled import bundled_tuned_lens, stories_texts
 from interp.lens.evaluate import token_hit_rate
-from interp.models import load_model, to_tokens
+from interp.models import to_tokens
 
 PROMPT = "one day mia found a key in the garden . then mia took the"
-
-
-@pytest.fixture(scope="module")
-def stories():
-    return load_model("stories", device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from interp.attribution.samplers import ModelSampler, UniformSampler, UnigramSam
 from interp.errors import InterpError
 from interp.testing import random_model
 
-torch.set_num_threads(1)
 LETTERS = "abcdefghijklmnoprstuvwxyz"  # no "q": the trigger
 
 

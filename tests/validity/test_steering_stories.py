@@ -6,20 +6,11 @@ uncued "<name> likes" is true half the time, so the uncued question is answered 
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from interp.models import load_model
 from interp.steering import SteeringVectors, evaluate, fit_grains, load_contrast
 from interp.steering.scoring import contrast_gaps, encode
 from interp.steering.stories import DATA, contrast_sets, fluency_texts
-
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def stories():
-    return load_model("stories", device="cpu")
 
 
 def _accuracy(model, examples) -> float:

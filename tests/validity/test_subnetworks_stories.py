@@ -10,7 +10,7 @@ import torch
 
 from interp.subnetworks import Subnetwork, evaluate
 
-SHIPPED = Path(__file__).resolve().parents[1] / "data" / "subnetworks" / "stories-bigram.safetensors"
+SHIPPED = Path(__file__).resolve().parents[2] / "data" / "subnetworks" / "stories-bigram.safetensors"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")

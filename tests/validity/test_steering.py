@@ -28,8 +28,6 @@ from interp.steering import (
 )
 from interp.testing import random_model
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def gpt2():

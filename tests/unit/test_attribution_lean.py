@@ -26,8 +26,6 @@ from interp.models import load_model
 from interp.subnetworks.masking import swap_weights
 from interp.testing import random_model, random_model_dir
 
-torch.set_num_threads(1)
-
 
 def _variant(family: str, **config) -> object:
     """A random-weight bridge of ``family`` with ``config`` entries changed in its config.json."""

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 from interp.attribution import attribute
 from interp.attribution.compare import compare
 from interp.attribution.planted import trigger_model
 from interp.report import Report
-
-torch.set_num_threads(1)
 
 
 def test_figures_widget_report_and_compare(tmp_path):
