@@ -104,9 +104,9 @@ def _convert(path: Path, out: Path, digest: str, arch: str, trust_remote_code: b
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kw = dict(gguf_file=path.name, trust_remote_code=trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kw)
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=torch.float32, **kw)
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
+                                                 trust_remote_code=trust_remote_code)
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

@@ -28,7 +28,7 @@ SECTIONS: list[tuple[str, Callable[..., None]]] = [
 
 def build_report(model, prompt: str | None = None, *, progress: bool = True, **options) -> Report:
     """Run the overview and every section of ``SECTIONS`` on ``prompt`` (default: ``interp.prompts.default_prompt``,
-    chosen by model); ``options`` go to every section, and one that no section takes (or of a wrong type) raises
+    chosen by model); each section gets the ``options`` it names, and one that no section takes (or of a wrong type) raises
     ``InterpError`` naming it and the valid ones before anything runs. Returns the ``Report`` (not saved)."""
     check_section_options(options)
     if prompt is None:
@@ -39,7 +39,7 @@ def build_report(model, prompt: str | None = None, *, progress: bool = True, **o
     overview.add_to_report(report, model, prompt)
     for title, add in tqdm(SECTIONS, desc="report", disable=not progress):
         try:
-            add(report, model, prompt, **options)
+            add(report, model, prompt, **_own(add, options))
         except Exception as e:  # one failing analysis must not lose the others
             print(f"interp report: section {title!r} failed: {type(e).__name__}: {e}", file=sys.stderr)
             report.add_error(title, f"{type(e).__name__}: {e}")
@@ -49,7 +49,13 @@ def build_report(model, prompt: str | None = None, *, progress: bool = True, **o
 def check_section_options(options: dict) -> None:
     """Raise ``InterpError`` unless every one of ``options`` is a keyword option of some section's ``add_to_report``
     and fits that section's annotation of it."""
-    known = list(dict.fromkeys(n for _, add in SECTIONS for n in option_names(add, open_ended=True)))
+    known = list(dict.fromkeys(n for _, add in SECTIONS for n in option_names(add)))
     check_known(options, known, what="build_report()")
     for _, add in SECTIONS:
-        check_types(add, {k: v for k, v in options.items() if k in option_names(add, open_ended=True)}, what="build_report()")
+        check_types(add, _own(add, options), what="build_report()")
+
+
+def _own(add: Callable[..., None], options: dict) -> dict:
+    """The ``options`` that section function ``add`` names as keyword options."""
+    names = set(option_names(add))
+    return {k: v for k, v in options.items() if k in names}

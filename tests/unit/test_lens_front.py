@@ -71,7 +71,7 @@ def test_report_section_random_model(model):
     from interp.report.sections.lens import add_to_report
 
     report = Report("t")
-    add_to_report(report, model, "hello world", unknown_option=1)
+    add_to_report(report, model, "hello world")
     (section,) = report.sections
     kinds = [kind for kind, _ in section.items]
     assert kinds.count("figure") == 3 and kinds.count("text") == 2  # no tuned lens, no index: said in text

@@ -38,7 +38,7 @@ def add_attribution(report, attr: TokenAttribution, title: str | None = None) ->
         report.add_figure(title, matrix_figure(attr))
 
 
-def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None = None, target=None, **_) -> None:
+def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None = None, target=None) -> None:
     """Attribute the greedy next token (or ``target``) with each method and add tokens + a faithfulness table."""
     rows = []
     for method, opts in (methods or REPORT_METHODS).items():

@@ -7,8 +7,8 @@ from interp.extreme.scan import Thresholds, scan
 from interp.report.document import Report
 
 
-def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None = None, thresholds: Thresholds | None = None,
-                  **_options) -> None:
+def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None = None, thresholds: Thresholds | None = None
+                  ) -> None:
     """Add the "Extreme tokens" section for ``prompt`` (and ``texts``, when given, as the scanned corpus).
 
     One streaming scan and one cached forward pass of the prompt: a few seconds on ``stories``.

@@ -36,7 +36,7 @@ def _index(model, latent_index):
 
 @torch.no_grad()
 def add_to_report(report, model, prompt: str, *, lens_target: str | None = None, tuned_lens=None, latent_index=None,
-                  stride: int = 1, **_options) -> None:
+                  stride: int = 1) -> None:
     """Add the lens section for ``prompt``: logit-lens heat-maps (final top-1 probability, KL), the target
     probability by layer (target = ``lens_target`` or the model's top next token), the tuned lens when one
     fits the model, and LatentLens neighbours of the last position (stories, or a given ``latent_index``)."""

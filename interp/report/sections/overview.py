@@ -9,7 +9,7 @@ from interp.viz.common import visible
 from interp.viz.tokens import TokenView
 
 
-def add_to_report(report: Report, model, prompt: str, **_options) -> None:
+def add_to_report(report: Report, model, prompt: str) -> None:
     """Add the "Model" table and the "Prompt" section (tokens shaded by surprisal, top next tokens) for ``prompt``."""
     cfg = model.cfg
     params = n_parameters(model)

@@ -49,7 +49,7 @@ def _contrast_for(model, prompt: str, preferred: str | None, dispreferred: str |
 
 def add_to_report(report, model, prompt: str, *, preferred: str | None = None, dispreferred: str | None = None,
                   vectors: dict | SteeringVectors | None = None, alphas: list[float] | None = None,
-                  n_steps: int = 20, **_ignored) -> None:
+                  n_steps: int = 20) -> None:
     """Add the steering section: attribution of log P(preferred) − log P(dispreferred) for ``prompt`` (default
     answers: the model's top-2 next tokens), steered vs unsteered continuations when vectors exist (``vectors`` or
     the shipped ones), and the held-out evaluation figure for ``stories``."""

@@ -20,7 +20,7 @@ from interp.zoo.heldout import heldout_texts
 TITLE = "Bigram subnetwork"
 
 
-def add_to_report(report: Report, model, prompt: str, *, subnetwork: str | Path | None = None, **_options) -> None:
+def add_to_report(report: Report, model, prompt: str, *, subnetwork: str | Path | None = None) -> None:
     """Add the subnetwork section when ``subnetwork`` names a saved subnetwork file; otherwise do nothing."""
     path = subnetwork
     if not path:
