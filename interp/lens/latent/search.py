@@ -7,6 +7,7 @@ index returns what the same index in one piece returns. Candidates carry a globa
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -66,33 +67,63 @@ def check_queries(vectors, d_model: int, n_rows: int) -> torch.Tensor:
 
 
 def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int,
-               offset: int = 0, block: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+               offset: int = 0, block: int = 2048, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k (cosine [n, k'], row [n, k']) of unit queries ``q`` [n, d] against stored vectors ``E`` [rows, d]
     with inverse norms ``inv`` [rows], folded ``chunk`` rows at a time; row ids start at ``offset``; k' = min(k, rows).
 
-    On the CPU, float16 rows are widened to float32 ``block`` rows at a time into one reused buffer (a fresh
-    float32 copy of each chunk costs more in page faults than the matmul itself) and multiplied in float32.
+    On the CPU, float16 rows are widened to float32 ``block`` rows at a time into a reused buffer (a fresh float32
+    copy of each chunk costs more in page faults than the matmul itself) and multiplied in float32. The rows are split
+    at block boundaries among ``workers`` threads (default ``torch.get_num_threads()``), each running torch on one
+    thread: a [16, d] x [d, block] product does not parallelise inside torch (two intra-op threads were slower than
+    one), while two threads on separate rows are 1.7x one. Every row's cosine is computed by the same product of the
+    same block whatever the thread count, and equal cosines are ordered by the smaller row, so the result does not
+    depend on ``workers``.
     """
     q = q.to(E.device)
     if E.device.type == "cuda":
-        qm, buf = q.to(E.dtype), None
-    else:
-        qm = q.float().contiguous()
-        buf = None if E.dtype == torch.float32 else torch.empty(min(block, E.shape[0]), E.shape[1])
-    sims_buf = None if buf is None else torch.empty(q.shape[0], min(chunk, E.shape[0]))
+        s, i = _fold_topk(q.to(E.dtype), E, inv, k, chunk, 0, E.shape[0], None)
+        return s, i + offset
+    qm = q.float().contiguous()
+    chunk = max(block, chunk // block * block)  # blocks start at multiples of ``block`` for every worker count
+    n_blocks = -(-E.shape[0] // block)
+    workers = max(1, min(workers or torch.get_num_threads(), n_blocks))
+    edges = [E.shape[0] if w == workers else (n_blocks * w // workers) * block for w in range(workers + 1)]
+    if workers == 1:
+        s, i = merge_topk(*_fold_topk(qm, E, inv, k, chunk, 0, E.shape[0], block), min(k, E.shape[0]))
+        return s, i + offset
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(lambda w: _fold_topk(qm, E, inv, k, chunk, edges[w], edges[w + 1], block), range(workers)))
+    finally:
+        torch.set_num_threads(threads)
+    s, i = merge_topk(torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1), min(k, E.shape[0]))
+    return s, i + offset
+
+
+def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int, lo: int, hi: int,
+               block: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k (cosine, row) [n, k'] of rows ``lo:hi`` of ``E``, ``chunk`` rows at a time; ``block``: widen float16
+    rows ``block`` at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly."""
+    widen = block is not None and E.dtype != torch.float32
+    step = block or chunk
+    buf = torch.empty(min(step, hi - lo), E.shape[1]) if widen else None
+    sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None else None
     best_s = best_i = None
-    for start in range(0, E.shape[0], chunk):
-        stop = min(start + chunk, E.shape[0])
-        if buf is None:
+    for start in range(lo, hi, chunk):
+        stop = min(start + chunk, hi)
+        if block is None:
             sims = (qm @ torch.as_tensor(E[start:stop]).T).float()
         else:
             sims = sims_buf[:, : stop - start]
             for b0 in range(start, stop, block):
                 b1 = min(b0 + block, stop)
-                rows = buf[: b1 - b0]
-                rows.copy_(torch.as_tensor(E[b0:b1]))
+                rows = torch.as_tensor(E[b0:b1])
+                if widen:
+                    rows = buf[: b1 - b0].copy_(rows)
                 torch.mm(qm, rows.T, out=sims[:, b0 - start : b1 - start])
-        sims = sims * torch.as_tensor(inv[start:stop]).to(q.device)
+        sims = sims * torch.as_tensor(inv[start:stop]).to(qm.device)
         s, i = sims.topk(min(k, sims.shape[1]), dim=1)
         i = i + start
         if best_s is not None:
@@ -100,7 +131,7 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
             s, pick = s.topk(min(k, s.shape[1]), dim=1)
             i = j.gather(1, pick)
         best_s, best_i = s, i
-    return best_s, best_i + offset
+    return best_s, best_i
 
 
 def merge_topk(sims: torch.Tensor, gids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
