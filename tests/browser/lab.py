@@ -192,7 +192,10 @@ _FIGURE_MODELS_JS = """async (panel) => {
         }
         return null;
     };
-    const plots = document.querySelectorAll(panel + ' .js-plotly-plot').length;
+    // graphs drawn by widget views only: a figure a cell displays as its plain output (plotly's own mime renderer) is
+    // drawn without a widget model
+    const plots = document.querySelectorAll(
+        panel + ' [data-mime-type="application/vnd.jupyter.widget-view+json"] .js-plotly-plot').length;
     const renderer = find(window.jupyterapp.shell.currentWidget);
     if (!renderer) return {manager: false, figures: 0, without_view: 0, plots};
     const manager = await renderer._manager.promise;
@@ -295,7 +298,7 @@ class LabNotebook:
 
     def figure_models(self) -> dict:
         """Plotly figure models in the page for this notebook: ``{"manager": found, "figures": models, "without_view":
-        models no view shows (leaked), "plots": plotly graphs drawn in the notebook}``."""
+        models no view shows (leaked), "plots": plotly graphs drawn inside the notebook's widget views}``."""
         return self.page.evaluate(_FIGURE_MODELS_JS, PANEL)
 
 
