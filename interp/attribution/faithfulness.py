@@ -31,6 +31,7 @@ import torch
 from interp.attribution.ig import embed_hook_name
 from interp.attribution.result import TokenAttribution
 from interp.errors import InterpError
+from interp.models import model_device
 from interp.results import Result
 
 __all__ = ["Faithfulness", "faithfulness", "keep_probabilities", "hellinger_like", "METRICS"]
@@ -136,7 +137,7 @@ def _masked_probs(model, x: torch.Tensor, masks: torch.Tensor, max_rows: int) ->
 
 def _one_target(model, x: torch.Tensor, scores: torch.Tensor, *, n_samples: int, fractions, normalize: str,
                 seed: int, max_rows: int) -> dict[str, float]:
-    device = next(model.parameters()).device
+    device = model_device(model)
     x = x.to(device)
     T, d = x.shape[0], model.cfg.d_model
     g = torch.Generator().manual_seed(seed)

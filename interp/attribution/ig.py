@@ -40,7 +40,7 @@ import torch
 
 from interp.attribution.quadrature import adaptive_simpson
 from interp.errors import InterpError
-from interp.models import special_token_id
+from interp.models import model_device, special_token_id
 from interp.results import Result
 
 __all__ = ["IGOutput", "embedding_ig", "adaptive_embedding_ig", "auto_batch_size", "BASELINES", "resolve_baseline",
@@ -223,7 +223,7 @@ def _setup(model, tokens: torch.Tensor, baseline: str, internal_batch_size: int 
     _check(model, tokens, internal_batch_size)
     kind = resolve_baseline(model, baseline)
     hook = embed_hook_name(model)
-    device = next(model.parameters()).device
+    device = model_device(model)
     tokens = tokens.to(device)
     emb = _embeddings(model, tokens, hook)
     return kind, hook, device, tokens, emb, _baseline_embeddings(model, tokens, emb, kind, hook)

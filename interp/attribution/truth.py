@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
+from interp.models import model_device
 
 __all__ = ["TruthPrompt", "induction_prompts", "fact_prompts", "truth_rates", "WORDS", "FACTS"]
 
@@ -160,7 +161,7 @@ def _single(tok, word: str) -> int | None:
 
 @torch.no_grad()
 def _greedy(model, tokens: torch.Tensor) -> int:
-    return int(model(tokens[None].to(next(model.parameters()).device), logits_to_keep=1)[0, -1].argmax())
+    return int(model(tokens[None].to(model_device(model)), logits_to_keep=1)[0, -1].argmax())
 
 
 def induction_prompts(model, n: int = 60, *, seed: int = 0, n_words: int = 10, correct_only: bool = True,

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
-from interp.models import model_name, pad_right, special_token_id
+from interp.models import model_device, model_name, pad_right, special_token_id
 from interp.steering.attribution import contrast_token_scores, top_k_positions
 from interp.steering.data import ContrastExample
 from interp.steering.scoring import Encoded, encode
@@ -74,7 +74,7 @@ def hidden_at(model, seqs: list[torch.Tensor], read: list[int], layers: list[int
     ``seqs[i]`` at position ``read[i]``, for each of ``layers``; sequences run right-padded in batches."""
     names = [HOOK.format(layer=layer) for layer in layers]
     out = torch.empty(len(seqs), len(layers), model.cfg.d_model)
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     for start in range(0, len(seqs), batch_size):
         chunk = seqs[start : start + batch_size]
         batch = pad_right(chunk)[0].to(dev)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
-from interp.models import model_name
+from interp.models import model_device, model_name
 from interp.results import Result
 from interp.subnetworks.bigram import BigramTable, encode_texts
 from interp.subnetworks.subnetwork import Subnetwork
@@ -103,7 +103,7 @@ def evaluate(
         raise InterpError("this subnetwork has no bigram table: pass table=bigram_table(model, training_texts)")
     subnetwork.check_model(model)
     seqs = encode_texts(model, texts)
-    device = next(model.parameters()).device
+    device = model_device(model)
     cur = torch.cat([s[:-1] for s in seqs])
     nxt = torch.cat([s[1:] for s in seqs])
     p_big = table.prob(cur, nxt)

@@ -12,7 +12,7 @@ from interp.testing import random_model
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
+    # (random_model seeds its weights: seed=0)
     return random_model("gpt2", n_layers=3)
 
 

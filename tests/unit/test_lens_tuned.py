@@ -18,7 +18,7 @@ HELD = ["".join(rng.choice("abcdefghij .") for _ in range(rng.randrange(20, 50))
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
+    # (random_model seeds its weights: seed=0)
     return random_model("llama", n_layers=3)
 
 
