@@ -192,10 +192,9 @@ _FIGURE_MODELS_JS = """async (panel) => {
         }
         return null;
     };
-    // graphs drawn by widget views only: a figure a cell displays as its plain output (plotly's own mime renderer) is
-    // drawn without a widget model
-    const plots = document.querySelectorAll(
-        panel + ' [data-mime-type="application/vnd.jupyter.widget-view+json"] .js-plotly-plot').length;
+    // graphs drawn by widget views only (inside a .jupyter-widgets element): a figure a cell shows as its plain output
+    // (plotly's own mime renderer) is drawn straight into the output area, without a widget model
+    const plots = [...document.querySelectorAll(panel + ' .js-plotly-plot')].filter(gd => gd.closest('.jupyter-widgets')).length;
     const renderer = find(window.jupyterapp.shell.currentWidget);
     if (!renderer) return {manager: false, figures: 0, without_view: 0, plots};
     const manager = await renderer._manager.promise;
