@@ -134,17 +134,20 @@ METHODS = ["random", "gradient_norm", "input_x_gradient", "attention_last_layer"
 
 
 def _attribute(model, method, ids, tgt, seed):
-    """(TokenAttribution-like scores [T], seconds) for ``method`` (ReAGent with REAGENT_REAL)."""
+    """(TokenAttribution-like scores [T], seconds) for ``method`` (ReAGent with REAGENT_REAL); ``"name:key=value,..."``
+    passes options (``integrated_gradients:objective=prob``)."""
     from interp.attribution import attribute
     from interp.attribution.reagent import REAGENT_REAL
 
+    method, _, opts = method.partition(":")
+    options = dict(kv.split("=", 1) for kv in opts.split(";") if kv)
     t0 = time.perf_counter()
     if method == "reagent":
         run, dt = our_reagent(model, ids, tgt, seed=seed, **REAGENT_REAL)
         return run.scores.float(), dt
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a = attribute(model, ids, tgt, method=method, **({"seed": seed} if method == "random" else {}))
+        a = attribute(model, ids, tgt, method=method, **({"seed": seed} if method == "random" else {}), **options)
     return a.row().float(), time.perf_counter() - t0
 
 
@@ -153,7 +156,7 @@ def truth(model, args) -> None:
 
     sets = {"induction": induction_prompts(model, args.truth_prompts), "fact": fact_prompts(model)[: args.truth_prompts]}
     methods = args.methods.split(",") if args.methods else METHODS
-    print(f"{'method':22s} " + " ".join(f"{k + ' top1':>15s} {k + ' top3':>15s}" for k in sets) + f" {'s/prompt':>9s}")
+    print(f"{'method':34s} " + " ".join(f"{k + ' top1':>15s} {k + ' top3':>15s}" for k in sets) + f" {'s/prompt':>9s}")
     for method in methods:
         cells, secs = [], []
         for prompts in sets.values():
@@ -165,7 +168,7 @@ def truth(model, args) -> None:
                 h1 += top[0] in p.sources
                 h3 += bool(set(top) & set(p.sources))
             cells += [f"{h1 / len(prompts):15.2f}", f"{h3 / len(prompts):15.2f}"]
-        print(f"{method:22s} " + " ".join(cells) + f" {statistics.median(secs):9.2f}", flush=True)
+        print(f"{method:34s} " + " ".join(cells) + f" {statistics.median(secs):9.2f}", flush=True)
     print("prompts:", {k: len(v) for k, v in sets.items()})
 
 
@@ -221,7 +224,7 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=20, help="stability / faithful prompts")
     p.add_argument("--truth-prompts", type=int, default=60)
     p.add_argument("--cap", type=int, default=200, help="max_steps for the reference / paper stability rows")
-    p.add_argument("--methods", default=None)
+    p.add_argument("--methods", default=None, help="comma-separated; options after a colon: name:key=value;key=value")
     p.add_argument("--no-inseq", dest="inseq", action="store_false")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0, help="skip the first prompts (resume a run)")
     ap.add_argument("--curve", type=int, default=2, help="prompts that also get the error-vs-points curve")
     ap.add_argument("--curve-budget", type=int, default=200)
+    ap.add_argument("--objective", default="logprob", help="IG objective: logprob (default), prob or logit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
@@ -51,19 +52,19 @@ def main() -> None:
 
     model = interp.load_model(args.model, device="cpu")
     rows = []
-    print(f"## {args.model}, {args.threads} thread(s), {args.tokens}-token prompts")
+    print(f"## {args.model}, {args.threads} thread(s), {args.tokens}-token prompts, objective {args.objective}")
     print("| prompt | points | error | time (s) | peak RSS (GB) |\n|---|---|---|---|---|")
     for i, ids in enumerate(prompts_for(model, args.prompts, args.tokens)):
         if i < args.start:
             continue
         t = time.perf_counter()
-        a = attribute(model, ids, method="integrated_gradients")
+        a = attribute(model, ids, method="integrated_gradients", objective=args.objective)
         dt = time.perf_counter() - t
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         rows.append((a.info["n_steps"], float(a.completeness_error.max()), dt))
         print(f"| {i} | {a.info['n_steps']} | {rows[-1][1]:.2e} | {dt:.1f} | {rss:.2f} |", flush=True)
         if i < args.curve:
-            fn = target_objective([ids.shape[0]], [int(model(ids[None])[0, -1].argmax())])
+            fn = target_objective([ids.shape[0]], [int(model(ids[None])[0, -1].argmax())], args.objective)
             out = embedding_ig(model, ids[None], fn, max_steps=args.curve_budget, tolerance=0.0, warn_threshold=None)
             print("  adaptive curve (points: error, bound): "
                   + ", ".join(f"{n}: {e:.1e} ({b:.1e})" for n, b, e in out.history), flush=True)
