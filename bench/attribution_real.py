@@ -108,6 +108,8 @@ def stability(model, args) -> None:
     cap = args.cap
     configs = [("REAGENT_REAL", REAGENT_REAL), ("REAGENT_REAL min_steps 0", {**REAGENT_REAL, "min_steps": 0}),
                ("paper r.1 n8 B5", {**PAPER, "max_steps": cap}), ("reference r.3 n5 B16", {**REFERENCE, "max_steps": cap})]
+    if args.settings:
+        configs = [c for c in configs if c[0] in args.settings.split(",")]
     print(f"{len(prompts)} prompts ({args.prompts // 2} induction, rest prose, 20 tokens), 2 seeds; max_steps capped at "
           f"{cap} for the reference and paper rows")
     print(f"{'settings':28s} {'converged':>9s} {'med stop':>8s} {'med seqs':>8s} {'med s':>6s} {'max score':>9s} "
@@ -226,6 +228,7 @@ def main() -> None:
     p.add_argument("--cap", type=int, default=200, help="max_steps for the reference / paper stability rows")
     p.add_argument("--methods", default=None, help="comma-separated; options after a colon: name:key=value;key=value")
     p.add_argument("--no-inseq", dest="inseq", action="store_false")
+    p.add_argument("--settings", default=None, help="stability: only these rows (comma-separated names, e.g. REAGENT_REAL)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load()
