@@ -88,16 +88,20 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
     n_blocks = -(-E.shape[0] // block)
     workers = max(1, min(workers or torch.get_num_threads(), n_blocks))
     edges = [E.shape[0] if w == workers else (n_blocks * w // workers) * block for w in range(workers + 1)]
+
+    def fold(w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return _fold_topk(qm, E, inv, k, chunk, edges[w], edges[w + 1], block)
+
     if workers == 1:
-        s, i = merge_topk(*_fold_topk(qm, E, inv, k, chunk, 0, E.shape[0], block), min(k, E.shape[0]))
-        return s, i + offset
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda w: _fold_topk(qm, E, inv, k, chunk, edges[w], edges[w + 1], block), range(workers)))
-    finally:
-        torch.set_num_threads(threads)
+        parts = [fold(0)]
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(fold, range(workers)))
+        finally:
+            torch.set_num_threads(threads)
     s, i = merge_topk(torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1), min(k, E.shape[0]))
     return s, i + offset
 
@@ -107,8 +111,7 @@ def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chu
     """Top-k (cosine, row) [n, k'] of rows ``lo:hi`` of ``E``, ``chunk`` rows at a time; ``block``: widen float16
     rows ``block`` at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly."""
     widen = block is not None and E.dtype != torch.float32
-    step = block or chunk
-    buf = torch.empty(min(step, hi - lo), E.shape[1]) if widen else None
+    buf = torch.empty(min(block, hi - lo), E.shape[1]) if widen else None
     sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None else None
     best_s = best_i = None
     for start in range(lo, hi, chunk):
@@ -127,9 +130,7 @@ def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chu
         s, i = sims.topk(min(k, sims.shape[1]), dim=1)
         i = i + start
         if best_s is not None:
-            s, j = torch.cat([best_s, s], 1), torch.cat([best_i, i], 1)
-            s, pick = s.topk(min(k, s.shape[1]), dim=1)
-            i = j.gather(1, pick)
+            s, i = merge_topk(torch.cat([best_s, s], 1), torch.cat([best_i, i], 1), k)
         best_s, best_i = s, i
     return best_s, best_i
 
