@@ -12,7 +12,9 @@ probabilities in [0, 1]:
 
 Every metric is averaged over ``n_samples`` seeds and computed for the same number of random importances
 (``softmax(U[0,1))``, the paper's random baseline); ``*_vs_random`` is ``ln(metric / random metric)``
-(> 0: better than random). Higher is better for all of them. ``faithfulness`` returns a ``Faithfulness`` result,
+(> 0: better than random), except for hard sufficiency: ``1 - D`` is negative whenever ``D > 1`` (the paper's
+``D`` reaches sqrt 2, and keeping 10% of a real LM's prompt often goes that far), so its ratio compares the
+distances, ``ln(D_random / D)``. Higher is better for all of them. ``faithfulness`` returns a ``Faithfulness`` result,
 read like the dict it used to be (``f["soft_nc_vs_random"]``, ``f.to_dict()``).
 
 Keep probabilities (``normalize``): "minmax" (default) rescales each row to [0, 1] so every method is judged
@@ -73,7 +75,10 @@ class Faithfulness(Result):
         out: dict[str, Any] = {k: sum(r[k] for r in rows) / len(rows) for k in self.metrics}
         for m in METRICS:
             if m in out and f"{m}_random" in out:
-                out[f"{m}_vs_random"] = _log_ratio(out[m], out[f"{m}_random"])
+                if m == "hard_sufficiency":  # 1 - D with D up to sqrt 2: compare the distances, which stay positive
+                    out[f"{m}_vs_random"] = _log_ratio(1 - out[f"{m}_random"], 1 - out[m])
+                else:
+                    out[f"{m}_vs_random"] = _log_ratio(out[m], out[f"{m}_random"])
         out["per_target"] = rows
         return out
 

@@ -311,6 +311,15 @@ def test_shipped_subnetworks_load_and_keep_their_layout(tmp_path):
         assert all(torch.equal(tensors[k], tensors2[k]) for k in tensors)
 
 
+def test_hard_sufficiency_ratio_stays_finite_when_one_minus_d_is_negative():
+    from interp.attribution.faithfulness import Faithfulness
+
+    metrics = ["hard_sufficiency", "hard_sufficiency_random"]
+    # D = 1.1 for the method and 1.3 for random (the paper's D reaches sqrt 2): 1 - D < 0 for both
+    f = Faithfulness("m", "occlusion", [" c"], metrics, torch.tensor([[-0.1, -0.3]], dtype=torch.float64))
+    assert f["hard_sufficiency_vs_random"] == pytest.approx(math.log(1.3 / 1.1)) > 0
+
+
 def test_faithfulness_reads_like_the_dict_it_was():
     f = _faithfulness()
     d = f.to_dict()
@@ -318,6 +327,7 @@ def test_faithfulness_reads_like_the_dict_it_was():
     assert d["soft_ns"] == f["soft_ns"] == (0.5 + 0.3) / 2
     assert f["hard_comprehensiveness_vs_random"] == pytest.approx(math.log(0.2 / 0.2))
     assert f["soft_nc_vs_random"] == pytest.approx(math.log(0.3 / 0.3))
+    assert f["hard_sufficiency_vs_random"] == pytest.approx(math.log((1 - 0.8) / (1 - 0.8)))
     assert f["per_target"][1]["s0"] == 0.1 and "soft_ns_vs_random" in f and "nope" not in f
     with pytest.raises(KeyError, match="no faithfulness metric 'nope'"):
         f["nope"]
