@@ -70,4 +70,4 @@ def test_same_seed_same_bits_on_every_schedule(model, prompt):
         run = _run(model, prompt, seed=1, **opts, **extra)
         assert torch.equal(run.stopped_at, ref.stopped_at), extra
         assert torch.allclose(run.scores, ref.scores, atol=1e-6, rtol=0), extra
-    assert torch.equal(_run(model, prompt, seed=1, **opts).scores, run.scores)
+    assert torch.equal(_run(model, prompt, seed=1, **opts, **extra).scores, run.scores)  # the last call again
