@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0, help="skip the first prompts (resume a run)")
     ap.add_argument("--curve", type=int, default=2, help="prompts that also get the error-vs-points curve")
     ap.add_argument("--curve-budget", type=int, default=200)
-    ap.add_argument("--objective", default="logprob", help="IG objective: logprob (default), prob or logit")
+    ap.add_argument("--objective", default="prob", help="IG objective: prob (the default of attribute), logprob or logit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")

@@ -153,6 +153,7 @@ def embedding_ig(
     warn_threshold: float | None = 0.05,
     max_steps: int | None = None,
     tolerance: float = 0.01,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IGOutput:
     """IG on the token embeddings (``embed.hook_out``).
 
@@ -169,19 +170,22 @@ def embedding_ig(
 
     ``internal_batch_size``: sequences per forward pass (at least ``batch``); None picks one that keeps the
     activations of a pass near 512 MiB (``auto_batch_size``). The result does not depend on it.
-    Warns when a row's relative completeness error exceeds ``warn_threshold`` (None: never).
+    Warns when a row's relative completeness error exceeds ``warn_threshold`` (None: never). ``progress(i, n)``
+    is called after each pass with the points evaluated so far and the budget (an exception it raises stops IG).
     Returns ``IGOutput`` with ``attributions`` [batch, pos]; ``n_steps`` = interpolation points used.
     """
     if method == "adaptive":
         budget = max_steps if max_steps is not None else n_steps
         out = adaptive_embedding_ig(model, tokens, objective, baseline=baseline, max_points=budget,
-                                    tolerance=tolerance, internal_batch_size=internal_batch_size)
+                                    tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress)
     else:
         if internal_batch_size is None:
             internal_batch_size = auto_batch_size(model, tokens)
         while True:
             out = _embedding_ig(model, tokens, objective, baseline=baseline, n_steps=n_steps,
                                 internal_batch_size=internal_batch_size, method=method)
+            if progress is not None:
+                progress(n_steps, max_steps or n_steps)
             if max_steps is None or 2 * n_steps > max_steps or float(out.completeness_error.max()) <= tolerance:
                 break
             n_steps *= 2
@@ -243,7 +247,8 @@ def _input_grads_only(model) -> Iterator[None]:
 
 
 def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: str = "auto", max_points: int = 400,
-                          tolerance: float = 0.01, internal_batch_size: int | None = None) -> IGOutput:
+                          tolerance: float = 0.01, internal_batch_size: int | None = None,
+                          progress: Callable[[int, int], None] | None = None) -> IGOutput:
     """IG on the token embeddings with the adaptive, baseline-graded Simpson rule (``quadrature.adaptive_simpson``).
 
     Same arguments as ``embedding_ig``; ``max_points``: the most interpolation points (each is one forward and
@@ -259,6 +264,7 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
     diff = emb.double() - base
     per_pass = internal_batch_size or auto_batch_size(model, tokens)
     steps_per_pass = max(1, per_pass // n)
+    done = [0]
 
     def evaluate(alphas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
         gs, fs = [], []
@@ -275,6 +281,9 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
             (grad,) = torch.autograd.grad(out.sum(), e)
             gs.append((grad.double().view(k, n, t, -1) * diff[None]).sum(-1).cpu())
             fs.append(out.detach().double().view(k, n).cpu())
+            done[0] += k
+            if progress is not None:
+                progress(done[0], max_points)
         return torch.cat(gs), torch.cat(fs)
 
     with _input_grads_only(model):

@@ -38,13 +38,16 @@ import torch
 from interp.attribution.forward import prior_cost_ratio
 from interp.attribution.samplers import TokenSampler
 
-__all__ = ["ReagentRun", "reagent_scores", "REAGENT_REAL"]
+__all__ = ["ReagentRun", "reagent_scores", "REAGENT_REAL", "REAGENT_REFERENCE"]
 
 # Settings for a real vocabulary (SmolLM2; bench/results/attribution_real.md): the paper's token-level replace
 # ratio 0.1 (at 0.3 nearly every perturbation of a 20-token prompt sends p(y) to ~0, so D carries no position
 # information), BOS never replaced (replacing a Llama-style model's attention sink wrecks every prediction), and
-# 16 update steps before the first stop check.
+# 16 update steps before the first stop check. The defaults of ``attribute(..., method="reagent")`` (with fix_bos=True).
 REAGENT_REAL = dict(replace_ratio=0.1, keep_top_n=8, stop_top_k=3, num_probes=8, max_steps=60, min_steps=16)
+# The reference code's settings, inseq's defaults (pass them with fix_bos=False to compare with inseq); also the
+# defaults of ``reagent_scores``, the algorithm itself.
+REAGENT_REFERENCE = dict(replace_ratio=0.3, keep_top_n=5, stop_top_k=3, num_probes=16, max_steps=3000, min_steps=0)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import warnings
 
 import pytest
 import torch
@@ -152,10 +153,16 @@ def test_reagent_unreachable_target_and_frozen_probes():
 
 
 def test_reagent_short_prompt_is_explicit(planted):
+    """An explicit keep_top_n the prefix cannot honour is lowered with a warning and a note; the default (8, or one
+    less than the replaceable tokens) is chosen for the prefix silently."""
     model, tid = planted
     with pytest.warns(UserWarning, match="keep_top_n lowered"):
-        a = attribute(model, "qa", target=tid, method="reagent")
+        a = attribute(model, "qa", target=tid, method="reagent", keep_top_n=5)
     assert any("keep_top_n lowered" in n for n in a.info["notes"]) and abs(float(a.row().sum()) - 1) < 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = attribute(model, "qa", target=tid, method="reagent")
+    assert b.info["notes"] == [] and abs(float(b.row().sum()) - 1) < 1e-6
 
 
 def test_input_independent_model_stops_at_once():
