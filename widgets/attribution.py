@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import inspect
 
 import ipywidgets as W
 
 from interp.attribution import attribute, method_names
 from interp.attribution.ig import BASELINES
+from interp.attribution.registry import METHODS
 from interp.attribution.samplers import SAMPLERS
 from interp.prompts import is_toy
 from interp.report import Report
@@ -21,7 +23,8 @@ class AttributionExplorer(Explorer):
     """Controls: prompt, method, target (text; empty = the greedy next token) or generate N tokens, and the
     method options (seed; ReAGent probes, max steps and sampler; IG max points and baseline). Shows the sources of
     the chosen target as coloured tokens (hover = score) and, for several targets, the [target, source] matrix.
-    ``result`` holds the last ``TokenAttribution``.
+    Run computes in the background: the bar shows ReAGent's stopped probes or IG's points, and Cancel stops it
+    (the view keeps the previous result). ``result`` holds the last ``TokenAttribution``.
     """
 
     title = "Token attribution"
@@ -29,22 +32,26 @@ class AttributionExplorer(Explorer):
     def __init__(self, model, prompt: str | None = None, *,
                  method: str | None = None, export_path: str = "attribution.html", run: bool = True):
         self.model = model
-        # ReAGent with the reference settings takes minutes a prompt on a real vocabulary: occlusion (one batched pass) there
+        # first view: ReAGent on a toy model; occlusion (one batched pass, under a second) on a real LM, where ReAGent
+        # and IG take ~10 s a prompt on a CPU (Run starts them in the background, with Cancel)
         method = method or ("reagent" if is_toy(model) else "occlusion")
+        reagent_defaults = inspect.signature(METHODS["reagent"]).parameters
         self.prompt = self.prompt_box(model, prompt)
         self.method = W.Dropdown(options=method_names(), value=method, description="method", layout=W.Layout(width="280px"))
         self.target = W.Text(value="", description="target", placeholder="empty: greedy next token", layout=W.Layout(width="260px"))
         self.generate = W.BoundedIntText(value=0, min=0, max=32, description="generate", layout=W.Layout(width="160px"))
         self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="140px"))
-        self.probes = W.BoundedIntText(value=16, min=1, max=256, description="probes", layout=W.Layout(width="160px"))
-        self.max_steps = W.BoundedIntText(value=3000, min=1, max=100_000, description="max steps", layout=W.Layout(width="180px"))
+        self.probes = W.BoundedIntText(value=reagent_defaults["num_probes"].default, min=1, max=256, description="probes",
+                                       layout=W.Layout(width="160px"))
+        self.max_steps = W.BoundedIntText(value=reagent_defaults["max_steps"].default, min=1, max=100_000,
+                                          description="max steps", layout=W.Layout(width="180px"))
         self.sampler = W.Dropdown(options=[s for s in SAMPLERS if s != "mlm"], value="uniform", description="sampler",
                                   layout=W.Layout(width="200px"))
         # the adaptive IG rule adds points until the completeness error is below 1%; this caps them
         self.n_steps = W.BoundedIntText(value=800, min=21, max=5000, description="IG max points", layout=W.Layout(width="190px"))
         self.baseline = W.Dropdown(options=list(BASELINES), value="auto", description="baseline", layout=W.Layout(width="220px"))
         self.shown = W.Dropdown(options=[("last", -1)], value=-1, description="show target", layout=W.Layout(width="240px"))
-        self.go_button = self.button("Run", primary=True)
+        self.go_button = self.button("Run", primary=True, background=True)
         self.shown.observe(lambda _: self._draw(), names="value")
         self.method.observe(lambda _: self._toggle(), names="value")
         self.tokens_fig = Figure()
@@ -71,9 +78,10 @@ class AttributionExplorer(Explorer):
         opts: dict = {"seed": self.seed.value} if m in ("reagent", "random") else {}
         if m == "reagent":
             opts.update(num_probes=self.probes.value, max_steps=self.max_steps.value, sampler=self.sampler.value)
-            opts["progress"] = self.progress
         if m == "integrated_gradients":
             opts.update(max_steps=self.n_steps.value, baseline=self.baseline.value)
+        if m in ("reagent", "integrated_gradients"):
+            opts["progress"] = self.progress  # the bar, and the Cancel check
         return opts
 
     def render(self) -> None:

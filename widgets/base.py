@@ -8,6 +8,7 @@ tables, and "Export HTML" (the current view as a self-contained report).
 from __future__ import annotations
 
 import html
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import deepcopy
@@ -20,7 +21,11 @@ from interp.errors import InterpError
 from interp.prompts import default_prompt
 from interp.report import Report
 
-__all__ = ["Explorer", "Figure", "html_table", "show_figure"]
+__all__ = ["Cancelled", "Explorer", "Figure", "html_table", "show_figure"]
+
+
+class Cancelled(Exception):
+    """Raised by ``Explorer.progress`` inside a computation after the user pressed Cancel."""
 
 
 class _OpensWhenShown:
@@ -118,13 +123,18 @@ class Explorer(_OpensWhenShown, W.VBox):
                               "(it reaches JupyterLab with its data) and update it in place with show_figure")
         self.controls = controls
         self.bar = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="200px", visibility="hidden"))
+        self.cancel_button = W.Button(description="Cancel", icon="stop", tooltip="stop the computation at its next step",
+                                      layout=W.Layout(display="none"))
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
         self.status = W.HTML("")
         self.error = W.HTML("", layout=W.Layout(display="none"))
         self.export_path = W.Text(value=export_path, description="file", layout=W.Layout(width="260px"))
         self.export_button = W.Button(description="Export HTML", icon="download", tooltip="write this view as a report")
         self.export_button.on_click(lambda _: self.export())
         header = W.HTML(f"<b>{html.escape(self.title)}</b>")
-        footer = W.HBox([self.export_button, self.export_path, self.bar, self.status])
+        footer = W.HBox([self.export_button, self.export_path, self.bar, self.cancel_button, self.status])
         super().__init__([header, W.HBox(controls, layout=W.Layout(flex_flow="row wrap")), *view, self.error, footer])
         # CSS classes the browser tests (tests/browser/) use to find every view and its error box
         self.add_class("interp-explorer")
@@ -138,10 +148,13 @@ class Explorer(_OpensWhenShown, W.VBox):
         return W.Text(value=value, description="prompt", layout=W.Layout(width=width))
 
     def button(self, description: str = "Run", fn: Callable[[], None] | None = None, *, icon: str = "play",
-               tooltip: str = "", primary: bool = False) -> W.Button:
-        """A button whose click runs ``fn`` (default ``render``) through ``run()``; returns the button."""
+               tooltip: str = "", primary: bool = False, background: bool = False) -> W.Button:
+        """A button whose click runs ``fn`` (default ``render``) through ``run()``; returns the button.
+
+        ``background=True``: the click runs it in a thread with a Cancel button (for work that takes seconds or more;
+        the kernel stays free to receive the Cancel click)."""
         b = W.Button(description=description, icon=icon, tooltip=tooltip, button_style="primary" if primary else "")
-        b.on_click(lambda _: self.run(fn))
+        b.on_click(lambda _: self.run(fn, background=background))
         return b
 
     def rerun_on(self, controls: Iterable[W.Widget], fn: Callable[[], None] | None = None) -> None:
@@ -151,17 +164,51 @@ class Explorer(_OpensWhenShown, W.VBox):
 
     # ---- running ----------------------------------------------------------------------------
     def progress(self, i: int, n: int) -> None:
-        """Show step ``i`` of ``n`` on the bar."""
+        """Show step ``i`` of ``n`` on the bar; raises ``Cancelled`` once Cancel was pressed (computations pass this
+        as their ``progress`` callback, so they stop at their next step)."""
+        if self._cancel.is_set():
+            raise Cancelled("cancelled")
         self.bar.max, self.bar.value = max(1, n), min(i, n)
 
-    def run(self, fn: Callable[[], None] | None = None) -> bool:
-        """Run ``fn`` (default ``self.render``) with the controls disabled; returns False on error."""
+    def cancel(self) -> None:
+        """Ask the running computation to stop at its next ``progress`` call (the view keeps its last result)."""
+        self._cancel.set()
+
+    @property
+    def busy(self) -> bool:
+        """True while a background run is going."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the background run (if any) has finished."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self, fn: Callable[[], None] | None = None, *, background: bool = False) -> bool:
+        """Run ``fn`` (default ``self.render``) with the controls disabled; returns False on error or cancel.
+
+        ``background=True``: start it in a thread, show Cancel, and return True at once (``wait()`` joins it)."""
+        if self.busy:
+            self.status.value = "still computing: press Cancel first"
+            return False
+        if background:
+            self._thread = threading.Thread(target=self._run, args=(fn, True), daemon=True)
+            self._thread.start()
+            return True
+        return self._run(fn, False)
+
+    def _run(self, fn: Callable[[], None] | None, cancellable: bool) -> bool:
+        self._cancel.clear()
         for c in self.controls:
             c.disabled = True
         self.bar.layout.visibility, self.bar.value = "visible", 0
+        self.cancel_button.layout.display = "" if cancellable else "none"
         self.status.value = "computing…"
         try:
             (fn or self.render)()
+        except Cancelled:
+            self.status.value = "cancelled: the view shows the previous result"
+            return False
         except Exception as e:  # shown in the widget, never raised into the notebook
             self.show_error(e)
             return False
@@ -173,6 +220,7 @@ class Explorer(_OpensWhenShown, W.VBox):
             for c in self.controls:
                 c.disabled = False
             self.bar.layout.visibility = "hidden"
+            self.cancel_button.layout.display = "none"
 
     def show_error(self, e: BaseException) -> None:
         """Display ``e`` inside the widget (one line, details folded)."""

@@ -45,3 +45,54 @@ def test_figures_widget_report_and_compare(tmp_path):
     assert comp.column("top1_rate")["occlusion"] == 1.0 and comp.ranking()[0] == "occlusion"
     comparison_figure(comp)
     assert type(comp).load(comp.save(tmp_path / "c.safetensors")).methods == ["occlusion", "random"]
+
+
+def test_reagent_defaults_are_the_real_vocabulary_settings():
+    """``attribute(..., method="reagent")`` defaults to REAGENT_REAL with BOS fixed (one source of truth)."""
+    import inspect
+
+    from interp.attribution.methods import reagent
+    from interp.attribution.reagent import REAGENT_REAL, REAGENT_REFERENCE, reagent_scores
+
+    params = inspect.signature(reagent).parameters
+    for k, v in REAGENT_REAL.items():
+        assert params[k].default == (None if k == "keep_top_n" else v), k  # None: 8, or fewer on a short prefix
+    assert params["fix_bos"].default is True
+    low = inspect.signature(reagent_scores).parameters
+    assert {k: low[k].default for k in REAGENT_REFERENCE} == REAGENT_REFERENCE  # the algorithm keeps the reference's
+
+
+def test_run_button_works_in_the_background_and_cancel_keeps_the_previous_result():
+    """Run starts ReAGent / IG in a thread with Cancel shown; Cancel stops it at its next progress call and the
+    view keeps the previous result; the controls come back either way."""
+    import threading
+
+    from widgets.attribution import AttributionExplorer
+
+    model, tid = trigger_model()
+    w = AttributionExplorer(model, "abcqdefgh", method="occlusion")
+    before = w.result
+    for method in ("reagent", "integrated_gradients"):
+        w.method.value = method
+        started, release = threading.Event(), threading.Event()
+        real = w.progress
+
+        def gated(i, n, real=real):  # hold the first step until the test has pressed Cancel
+            started.set()
+            release.wait(30)
+            real(i, n)
+
+        w.progress = gated
+        w.go_button.click()
+        assert started.wait(30) and w.busy and w.cancel_button.layout.display == ""
+        assert w.controls[0].disabled and not w.run()  # a second run is refused while one is going
+        w.cancel_button.click()
+        release.set()
+        w.wait(30)
+        assert not w.busy and w.result is before and "cancelled" in w.status.value
+        assert w.cancel_button.layout.display == "none" and not w.controls[0].disabled
+        w.progress = real
+    w.method.value = "integrated_gradients"
+    w.go_button.click()
+    w.wait(60)
+    assert w.result is not before and w.result.method == "integrated_gradients" and w.status.value == ""
