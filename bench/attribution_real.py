@@ -5,6 +5,7 @@
     python bench/attribution_real.py stability    # ReAGent settings: stop steps, sequences, seconds, seed-to-seed Spearman
     python bench/attribution_real.py truth        # top-1 / top-3 rates of every method on induction and fact prompts
     python bench/attribution_real.py faithful     # soft / hard sufficiency and comprehensiveness on prose (+ inseq)
+        [--methods none --inseq-settings reference --prompts 6]   # inseq alone, at its own defaults
 
 ReAGent rows run ``reagent_scores`` directly (``LastLogits``: the bridge with ``logits_to_keep=1``; uniform sampler;
 BOS fixed) so settings that ``attribute`` does not pass through yet (``min_steps``) can be compared. inseq runs
@@ -15,6 +16,7 @@ Timings on the shared 2-core machine are inflated by other processes; medians ar
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -174,13 +176,18 @@ def truth(model, args) -> None:
     print("prompts:", {k: len(v) for k, v in sets.items()})
 
 
+def _with_bos(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """[len(ids)] scores: ``scores`` of ids[1:] with the row minimum prepended for BOS (unchanged if already full)."""
+    return scores if scores.shape[0] == ids.shape[0] else torch.cat([scores.min()[None], scores])
+
+
 def faithful(model, args) -> None:
     from interp.attribution.faithfulness import faithfulness
     from interp.attribution.result import TokenAttribution
     from interp.models import str_tokens
 
     prompts = prose_prompts(model, args.prompts)
-    methods = args.methods.split(",") if args.methods else METHODS
+    methods = [] if args.methods == "none" else args.methods.split(",") if args.methods else METHODS
     keys = ["soft_ns_vs_random", "soft_nc_vs_random", "hard_sufficiency_vs_random", "hard_comprehensiveness_vs_random"]
     rows = {}
     for method in methods:
@@ -194,15 +201,19 @@ def faithful(model, args) -> None:
         from bench.attribution import run_inseq
         from interp.attribution.reagent import REAGENT_REAL
 
-        ba.SETTINGS = {k: REAGENT_REAL[k] for k in ("replace_ratio", "keep_top_n", "stop_top_k", "num_probes", "max_steps")}
+        chosen = REAGENT_REAL if args.inseq_settings == "real" else REFERENCE
+        ba.SETTINGS = {k: chosen[k] for k in ("replace_ratio", "keep_top_n", "stop_top_k", "num_probes", "max_steps")}
         from interp.models.gguf import hf_folder
         from interp.models.real import real_model_file
 
         ins = run_inseq(str(hf_folder(real_model_file("smollm2-135m"))), model, prompts, 1)
         if ins is not None:
-            rows["inseq reagent"] = [(torch.tensor(r["scores"]), r["seconds"]) for r in ins]
+            # inseq reports no score for BOS (its sources start after it): BOS gets the row's minimum (least important)
+            rows[f"inseq reagent ({args.inseq_settings})"] = [(_with_bos(torch.tensor(r["scores"]), ids), r["seconds"])
+                                     for r, (ids, _) in zip(ins, prompts)]
     print(f"{len(prompts)} prose prompts (BOS + 19 tokens), greedy target, 10 mask seeds; mean +- s.e. of ln(metric/random)")
     print(f"{'method':22s} " + " ".join(f"{k:>26s}" for k in keys) + f" {'med s':>7s}")
+    saved = {}
     for method, atts in rows.items():
         fs = []
         for (scores, _), (ids, tgt) in zip(atts, prompts):
@@ -210,6 +221,8 @@ def faithful(model, args) -> None:
             a = TokenAttribution("smollm2-135m", names[:-1], names[-1:], scores[None, : ids.shape[0]], method,
                                  target_ids=[tgt], source_ids=ids.tolist())
             fs.append(faithfulness(model, a, n_samples=10, seed=0))
+        saved[method] = [{"seconds": dt, "scores": s.tolist(), **{k: float(f[k]) for k in keys}}
+                         for (s, dt), f in zip(atts, fs)]
         cells = []
         for key in keys:
             vals = [float(f[key]) for f in fs if math.isfinite(float(f[key]))]
@@ -217,6 +230,8 @@ def faithful(model, args) -> None:
             cells.append(f"{statistics.mean(vals) if vals else math.nan:8.3f} +- {sem:5.3f} ({len(fs) - len(vals)} inf)")
         print(f"{method:22s} " + " ".join(f"{c:>26s}" for c in cells) + f" {statistics.median(d for _, d in atts):7.2f}",
               flush=True)
+    if args.save:  # per prompt: seconds, scores and the four ratios (to compare runs on the same prompts)
+        Path(args.save).write_text(json.dumps(saved))
 
 
 def main() -> None:
@@ -228,6 +243,9 @@ def main() -> None:
     p.add_argument("--cap", type=int, default=200, help="max_steps for the reference / paper stability rows")
     p.add_argument("--methods", default=None, help="comma-separated; options after a colon: name:key=value;key=value")
     p.add_argument("--no-inseq", dest="inseq", action="store_false")
+    p.add_argument("--inseq-settings", choices=["real", "reference"], default="real",
+                   help="faithful: inseq's reagent with REAGENT_REAL (less min_steps) or the reference (inseq) defaults")
+    p.add_argument("--save", default=None, help="faithful: write per-prompt results to this JSON file")
     p.add_argument("--settings", default=None, help="stability: only these rows (comma-separated names, e.g. REAGENT_REAL)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
