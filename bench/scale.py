@@ -72,7 +72,8 @@ def _start_ray() -> float:
     return start_local_cluster(num_cpus=2)
 
 
-def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard_docs: int) -> dict:
+def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard_docs: int, layers: str = "1,2",
+          store_all: bool = False) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -90,8 +91,9 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
     for _ in range(repeats):
         out = Path(tempfile.mkdtemp(prefix="bench_scale_")) / "idx"
         t0 = time.perf_counter()
-        index = build_index(spec, texts, out=out, layers=[1, 2], backend=backend, workers=workers, shard_docs=shard_docs,
-                            batch_size=16, progress=False)
+        keep = dict(max_per_token=None, dedup=False, min_pos=0) if store_all else {}
+        index = build_index(spec, texts, out=out, layers=[int(x) for x in layers.split(",")], backend=backend,
+                            workers=workers, shard_docs=shard_docs, batch_size=16, progress=False, **keep)
         times.append(time.perf_counter() - t0)
         tokens = sum(int(s.get("doc_lengths").sum()) for s in index.shards)
         rows = len(index)
@@ -102,6 +104,7 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
         ray.shutdown()
     med = statistics.median(times)
     return {"kind": "build", "backend": backend, "workers": workers, "docs": docs, "shard_docs": shard_docs, "tokens": tokens, "rows": rows,
+            "layers": layers, "store_all": store_all,
             "times_s": times, "median_s": med, "tok_per_s": tokens / med, "cluster_start_s": start_s,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -212,6 +215,10 @@ def main():
     ap.add_argument("--model", default="stories")
     ap.add_argument("--build-repeats", type=int, default=3)
     ap.add_argument("--shard-docs", type=int, default=256, help="documents per shard (one Ray task each)")
+    ap.add_argument("--layers", default="1,2", help="build: comma-separated layers to store")
+    ap.add_argument("--store-all", action="store_true",
+                    help="build: store every token (max_per_token None, no dedup, min_pos 0), so forward passes dominate")
+    ap.add_argument("--build-timeout", type=float, default=600, help="seconds per build subprocess")
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--repeats", type=int, default=5, help="timed search batches after a warm-up batch")
     ap.add_argument("--faiss", nargs="*", default=["Flat", "IVF256,Flat"])
@@ -226,7 +233,7 @@ def main():
     if a.one:
         kind, *rest = a.one
         if kind == "build":
-            r = build(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4], int(rest[5]))
+            r = build(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4], int(rest[5]), rest[6], rest[7] == "1")
         elif kind == "write":
             r = write(rest[0], int(rest[1]))
         else:
@@ -235,10 +242,11 @@ def main():
         return
     results = []
     if not a.skip_build:
-        print(f"build: {a.model}, {a.docs} stories documents, {a.shard_docs} per shard, layers [1, 2]", flush=True)
+        print(f"build: {a.model}, {a.docs} stories documents, {a.shard_docs} per shard, layers [{a.layers}]"
+              + (", every token stored" if a.store_all else ""), flush=True)
         for backend, workers in (("local", 1), ("ray", 1), ("ray", 2)):
             results.append(_sub(["build", backend, str(workers), str(a.docs), str(a.build_repeats), a.model,
-                                 str(a.shard_docs)], 600))
+                                 str(a.shard_docs), a.layers, str(int(a.store_all))], a.build_timeout))
         by = {(r["backend"], r["workers"]): r for r in results if r}
         if ("ray", 1) in by and ("ray", 2) in by:
             print(f"  ray 2 workers / 1 worker: {by[('ray', 2)]['tok_per_s'] / by[('ray', 1)]['tok_per_s']:.2f}x", flush=True)
