@@ -77,7 +77,7 @@ def test_run_button_works_in_the_background_and_cancel_keeps_the_previous_result
         started, release = threading.Event(), threading.Event()
         real = w.progress
 
-        def gated(i, n, real=real):  # hold the first step until the test has pressed Cancel
+        def gated(i, n, real=real, started=started, release=release):  # hold the first step until Cancel
             started.set()
             release.wait(30)
             real(i, n)
