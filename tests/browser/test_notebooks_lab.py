@@ -132,7 +132,9 @@ def _busy(root) -> bool:
     )
 
 
-def _change_one_control(nb: LabNotebook, root, timeout_s: float = 120.0, kinds=("dropdown", "slider", "toggle")) -> str:
+# a Run on a real LM (IG or ReAGent on SmolLM2 in notebook 06) takes 10-20 s alone but several times that on a 2-core
+# CI machine that also runs Chromium, JupyterLab and the earlier notebooks' kernels
+def _change_one_control(nb: LabNotebook, root, timeout_s: float = 300.0, kinds=("dropdown", "slider", "toggle")) -> str:
     """Change a dropdown (to another option), a slider (by clicking its track) or toggle buttons (another
     choice) of ``root`` until its figures change; if a control only takes effect on the widget's Run button,
     click that too.
