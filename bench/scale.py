@@ -109,8 +109,8 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def write(folder: str, n_rows: int) -> dict:
-    """A synthetic sharded index of ``n_rows`` clustered fp16 vectors (layer 0), via the index's own writers."""
+def write(folder: str, n_rows: int, dtype: str = "float16") -> dict:
+    """A synthetic sharded index of ``n_rows`` clustered vectors (layer 0) stored as ``dtype``, via the index's own writers."""
     import torch
 
     from interp.lens.latent.manifest import SHARDED_FORMAT, write_manifest, write_shard
@@ -126,7 +126,7 @@ def write(folder: str, n_rows: int) -> dict:
         rows = min(SHARD_ROWS, n_rows - a)
         gs = torch.Generator().manual_seed(1000 + si)
         c = torch.randint(0, len(centres), (rows,), generator=gs)
-        v = (centres[c] + 0.7 * torch.randn(rows, D_MODEL, generator=gs)).half()
+        v = (centres[c] + 0.7 * torch.randn(rows, D_MODEL, generator=gs)).to(getattr(torch, dtype))
         local = torch.arange(rows, dtype=torch.int32)
         texts = -(-rows // DOC_TOKENS)  # documents of DOC_TOKENS tokens, every token stored
         tensors = {"vectors.0": v, "inv_norms.0": 1.0 / v.float().norm(dim=1), "token_ids": local % 100,
@@ -137,7 +137,7 @@ def write(folder: str, n_rows: int) -> dict:
         planned.append({"rows": rows, "texts": texts})
     (out / "vocab.json").write_text(json.dumps([f"t{i}" for i in range(100)]))
     meta = dict(format=SHARDED_FORMAT, model="synthetic", decoder_hash="synthetic", d_model=D_MODEL, n_layers=1, layers=[0],
-                dtype="float16", max_per_token=None, min_pos=0, dedup=False, bos_id=None, batch_size=1, shard_docs=1,
+                dtype=dtype, max_per_token=None, min_pos=0, dedup=False, bos_id=None, batch_size=1, shard_docs=1,
                 corpus="synthetic", texts=sum(p["texts"] for p in planned), rows=n_rows, planned=planned,
                 complete=list(range(len(planned))),
                 plan="synthetic")
@@ -224,6 +224,7 @@ def main():
     ap.add_argument("--faiss", nargs="*", default=["Flat", "IVF256,Flat"])
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--chunk", type=int, default=65536)
+    ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16"], help="search: storage dtype of the index")
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--skip-search", action="store_true")
     ap.add_argument("--faiss-max-rows", type=int, default=1_000_000, help="FAISS only up to this many rows (it loads all)")
@@ -235,7 +236,7 @@ def main():
         if kind == "build":
             r = build(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4], int(rest[5]), rest[6], rest[7] == "1")
         elif kind == "write":
-            r = write(rest[0], int(rest[1]))
+            r = write(rest[0], int(rest[1]), rest[2])
         else:
             r = search(rest[0], rest[1], rest[2], int(rest[3]), int(rest[4]), int(rest[5]), int(rest[6]))
         print(json.dumps(r))
@@ -254,8 +255,8 @@ def main():
         for n in a.rows:
             folder = Path(a.folder or tempfile.mkdtemp(prefix="bench_scale_idx_", dir=ROOT / "bench")) / f"synthetic_{n}"
             try:
-                print(f"search: {n:,} rows x {D_MODEL} fp16 in {folder}", flush=True)
-                results.append(_sub(["write", str(folder), str(n)], 1800))
+                print(f"search: {n:,} rows x {D_MODEL} {a.dtype} in {folder}", flush=True)
+                results.append(_sub(["write", str(folder), str(n), a.dtype], 1800))
                 for threads in (1, 2):
                     results.append(_sub(["search", str(folder), "torch", "exact", str(threads), str(a.repeats), str(a.chunk),
                                          str(a.nprobe)], 900))
