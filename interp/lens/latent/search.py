@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +107,7 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
     return s, i + offset
 
 
+@cache
 def _bf16_products() -> bool:
     """Whether this CPU multiplies bfloat16 natively (oneDNN with AVX512-BF16 / AMX); without it a bfloat16 product
     is emulated and slower than widening to float32."""
