@@ -125,10 +125,12 @@ def _wait_controls_enabled(root, timeout_s: float) -> None:
 
 
 def _busy(root) -> bool:
-    """Explorer.run() shows its progress bar (and disables the controls) while render() runs."""
+    """Explorer.run() shows its progress bar, disables the controls and says "computing…" while render() runs (a
+    background run sets them from its thread, so any one of them may reach the page first)."""
     return root.evaluate(
         "e => [...e.querySelectorAll('.widget-progress')].some(p => getComputedStyle(p).visibility === 'visible'"
         " && p.offsetParent !== null)"
+        " || [...e.querySelectorAll('.widget-html')].some(h => h.innerText.startsWith('computing'))"
     )
 
 
