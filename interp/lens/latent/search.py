@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -107,69 +106,10 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
     return s, i + offset
 
 
-@cache
-def _bf16_products() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (oneDNN with AVX512-BF16 / AMX); without it a bfloat16 product
-    is emulated and slower than widening to float32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _exact_cos(q64: torch.Tensor, rows: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
-    """Cosines [..., m] of float64 unit queries ``q64`` [..., 1, d] with stored ``rows`` [..., m, d] (inverse norms
-    ``inv`` [..., m]): products and sums in float64, rounded once to float32 (the same formula for every row)."""
-    return ((q64 * rows.double()).sum(-1) * inv.double()).float()
-
-
-def _fold_topk_bf16(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int, lo: int, hi: int,
-                    block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``_fold_topk`` for bfloat16 rows on a CPU with bfloat16 products: a bfloat16 product ranks each chunk, the best
-    ``m`` rows per query are rescored exactly (``_exact_cos``), and the result is exact: it is accepted only where
-    every left-out row's cosine, bounded by its bfloat16 score + ``eps``, is below the k-th rescored one; otherwise
-    ``m`` grows, up to rescoring the query's whole chunk. ``eps`` bounds the bfloat16 error of a cosine: query
-    rounding 2^-9, output rounding 2^-9, float32 accumulation d x 2^-24, doubled."""
-    n, d = qm.shape
-    qb, q64 = qm.bfloat16(), qm.double()[:, None, :]
-    eps = 2 * (2.0**-8 + d * 2.0**-24)
-    sims_buf = torch.empty(n, min(chunk, hi - lo), dtype=torch.bfloat16)
-    best_s = best_i = None
-    for start in range(lo, hi, chunk):
-        stop = min(start + chunk, hi)
-        width = stop - start
-        sims = sims_buf[:, :width]
-        for b0 in range(start, stop, block):
-            b1 = min(b0 + block, stop)
-            torch.mm(qb, torch.as_tensor(E[b0:b1]).T, out=sims[:, b0 - start : b1 - start])
-        rows_inv = torch.as_tensor(inv[start:stop]).float()
-        approx = sims.float() * rows_inv
-        s_out, i_out = [], []
-        for j in range(n):
-            m = min(width, max(64, 8 * k))
-            while True:
-                a_s, a_i = approx[j].topk(m)
-                exact = torch.cat([_exact_cos(q64[j], E[start + a_i[c : c + block]], rows_inv[a_i[c : c + block]])
-                                   for c in range(0, m, block)])  # ``block`` rows at a time: memory stays small
-                s, i = merge_topk(exact[None], (a_i + start)[None], min(k, width))
-                if m == width or float(a_s[-1]) + eps < float(s[0, -1]):
-                    break
-                m = min(width, m * 16)
-            s_out.append(s)
-            i_out.append(i)
-        s, i = torch.cat(s_out), torch.cat(i_out)
-        if best_s is not None:
-            s, i = merge_topk(torch.cat([best_s, s], 1), torch.cat([best_i, i], 1), k)
-        best_s, best_i = s, i
-    return best_s, best_i
-
-
 def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int, lo: int, hi: int,
                block: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k (cosine, row) [n, k'] of rows ``lo:hi`` of ``E``, ``chunk`` rows at a time; ``block``: widen float16
     rows ``block`` at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly."""
-    if block is not None and E.dtype == torch.bfloat16 and _bf16_products():
-        return _fold_topk_bf16(qm, E, inv, k, chunk, lo, hi, block)
     widen = block is not None and E.dtype != torch.float32
     buf = torch.empty(min(block, hi - lo), E.shape[1]) if widen else None
     sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None else None
