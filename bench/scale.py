@@ -113,6 +113,7 @@ def write(folder: str, n_rows: int, dtype: str = "float16") -> dict:
     """A synthetic sharded index of ``n_rows`` clustered vectors (layer 0) stored as ``dtype``, via the index's own writers."""
     import torch
 
+    from interp.lens.latent.files import dtype_from_name
     from interp.lens.latent.manifest import SHARDED_FORMAT, write_manifest, write_shard
 
     torch.set_num_threads(2)
@@ -126,7 +127,7 @@ def write(folder: str, n_rows: int, dtype: str = "float16") -> dict:
         rows = min(SHARD_ROWS, n_rows - a)
         gs = torch.Generator().manual_seed(1000 + si)
         c = torch.randint(0, len(centres), (rows,), generator=gs)
-        v = (centres[c] + 0.7 * torch.randn(rows, D_MODEL, generator=gs)).to(getattr(torch, dtype))
+        v = (centres[c] + 0.7 * torch.randn(rows, D_MODEL, generator=gs)).to(dtype_from_name(dtype, "--dtype"))
         local = torch.arange(rows, dtype=torch.int32)
         texts = -(-rows // DOC_TOKENS)  # documents of DOC_TOKENS tokens, every token stored
         tensors = {"vectors.0": v, "inv_norms.0": 1.0 / v.float().norm(dim=1), "token_ids": local % 100,

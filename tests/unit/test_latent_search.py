@@ -32,3 +32,24 @@ def test_exact_topk_independent_of_workers(dtype):
     # fewer rows than k: every row, best first
     s, i = exact_topk(q, E[:5], inv[:5], 9, 65536, workers=2)
     assert i.shape == (8, 5) and torch.all(s[:, :-1] >= s[:, 1:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_shard_tensors_are_memory_mapped_with_their_stored_bits(tmp_path, dtype):
+    """``files.memmap`` maps a shard's vectors from disk (bfloat16, which numpy lacks, through an int16 view) and
+    gives back exactly the stored values, read-only, without reading the file into memory."""
+    from safetensors.torch import save_file
+
+    from interp.lens.latent.files import memmap, read_header
+
+    v = torch.randn(300, 24, generator=torch.Generator().manual_seed(2)).to(dtype)
+    path = tmp_path / "shard.safetensors"
+    save_file({"other": torch.arange(5, dtype=torch.int32), "vectors.0": v}, str(path))
+    header, start = read_header(path)
+    got = memmap(path, header, start, "vectors.0")
+    assert got.dtype == dtype and torch.equal(got.view(torch.uint8), v.view(torch.uint8))  # the same bytes
+    # a map, not a copy: bytes changed in the file afterwards show through
+    with open(path, "r+b") as f:
+        f.seek(start + header["vectors.0"]["data_offsets"][0])
+        f.write(b"\0" * v.element_size() * 24)
+    assert torch.equal(got[0], torch.zeros(24, dtype=dtype)) and torch.equal(got[1:], v[1:])

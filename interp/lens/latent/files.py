@@ -116,18 +116,16 @@ def load_checked(path: Path, expect: dict[str, tuple[torch.dtype, tuple[int, ...
 
 
 def memmap(path: Path, header: dict, start: int, name: str) -> torch.Tensor:
-    """Tensor ``name`` of a checked safetensors file as a read-only memory map (bfloat16, which numpy lacks, is mapped
-    as int16 and viewed as bfloat16: the same bytes)."""
+    """Tensor ``name`` of a checked safetensors file as a read-only memory map (bfloat16, which numpy lacks, through
+    safetensors' ``load_file``, whose tensors are memory-mapped too)."""
     entry = header[name]
     a, _ = entry["data_offsets"]
     shape = tuple(entry["shape"])
-    if math.prod(shape) == 0:
+    if entry["dtype"] == "BF16" or math.prod(shape) == 0:
         return load_file(str(path))[name]
-    bf16 = entry["dtype"] == "BF16"
-    arr = np.memmap(path, dtype=np.int16 if bf16 else _NP[entry["dtype"]], mode="r", offset=start + a, shape=shape)
+    arr = np.memmap(path, dtype=_NP[entry["dtype"]], mode="r", offset=start + a, shape=shape)
     import warnings
 
     with warnings.catch_warnings():  # torch warns that the array is read-only; nothing writes to it
         warnings.simplefilter("ignore", UserWarning)
-        t = torch.from_numpy(arr)
-    return t.view(torch.bfloat16) if bf16 else t
+        return torch.from_numpy(arr)
