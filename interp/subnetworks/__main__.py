@@ -5,8 +5,10 @@ held-out evaluation in its config. Ctrl-C (or SIGTERM) during training stops it,
 far beside the output as ``<name>-bigram.partial.safetensors`` (config ``stopped: "interrupted"``, no
 evaluation), leaves a complete file at the output untouched, and exits with status 130. Bad input (an unknown
 model, a non-positive number) is one line on stderr and exit status 2. The bigram target is counted on the model's own tokenization of
-``stories`` training documents (seed 1, the model's own training corpus); evaluation uses held-out
-documents (seed 2).
+the training corpus: for the zoo models ``stories`` documents (seed 1, the model's own training corpus, held-out
+seed 2); for a real model (``--corpus``, default ``prose+code``) Python's reference manual and standard library,
+train split (held-out split for the evaluation), each document cut to ``--seq-len`` tokens for training.
+``--target model`` trains the "optimal pruning" subnetwork instead (the full model's own distribution as the target).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-docs", type=int, default=4000)
     p.add_argument("--eval-docs", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--corpus", choices=["stories", "prose", "code", "prose+code"],
+                   help="training text (default: stories for the zoo models, prose+code otherwise)")
+    p.add_argument("--seq-len", type=int, help="cut every training and evaluation document to this many tokens")
+    p.add_argument("--target", choices=["bigram", "model"], default="bigram",
+                   help="bigram (Chang & Bergen) or model (optimal pruning: the full model's distribution)")
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     old = signal.getsignal(signal.SIGTERM)
@@ -64,38 +71,40 @@ def _run(a: argparse.Namespace) -> int:
         check_int(f"--{name.replace('_', '-')}", getattr(a, name), minimum=1)
     for name in ("lam", "lr", "beta_growth"):
         check_float(f"--{name.replace('_', '-')}", getattr(a, name), minimum=0.0)
-    out = a.out or OUT_DIR / f"{Path(a.model).name}-bigram.safetensors"
+    if a.seq_len is not None:
+        check_int("--seq-len", a.seq_len, minimum=2)
+    out = a.out or OUT_DIR / f"{Path(a.model).name}-{'bigram' if a.target == 'bigram' else 'pruned'}.safetensors"
     if out.is_dir():
         raise InterpError(f"--out {out} is a folder: give a file name such as {out / 'bigram.safetensors'}")
     torch.set_num_threads(a.threads)
     from interp.models import load_model
-    from interp.subnetworks import evaluate, find_bigram_subnetwork
-    from interp.zoo import stories
+    from interp.subnetworks import bigram_table, evaluate, find_bigram_subnetwork, find_pruned_subnetwork
 
     model = load_model(a.model, device="cpu")
-    world = stories.World.from_seed(0)
-    train = [d.text for d in stories.generate(world, a.train_docs, seed=1)]
-    held = [d.text for d in stories.generate(world, a.eval_docs, seed=2)]
+    train, held = _corpus(a)
+    table = bigram_table(model, train)  # counted on whole documents; training sees their first --seq-len tokens
+    find = find_bigram_subnetwork if a.target == "bigram" else find_pruned_subnetwork
+    extra = {"table": table} if a.target == "bigram" else {"bigram": table}
     t0 = time.time()
-    sub = find_bigram_subnetwork(model, train, lam=a.lam, lr=a.lr, beta_growth=a.beta_growth, steps=a.steps,
-                                 batch_size=a.batch_size)
+    sub = find(model, train, lam=a.lam, lr=a.lr, beta_growth=a.beta_growth, steps=a.steps, batch_size=a.batch_size,
+               max_len=a.seq_len, **extra)
     secs = time.time() - t0
     if sub.config.get("stopped") == "interrupted":
         part = partial_path(out)
         part.parent.mkdir(parents=True, exist_ok=True)
         sub = type(sub)(sub.weights, sub.masks, sub.signature, sub.target, sub.bigram,
                         dict(sub.config, partial=True, train_seconds=round(secs, 1), threads=a.threads,
-                             train_docs=a.train_docs), sub.log)
+                             train_docs=len(train), corpus=a.corpus, seq_len=a.seq_len), sub.log)
         sub.save(part)
         kept = "; the complete file there is untouched" if out.exists() else ""
         print(f"python -m interp.subnetworks: interrupted at step {sub.config['steps_run']} of {a.steps}: "
               f"wrote the partial masks to {part}, not to {out}{kept}", file=sys.stderr)
         return 130
-    ev = evaluate(model, sub, held)
+    ev = evaluate(model, sub, held, table=table, max_len=a.seq_len)
     summary = {v: ev[v] for v in ev.variants}
     sub = type(sub)(sub.weights, sub.masks, sub.signature, sub.target, sub.bigram,
-                    dict(sub.config, train_seconds=round(secs, 1), threads=a.threads, train_docs=a.train_docs,
-                         eval_docs=a.eval_docs, evaluation=summary), sub.log)
+                    dict(sub.config, train_seconds=round(secs, 1), threads=a.threads, train_docs=len(train),
+                         eval_docs=len(held), corpus=a.corpus, seq_len=a.seq_len, evaluation=summary), sub.log)
     out.parent.mkdir(parents=True, exist_ok=True)
     sub.save(out)
     print(f"wrote {out}: {sub!r} in {secs:.0f} s")
@@ -105,6 +114,25 @@ def _run(a: argparse.Namespace) -> int:
     for row in ev.rows():
         print("  ", row)
     return 0
+
+
+def _corpus(a: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(training texts, held-out texts) for ``--corpus`` (its default chosen by the model: see the module docstring)."""
+    from interp.zoo import ZOO_MODELS
+
+    a.corpus = a.corpus or ("stories" if a.model in ZOO_MODELS else "prose+code")
+    if a.corpus == "stories":
+        from interp.zoo import stories
+
+        world = stories.World.from_seed(0)
+        return ([d.text for d in stories.generate(world, a.train_docs, seed=1)],
+                [d.text for d in stories.generate(world, a.eval_docs, seed=2)])
+    from interp import corpora
+
+    parts = a.corpus.split("+")
+    train = [t for name in parts for t in getattr(corpora, name)("train")][: a.train_docs]
+    held = [t for name in parts for t in getattr(corpora, name)("heldout")][: a.eval_docs]
+    return train, held
 
 
 if __name__ == "__main__":

@@ -92,17 +92,18 @@ def evaluate(
     batch_size: int = 16,
     seed: int = 0,
     max_points: int = 3000,
+    max_len: int | None = None,
 ) -> SubnetworkEval:
     """Evaluate ``subnetwork`` on ``texts`` (use held-out text); returns a ``SubnetworkEval``.
 
     ``table``: the bigram target (default: the one stored with the subnetwork). ``seed`` picks the random
-    controls and the plotted sample of positions.
+    controls and the plotted sample of positions. ``max_len``: evaluate the first ``max_len`` tokens of each text.
     """
     table = table or subnetwork.bigram
     if table is None:
         raise InterpError("this subnetwork has no bigram table: pass table=bigram_table(model, training_texts)")
     subnetwork.check_model(model)
-    seqs = encode_texts(model, texts)
+    seqs = encode_texts(model, texts, max_len=max_len)
     device = model_device(model)
     cur = torch.cat([s[:-1] for s in seqs])
     nxt = torch.cat([s[1:] for s in seqs])

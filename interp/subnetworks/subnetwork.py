@@ -195,8 +195,16 @@ class Subnetwork(Result):
 
     # ---- persistence -------------------------------------------------------------------------
     def _file_entries(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """Masks (bool) as ``mask.<name>``, the bigram table's tensors, the rest as JSON (the v1 layout)."""
-        tensors = {f"mask.{w.name}": self.masks[w.name].contiguous() for w in self.weights}
+        """Each mask as ``mask.<name>`` (bool, its shape) or, when that is smaller, ``kept.<name>`` (int32 flat
+        indices of the kept entries: a 0.5% mask of a 100M-entry model is 2 MB instead of 100 MB); the bigram
+        table's tensors; the rest as JSON (the v1 layout; files with bool masks only still load)."""
+        tensors = {}
+        for w in self.weights:
+            m = self.masks[w.name]
+            if 4 * int(m.sum()) < m.numel():
+                tensors[f"kept.{w.name}"] = m.reshape(-1).nonzero().squeeze(1).to(torch.int32)
+            else:
+                tensors[f"mask.{w.name}"] = m.contiguous()
         if self.bigram is not None:
             tensors.update(self.bigram.tensors())
         meta = {
@@ -211,7 +219,7 @@ class Subnetwork(Result):
         meta = {k: entries.take(k) for k in ("weights", "signature", "target", "config", "log", "bigram_vocab")}
         rows = meta["weights"] or []
         weights = [MaskableWeight(str(n), str(s), int(lay), str(c), tuple(int(x) for x in sh)) for n, s, lay, c, sh in rows]
-        masks = {w.name: entries.take(f"mask.{w.name}") for w in weights}
+        masks = {w.name: _read_mask(entries, w) for w in weights}
         vocab_lost = "bigram_vocab" in entries.missing  # then its tensors are not "unknown": the missing field explains them
         table = {k: entries.take(k) for k in _BIGRAM_TENSORS if meta["bigram_vocab"] is not None or (vocab_lost and k in entries)}
         if entries.missing:
@@ -260,3 +268,16 @@ class Subnetwork(Result):
         )
         return (f"<div><b>{html.escape(repr(self))}</b><table><tr><th>layer</th><th>component</th><th>kept</th>"
                 f"<th>total</th><th>fraction</th></tr>{rows}</table></div>")
+
+
+def _read_mask(entries: FileEntries, w: MaskableWeight) -> torch.Tensor | None:
+    """The bool mask of ``w`` from ``mask.<name>`` or from the kept indices ``kept.<name>`` (None, recorded as
+    missing, when neither is there; a ``ValueError`` when indices fall outside the matrix)."""
+    if f"kept.{w.name}" not in entries:
+        return entries.take(f"mask.{w.name}")
+    idx = entries.take(f"kept.{w.name}").long()
+    if idx.ndim != 1 or (idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= w.numel)):
+        raise ValueError(f"Subnetwork: kept indices of {w.short} fall outside its {w.numel} entries")
+    mask = torch.zeros(w.numel, dtype=torch.bool)
+    mask[idx] = True
+    return mask.reshape(w.shape)

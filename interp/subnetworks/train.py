@@ -163,17 +163,21 @@ def find_bigram_subnetwork(
     lr: float = 5e-3,
     maskable=None,
     table: BigramTable | None = None,
+    max_len: PositiveInt | None = None,
     **kwargs,
 ) -> Subnetwork:
     """The bigram subnetwork of ``model``: masks whose masked model predicts P(next | current token).
 
     ``texts``: training text (the bigram target is counted on them with the model's tokenization unless
-    ``table`` is given). ``lam``: sparsity weight (larger keeps fewer weights). ``maskable``: restrict to
-    some components (e.g. ``["MLP in", "MLP out"]``). Other keywords go to ``train_mask`` (``batch_size``,
+    ``table`` is given). ``max_len``: train on the first ``max_len`` tokens of each text (a real model's step
+    cost grows with the length; the table is still counted on whole texts). ``lam``: sparsity weight (larger keeps
+    fewer weights; the penalty is a mean over all maskable entries, so a larger model feels it less per entry and a
+    short run needs a larger ``lam``: see bench/results/subnetworks_real.md). ``maskable``: restrict to some components
+    (e.g. ``["MLP in", "MLP out"]``). Other keywords go to ``train_mask`` (``batch_size``,
     ``beta_growth``, ``stop_fraction``, ``seed``, ``progress``, ``callback``; a misspelt one raises ``InterpError``).
     Returns a ``Subnetwork`` holding the masks and the bigram table.
     """
-    seqs = encode_texts(model, texts)
+    seqs = encode_texts(model, texts, max_len=max_len)
     table = table or bigram_table(model, texts)
     if table.vocab != int(model.cfg.d_vocab):
         raise InterpError(f"the bigram table has {table.vocab} tokens but the model {model.cfg.d_vocab}")
@@ -188,10 +192,11 @@ def find_bigram_subnetwork(
 @checks_options(forwards=train_mask, exclude=("target",))
 def find_pruned_subnetwork(
     model, texts: Sequence[str], *, lam: NonNegativeFloat = 10.0, steps: PositiveInt = 1500, lr: float = 5e-3, maskable=None,
-    **kwargs,
+    max_len: PositiveInt | None = None, **kwargs,
 ) -> Subnetwork:
-    """The "optimal pruning" subnetwork: the same training with the full model's own next-token distribution as target."""
-    seqs = encode_texts(model, texts)
+    """The "optimal pruning" subnetwork: the same training with the full model's own next-token distribution as target
+    (``max_len`` as in ``find_bigram_subnetwork``; pass ``bigram=table`` to store a bigram table for ``evaluate``)."""
+    seqs = encode_texts(model, texts, max_len=max_len)
 
     def target_fn(_ids, valid: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
         return torch.softmax(full[:, :-1][valid].float(), -1)

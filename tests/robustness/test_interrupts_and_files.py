@@ -63,7 +63,8 @@ def test_sigint_during_training_exits_nonzero_and_keeps_the_complete_file(comple
 
 @pytest.mark.parametrize("args, match", [(["--steps", "0"], "--steps must be at least 1"),
                                          (["--lr", "nan"], "--lr must be a finite number"),
-                                         (["--batch-size", "-1"], "--batch-size must be at least 1")])
+                                         (["--batch-size", "-1"], "--batch-size must be at least 1"),
+                                         (["--seq-len", "1"], "--seq-len must be at least 2")])
 def test_subnetworks_bad_arguments_are_one_line_exit_2(tmp_path, capsys, args, match):
     assert subnetworks_main([*ARGS, *args, "--out", str(tmp_path / "x.safetensors")]) == 2
     err = capsys.readouterr().err.strip()

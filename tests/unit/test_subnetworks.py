@@ -199,6 +199,35 @@ def test_save_load_roundtrip_and_wrong_model(random_models, tmp_path):
         Subnetwork.load(tmp_path / "junk.safetensors")
 
 
+def test_sparse_masks_are_stored_as_kept_indices(random_models, tmp_path):
+    """A sparse mask is written as int32 kept indices (small files for 100M-entry models), a dense one as bools;
+    both read back to the same masks, and indices outside a matrix are refused as a damaged file."""
+    from safetensors.torch import load_file, save_file
+
+    model = random_models["llama"]
+    masks = _random_masks(model, 0.02, seed=3)
+    first = find_maskable(model)[0].name
+    masks[first] = torch.rand(masks[first].shape, generator=torch.Generator().manual_seed(4)) < 0.6  # dense one
+    sub = Subnetwork.from_masks(model, masks)
+    path = sub.save(tmp_path / "sparse.safetensors")
+    stored = load_file(str(path))
+    assert stored[f"mask.{first}"].dtype == torch.bool
+    sparse = [k for k in stored if k.startswith("kept.")]
+    assert len(sparse) == len(masks) - 1 and all(stored[k].dtype == torch.int32 for k in sparse)
+    back = Subnetwork.load(path, model)
+    assert all(torch.equal(back.masks[k], sub.masks[k]) for k in sub.masks)
+    assert back.n_kept == sub.n_kept
+    key = sparse[0]
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    stored[key] = torch.tensor([0, 10**9], dtype=torch.int32)
+    save_file(stored, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(InterpError):
+        Subnetwork.load(tmp_path / "bad.safetensors")
+
+
 def test_overlap_null_has_exact_mean(random_models):
     # A-T7: the null mean equals sum_m n_m rho_A rho_B / N. 4000 draws: the sd of the mean is null_std/63, so 5 sd.
     model = random_models["gpt2"]
