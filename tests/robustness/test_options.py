@@ -126,7 +126,7 @@ def test_subnetwork_options(stories, fn, options, match):
 
 
 def test_bigram_subnetwork_lists_its_own_and_the_trainers_options(stories):
-    with pytest.raises(InterpError, match=r"its options are lam, steps, lr, maskable, table, batch_size, beta_growth, "
+    with pytest.raises(InterpError, match=r"its options are lam, steps, lr, maskable, table, max_len, batch_size, beta_growth, "
                                           r"stop_fraction, seed, progress, callback$"):
         find_bigram_subnetwork(stories, TEXTS, lamda=1.0)
 
