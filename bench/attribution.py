@@ -111,6 +111,7 @@ def inseq_worker(job: str) -> None:
             scores = a.target_attributions[:n_src, 0, 0].tolist()
             results.append({"rep": rep, "k": k, "seconds": dt, "calls": count["calls"], "rows": count["rows"], "scores": scores,
                             "tokens": [t.id for t in a.target]})
+            print(f"inseq prompt {k} rep {rep}: {dt:.1f} s, {count['rows']} sequences", file=sys.stderr, flush=True)
     Path(spec["out"]).write_text(json.dumps(results))
 
 

@@ -19,19 +19,18 @@ import torch
 
 
 def _kept_rows(sub) -> list[str]:
-    by: dict[int, dict[str, tuple[int, int]]] = {}
-    for r in sub.kept_table():
-        by.setdefault(r["layer"], {})[r["component"]] = (r["kept"], r["total"])
+    """One markdown row per layer: each component's kept fraction, the MLP's, and the layer's share of all kept."""
+    by: dict[int, dict[str, dict]] = {}
+    for r in sub.share_of_kept():
+        by.setdefault(r["layer"], {})[r["component"]] = r
+    mlp = sub.kept_by_layer("mlp")
     comps = ["Q", "K", "V", "O", "MLP in", "MLP out"]
-    total = max(1, sub.n_kept)
     out = ["| layer | " + " | ".join(comps) + " | MLP kept fraction | share of all kept |",
            "|---" * (len(comps) + 3) + "|"]
     for layer, row in sorted(by.items()):
-        cells = [f"{100 * row[c][0] / row[c][1]:.3f}%" if c in row else "-" for c in comps]
-        mk = sum(row[c][0] for c in ("MLP in", "MLP out") if c in row)
-        mt = sum(row[c][1] for c in ("MLP in", "MLP out") if c in row)
-        share = sum(k for k, _ in row.values()) / total
-        out.append(f"| {layer} | " + " | ".join(cells) + f" | {100 * mk / max(1, mt):.3f}% | {100 * share:.1f}% |")
+        cells = [f"{100 * row[c]['fraction']:.3f}%" if c in row else "-" for c in comps]
+        share = sum(r["share"] for r in row.values())
+        out.append(f"| {layer} | " + " | ".join(cells) + f" | {100 * mlp.get(layer, 0.0):.3f}% | {100 * share:.1f}% |")
     return out
 
 

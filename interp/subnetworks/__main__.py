@@ -81,7 +81,8 @@ def _run(a: argparse.Namespace) -> int:
     from interp.subnetworks import bigram_table, evaluate, find_bigram_subnetwork, find_pruned_subnetwork
 
     model = load_model(a.model, device="cpu")
-    train, held = _corpus(a)
+    corpus = _corpus_name(a)
+    train, held = _corpus(a, corpus)
     table = bigram_table(model, train)  # counted on whole documents; training sees their first --seq-len tokens
     find = find_bigram_subnetwork if a.target == "bigram" else find_pruned_subnetwork
     extra = {"table": table} if a.target == "bigram" else {"bigram": table}
@@ -94,7 +95,7 @@ def _run(a: argparse.Namespace) -> int:
         part.parent.mkdir(parents=True, exist_ok=True)
         sub = type(sub)(sub.weights, sub.masks, sub.signature, sub.target, sub.bigram,
                         dict(sub.config, partial=True, train_seconds=round(secs, 1), threads=a.threads,
-                             train_docs=len(train), corpus=a.corpus, seq_len=a.seq_len), sub.log)
+                             train_docs=len(train), corpus=corpus, seq_len=a.seq_len), sub.log)
         sub.save(part)
         kept = "; the complete file there is untouched" if out.exists() else ""
         print(f"python -m interp.subnetworks: interrupted at step {sub.config['steps_run']} of {a.steps}: "
@@ -104,7 +105,7 @@ def _run(a: argparse.Namespace) -> int:
     summary = {v: ev[v] for v in ev.variants}
     sub = type(sub)(sub.weights, sub.masks, sub.signature, sub.target, sub.bigram,
                     dict(sub.config, train_seconds=round(secs, 1), threads=a.threads, train_docs=len(train),
-                         eval_docs=len(held), corpus=a.corpus, seq_len=a.seq_len, evaluation=summary), sub.log)
+                         eval_docs=len(held), corpus=corpus, seq_len=a.seq_len, evaluation=summary), sub.log)
     out.parent.mkdir(parents=True, exist_ok=True)
     sub.save(out)
     print(f"wrote {out}: {sub!r} in {secs:.0f} s")
@@ -116,12 +117,16 @@ def _run(a: argparse.Namespace) -> int:
     return 0
 
 
-def _corpus(a: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """(training texts, held-out texts) for ``--corpus`` (its default chosen by the model: see the module docstring)."""
+def _corpus_name(a: argparse.Namespace) -> str:
+    """``--corpus``, or its default chosen by the model (see the module docstring)."""
     from interp.zoo import ZOO_MODELS
 
-    a.corpus = a.corpus or ("stories" if a.model in ZOO_MODELS else "prose+code")
-    if a.corpus == "stories":
+    return a.corpus or ("stories" if a.model in ZOO_MODELS else "prose+code")
+
+
+def _corpus(a: argparse.Namespace, name: str) -> tuple[list[str], list[str]]:
+    """(training texts, held-out texts) of the corpus ``name``."""
+    if name == "stories":
         from interp.zoo import stories
 
         world = stories.World.from_seed(0)
@@ -129,7 +134,7 @@ def _corpus(a: argparse.Namespace) -> tuple[list[str], list[str]]:
                 [d.text for d in stories.generate(world, a.eval_docs, seed=2)])
     from interp import corpora
 
-    parts = a.corpus.split("+")
+    parts = name.split("+")
     train = [t for name in parts for t in getattr(corpora, name)("train")][: a.train_docs]
     held = [t for name in parts for t in getattr(corpora, name)("heldout")][: a.eval_docs]
     return train, held
