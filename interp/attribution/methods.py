@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from interp.attribution.forward import LastLogits
-from interp.attribution.ig import embed_hook_name, embedding_ig
+from interp.attribution.ig import embed_hook_name, embedding_ig, run_embedding_hooked
 from interp.attribution.reagent import REAGENT_REAL, reagent_scores
 from interp.attribution.registry import MethodOutput, masked_scores, register
 from interp.attribution.samplers import TokenSampler, make_sampler
@@ -28,22 +28,26 @@ def target_objective(positions: list[int], targets: list[int], kind: str = "logp
     """Objective for rows that are copies of one sequence: row r scores target ``r % n`` at its position.
 
     Captum stacks the interpolation steps along the batch (step-major), so row ``r`` of any chunk is example
-    ``r % n``. Returns ``fn(logits [rows, pos, vocab], tokens) -> [rows]``.
+    ``r % n``. Returns ``fn(logits [rows, pos or fewer, vocab], tokens [rows, pos]) -> [rows]``; ``fn.keep`` is the
+    number of trailing positions it reads, so a caller may compute only those logits (``logits_to_keep``): a logits
+    tensor shorter than ``tokens`` is taken to hold their last positions.
     """
     if kind not in OBJECTIVES:
         raise InterpError(f"unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}")
     pos_t = torch.tensor([p - 1 for p in positions])
     tgt_t = torch.tensor(targets)
 
-    def fn(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:  # noqa: ARG001
+    def fn(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(logits.shape[0], device=logits.device)
         r = torch.arange(logits.shape[0]) % len(positions)
-        last = logits[rows, pos_t[r].to(logits.device)].float()
+        shift = tokens.shape[1] - logits.shape[1]  # > 0 when only the last positions' logits were computed
+        last = logits[rows, (pos_t[r] - shift).to(logits.device)].float()
         if kind == "logit":
             return last.gather(-1, tgt_t[r, None].to(logits.device))[:, 0]
         lp = torch.log_softmax(last, -1).gather(-1, tgt_t[r, None].to(logits.device))[:, 0]
         return lp.exp() if kind == "prob" else lp
 
+    fn.keep = max(positions) - min(positions) + 1
     return fn
 
 
@@ -104,7 +108,7 @@ def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Te
     model.requires_grad_(False)
     try:
         with torch.enable_grad():
-            logits = model.run_with_hooks(rows, fwd_hooks=[(hook, leaf)])
+            logits = run_embedding_hooked(model, rows, hook, leaf, getattr(fn, "keep", None))
             (grad,) = torch.autograd.grad(fn(logits, rows).sum(), store["e"])
     finally:
         for p, g in zip(model.parameters(), was):
