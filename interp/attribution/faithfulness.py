@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from interp.attribution.ig import embed_hook_name, run_embedding_hooked
+from interp.attribution.forward import trailing_logits
+from interp.attribution.ig import embed_hook_name
 from interp.attribution.result import TokenAttribution
 from interp.errors import InterpError
 from interp.models import model_device
@@ -135,7 +136,7 @@ def _masked_probs(model, x: torch.Tensor, masks: torch.Tensor, max_rows: int) ->
     for i in range(0, masks.shape[0], max_rows):
         m = masks[i : i + max_rows]
         rows = x[None].expand(m.shape[0], -1)
-        logits = run_embedding_hooked(model, rows, hook, lambda act, hook, m=m: act * m.to(act.dtype), keep=1)
+        logits = trailing_logits(model, rows, 1, [(hook, lambda act, hook, m=m: act * m.to(act.dtype))])
         out.append(torch.softmax(logits[:, -1].float(), -1))
     return torch.cat(out)
 

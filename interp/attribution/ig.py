@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.attribution.forward import trailing_logits
 from interp.attribution.quadrature import adaptive_simpson
 from interp.errors import InterpError
 from interp.models import model_device, special_token_id
@@ -200,21 +201,6 @@ def embedding_ig(
     return out
 
 
-def run_embedding_hooked(model, tokens: torch.Tensor, hook: str, fn: Callable, keep: int | None = None) -> torch.Tensor:
-    """Logits [batch, pos or keep, vocab] of ``tokens`` with ``fn`` as the forward hook at ``hook``.
-
-    ``keep``: compute only the last ``keep`` positions' logits (Hugging Face's ``logits_to_keep``, passed through the
-    bridge; the hooks still fire and the gradients are the same, bit for bit on SmolLM2 and Gemma 3). It halves an IG
-    pass on Gemma 3's 262k vocabulary. Models whose forward does not take it compute every position.
-    """
-    if keep:
-        try:
-            return model.run_with_hooks(tokens, fwd_hooks=[(hook, fn)], logits_to_keep=keep)
-        except TypeError:
-            pass
-    return model.run_with_hooks(tokens, fwd_hooks=[(hook, fn)])
-
-
 def auto_batch_size(model, tokens: torch.Tensor, budget_bytes: int = _PASS_BYTES) -> int:
     """Sequences per forward+backward pass so that its activations stay near ``budget_bytes`` (at least the batch).
 
@@ -290,7 +276,7 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
             e = (base[None] + a[:, None, None, None] * diff[None]).reshape(k * n, t, -1).to(dtype)
             e.requires_grad_(True)
             toks = tokens.repeat(k, 1)  # step-major: row r is example r % n
-            logits = run_embedding_hooked(model, toks, hook, lambda act, hook, e=e: e, keep)
+            logits = trailing_logits(model, toks, keep, [(hook, lambda act, hook, e=e: e)])
             out = objective(logits, toks)
             if out.shape != (k * n,):
                 raise InterpError(f"the IG objective must return one value per row, shape [{k * n}], got {tuple(out.shape)}")
@@ -321,7 +307,7 @@ def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, inte
 
     def forward(e: torch.Tensor, toks: torch.Tensor) -> torch.Tensor:
         e = e.to(dtype)
-        logits = run_embedding_hooked(model, toks, hook, lambda act, hook: e, keep)
+        logits = trailing_logits(model, toks, keep, [(hook, lambda act, hook: e)])
         out = objective(logits, toks)
         if out.shape != (toks.shape[0],):
             raise InterpError(f"the IG objective must return one value per row, shape [{toks.shape[0]}], got {tuple(out.shape)}")

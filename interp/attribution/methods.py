@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from interp.attribution.forward import LastLogits
-from interp.attribution.ig import embed_hook_name, embedding_ig, run_embedding_hooked
+from interp.attribution.forward import LastLogits, trailing_logits
+from interp.attribution.ig import embed_hook_name, embedding_ig
 from interp.attribution.reagent import REAGENT_REAL, reagent_scores
 from interp.attribution.registry import MethodOutput, masked_scores, register
 from interp.attribution.samplers import TokenSampler, make_sampler
@@ -108,7 +108,7 @@ def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Te
     model.requires_grad_(False)
     try:
         with torch.enable_grad():
-            logits = run_embedding_hooked(model, rows, hook, leaf, getattr(fn, "keep", None))
+            logits = trailing_logits(model, rows, fn.keep, [(hook, leaf)])
             (grad,) = torch.autograd.grad(fn(logits, rows).sum(), store["e"])
     finally:
         for p, g in zip(model.parameters(), was):

@@ -135,8 +135,8 @@ def _corpus(a: argparse.Namespace, name: str) -> tuple[list[str], list[str]]:
     from interp import corpora
 
     parts = name.split("+")
-    train = [t for name in parts for t in getattr(corpora, name)("train")][: a.train_docs]
-    held = [t for name in parts for t in getattr(corpora, name)("heldout")][: a.eval_docs]
+    train = [t for part in parts for t in getattr(corpora, part)("train")][: a.train_docs]
+    held = [t for part in parts for t in getattr(corpora, part)("heldout")][: a.eval_docs]
     return train, held
 
 
