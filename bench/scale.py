@@ -5,7 +5,9 @@ Each measurement runs in a fresh subprocess so its peak memory is its own.
 1. Build throughput: ``interp.scale.build_index`` on the ``stories`` model over the same stories documents, with the
    local backend and with Ray (1 and 2 actors, ``num_cpus=1`` each, one torch thread each) on a local 2-CPU cluster.
    tokens/s = corpus tokens / build time; the Ray cluster start is timed separately and not included (the actors'
-   model load is: Ray Data starts a fresh actor pool for every build).
+   model load is: Ray Data starts a fresh actor pool for every build). Each row also gives the steady rate: seconds
+   per shard from the moment every worker has finished its first shard to the last one (``steady_s_per_shard``,
+   ``steady_tok_per_s``), and that moment (``to_first_shards_s``: the start paid once per build).
 2. Search: a synthetic sharded index (d_model 576, fp16, one layer, seeded clustered random vectors: 4096 centres plus
    noise) written with the index's own shard/manifest writers (no model run); 16 queries (stored rows plus noise) per
    batch; exact memory-mapped streaming search vs FAISS Flat and IVF per shard (recall@10 against exact), 1 and 2
@@ -87,14 +89,20 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
         from interp.models import load_model
 
         spec = load_model(model, device="cpu")
-    times, tokens, rows = [], 0, 0
+    times, tokens, rows, steady, first = [], 0, 0, [], []
     for _ in range(repeats):
         out = Path(tempfile.mkdtemp(prefix="bench_scale_")) / "idx"
+        done: list[float] = []
         t0 = time.perf_counter()
         keep = dict(max_per_token=None, dedup=False, min_pos=0) if store_all else {}
         index = build_index(spec, texts, out=out, layers=[int(x) for x in layers.split(",")], backend=backend,
-                            workers=workers, shard_docs=shard_docs, batch_size=16, progress=False, **keep)
+                            workers=workers, shard_docs=shard_docs, batch_size=16, progress=False,
+                            on_shard=lambda n, done=done, t0=t0: done.append(time.perf_counter() - t0), **keep)
         times.append(time.perf_counter() - t0)
+        # steady state: from the moment every worker has finished its first shard to the last shard, per shard
+        k = min(workers, len(done) - 1)
+        first.append(done[k - 1])
+        steady.append((done[-1] - done[k - 1]) / (len(done) - k) if len(done) > k else float("nan"))
         tokens = sum(int(s.get("doc_lengths").sum()) for s in index.shards)
         rows = len(index)
         shutil.rmtree(out.parent)
@@ -103,9 +111,12 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
 
         ray.shutdown()
     med = statistics.median(times)
+    per_shard = tokens / len(index.shards)
     return {"kind": "build", "backend": backend, "workers": workers, "docs": docs, "shard_docs": shard_docs, "tokens": tokens, "rows": rows,
             "layers": layers, "store_all": store_all,
             "times_s": times, "median_s": med, "tok_per_s": tokens / med, "cluster_start_s": start_s,
+            "to_first_shards_s": first, "steady_s_per_shard": steady, "shard_done_s": done,
+            "steady_tok_per_s": per_shard / statistics.median(steady),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -219,6 +230,7 @@ def main():
     ap.add_argument("--layers", default="1,2", help="build: comma-separated layers to store")
     ap.add_argument("--store-all", action="store_true",
                     help="build: store every token (max_per_token None, no dedup, min_pos 0), so forward passes dominate")
+    ap.add_argument("--backends", default="local:1,ray:1,ray:2", help="build rows: backend:workers, comma-separated")
     ap.add_argument("--build-timeout", type=float, default=600, help="seconds per build subprocess")
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--repeats", type=int, default=5, help="timed search batches after a warm-up batch")
@@ -246,12 +258,14 @@ def main():
     if not a.skip_build:
         print(f"build: {a.model}, {a.docs} stories documents, {a.shard_docs} per shard, layers [{a.layers}]"
               + (", every token stored" if a.store_all else ""), flush=True)
-        for backend, workers in (("local", 1), ("ray", 1), ("ray", 2)):
-            results.append(_sub(["build", backend, str(workers), str(a.docs), str(a.build_repeats), a.model,
+        for backend, workers in (b.split(":") for b in a.backends.split(",")):
+            results.append(_sub(["build", backend, workers, str(a.docs), str(a.build_repeats), a.model,
                                  str(a.shard_docs), a.layers, str(int(a.store_all))], a.build_timeout))
         by = {(r["backend"], r["workers"]): r for r in results if r}
         if ("ray", 1) in by and ("ray", 2) in by:
-            print(f"  ray 2 workers / 1 worker: {by[('ray', 2)]['tok_per_s'] / by[('ray', 1)]['tok_per_s']:.2f}x", flush=True)
+            r1, r2 = by[("ray", 1)], by[("ray", 2)]
+            print(f"  ray 2 workers / 1 worker: {r2['tok_per_s'] / r1['tok_per_s']:.2f}x whole build, "
+                  f"{r2['steady_tok_per_s'] / r1['steady_tok_per_s']:.2f}x steady state", flush=True)
     if not a.skip_search:
         for n in a.rows:
             folder = Path(a.folder or tempfile.mkdtemp(prefix="bench_scale_idx_", dir=ROOT / "bench")) / f"synthetic_{n}"
