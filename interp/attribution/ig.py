@@ -159,7 +159,9 @@ def embedding_ig(
     """IG on the token embeddings (``embed.hook_out``).
 
     ``tokens``: [batch, pos] ids. ``objective(logits [b, pos, vocab], tokens [b, pos]) -> [b]`` scalar per row;
-    rows come step-major (row ``r`` of any call is example ``r % batch``), and it must treat rows independently.
+    rows come step-major (row ``r`` of any call is example ``r % batch``), and it must treat rows independently. An
+    objective with an int attribute ``keep`` (``methods.TargetObjective``) reads only the last ``keep`` positions, and
+    then only those logits are computed.
     ``baseline``: "zero", "zero_keep_bos", "pad" or "auto" (module docstring).
 
     ``method="adaptive"`` (default): composite Simpson on a partition of [0, 1] graded towards the baseline and

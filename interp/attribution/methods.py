@@ -24,31 +24,39 @@ from interp.validate import NonNegativeFloat, NonNegativeInt, PositiveInt, Seed,
 OBJECTIVES = ("logprob", "prob", "logit")
 
 
-def target_objective(positions: list[int], targets: list[int], kind: str = "logprob"):
+class TargetObjective:
     """Objective for rows that are copies of one sequence: row r scores target ``r % n`` at its position.
 
     Captum stacks the interpolation steps along the batch (step-major), so row ``r`` of any chunk is example
-    ``r % n``. Returns ``fn(logits [rows, pos or fewer, vocab], tokens [rows, pos]) -> [rows]``; ``fn.keep`` is the
-    number of trailing positions it reads, so a caller may compute only those logits (``logits_to_keep``): a logits
-    tensor shorter than ``tokens`` is taken to hold their last positions.
+    ``r % n``. Calling it maps ``(logits [rows, pos or fewer, vocab], tokens [rows, pos])`` to the objective [rows]:
+    the target's log-probability, probability or logit (``kind``) given the tokens before its position. ``keep`` is
+    the number of trailing positions it reads, so a caller may compute only those logits (``logits_to_keep``); a
+    logits tensor shorter than ``tokens`` is taken to hold their last positions.
     """
-    if kind not in OBJECTIVES:
-        raise InterpError(f"unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}")
-    pos_t = torch.tensor([p - 1 for p in positions])
-    tgt_t = torch.tensor(targets)
 
-    def fn(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    def __init__(self, positions: list[int], targets: list[int], kind: str = "logprob"):
+        if kind not in OBJECTIVES:
+            raise InterpError(f"unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}")
+        self.kind = kind
+        self.keep = max(positions) - min(positions) + 1
+        self._pos = torch.tensor([p - 1 for p in positions])
+        self._tgt = torch.tensor(targets)
+
+    def __call__(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(logits.shape[0], device=logits.device)
-        r = torch.arange(logits.shape[0]) % len(positions)
+        r = torch.arange(logits.shape[0]) % len(self._pos)
         shift = tokens.shape[1] - logits.shape[1]  # > 0 when only the last positions' logits were computed
-        last = logits[rows, (pos_t[r] - shift).to(logits.device)].float()
-        if kind == "logit":
-            return last.gather(-1, tgt_t[r, None].to(logits.device))[:, 0]
-        lp = torch.log_softmax(last, -1).gather(-1, tgt_t[r, None].to(logits.device))[:, 0]
-        return lp.exp() if kind == "prob" else lp
+        last = logits[rows, (self._pos[r] - shift).to(logits.device)].float()
+        tgt = self._tgt[r, None].to(logits.device)
+        if self.kind == "logit":
+            return last.gather(-1, tgt)[:, 0]
+        lp = torch.log_softmax(last, -1).gather(-1, tgt)[:, 0]
+        return lp.exp() if self.kind == "prob" else lp
 
-    fn.keep = max(positions) - min(positions) + 1
-    return fn
+
+def target_objective(positions: list[int], targets: list[int], kind: str = "logprob") -> TargetObjective:
+    """The ``TargetObjective`` scoring ``targets`` at ``positions`` (one per row, cycling) with ``kind``."""
+    return TargetObjective(positions, targets, kind)
 
 
 def _rows(tokens: torch.Tensor, positions: list[int]) -> torch.Tensor:
