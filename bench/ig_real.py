@@ -48,7 +48,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     import interp
     from interp.attribution import attribute, embedding_ig
-    from interp.attribution.methods import target_objective
+    from interp.attribution.methods import TargetObjective
 
     model = interp.load_model(args.model, device="cpu")
     rows = []
@@ -64,7 +64,7 @@ def main() -> None:
         rows.append((a.info["n_steps"], float(a.completeness_error.max()), dt))
         print(f"| {i} | {a.info['n_steps']} | {rows[-1][1]:.2e} | {dt:.1f} | {rss:.2f} |", flush=True)
         if i < args.curve:
-            fn = target_objective([ids.shape[0]], [int(model(ids[None])[0, -1].argmax())], args.objective)
+            fn = TargetObjective([ids.shape[0]], [int(model(ids[None])[0, -1].argmax())], args.objective)
             out = embedding_ig(model, ids[None], fn, max_steps=args.curve_budget, tolerance=0.0, warn_threshold=None)
             print("  adaptive curve (points: error, bound): "
                   + ", ".join(f"{n}: {e:.1e} ({b:.1e})" for n, b, e in out.history), flush=True)

@@ -89,7 +89,7 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
         from interp.models import load_model
 
         spec = load_model(model, device="cpu")
-    times, tokens, rows, steady, first = [], 0, 0, [], []
+    times, tokens, rows, steady, first, dones = [], 0, 0, [], [], []
     for _ in range(repeats):
         out = Path(tempfile.mkdtemp(prefix="bench_scale_")) / "idx"
         done: list[float] = []
@@ -99,6 +99,7 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
                             workers=workers, shard_docs=shard_docs, batch_size=16, progress=False,
                             on_shard=lambda n, done=done, t0=t0: done.append(time.perf_counter() - t0), **keep)
         times.append(time.perf_counter() - t0)
+        dones.append(done)
         # steady state: from the moment every worker has finished its first shard to the last shard, per shard
         k = min(workers, len(done) - 1)
         first.append(done[k - 1])
@@ -115,7 +116,7 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
     return {"kind": "build", "backend": backend, "workers": workers, "docs": docs, "shard_docs": shard_docs, "tokens": tokens, "rows": rows,
             "layers": layers, "store_all": store_all,
             "times_s": times, "median_s": med, "tok_per_s": tokens / med, "cluster_start_s": start_s,
-            "to_first_shards_s": first, "steady_s_per_shard": steady, "shard_done_s": done,
+            "to_first_shards_s": first, "steady_s_per_shard": steady, "shard_done_s": dones,
             "steady_tok_per_s": per_shard / statistics.median(steady),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -54,11 +54,6 @@ class TargetObjective:
         return lp.exp() if self.kind == "prob" else lp
 
 
-def target_objective(positions: list[int], targets: list[int], kind: str = "logprob") -> TargetObjective:
-    """The ``TargetObjective`` scoring ``targets`` at ``positions`` (one per row, cycling) with ``kind``."""
-    return TargetObjective(positions, targets, kind)
-
-
 def _rows(tokens: torch.Tensor, positions: list[int]) -> torch.Tensor:
     """[target, max_pos] copies of the sequence up to the last target's prefix."""
     return tokens[: max(positions)][None].expand(len(positions), -1).clone()
@@ -91,7 +86,7 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
     """
     rows = _rows(tokens, positions)
     targets = [int(tokens[p]) for p in positions]
-    out = embedding_ig(model, rows, target_objective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
+    out = embedding_ig(model, rows, TargetObjective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
                        internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance, method=rule,
                        progress=progress)
     scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
@@ -103,7 +98,7 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
 def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the objective w.r.t. the token embeddings: (grad, emb), each [target, pos, d_model]."""
     rows = _rows(tokens, positions).to(model_device(model))
-    fn = target_objective(positions, [int(tokens[p]) for p in positions], objective)
+    fn = TargetObjective(positions, [int(tokens[p]) for p in positions], objective)
     hook = embed_hook_name(model)
     store = {}
 

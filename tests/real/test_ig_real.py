@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from interp.attribution import attribute, embedding_ig
-from interp.attribution.methods import target_objective
+from interp.attribution.methods import TargetObjective
 
 pytestmark = pytest.mark.real
 
@@ -41,7 +41,7 @@ def test_error_falls_with_points_and_bits_do_not_depend_on_batching(smollm2, one
     unresolved transition moves the sum either way, which is why the bound guards the stop). Two internal
     batch sizes: same bits."""
     toks = smollm2.to_tokens(PROMPTS[0])
-    fn = target_objective([toks.shape[1]], [int(smollm2(toks)[0, -1].argmax())])
+    fn = TargetObjective([toks.shape[1]], [int(smollm2(toks)[0, -1].argmax())])
     out = embedding_ig(smollm2, toks, fn, max_steps=140, tolerance=0.0, warn_threshold=None)
     (_, bound0, _), (_, bound1, err1) = out.history[0], out.history[-1]
     assert bound1 < 0.1 * bound0 and err1 < 0.05, out.history

@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 
 from interp.attribution import ig
-from interp.attribution.methods import target_objective
+from interp.attribution.methods import TargetObjective
 from interp.testing import random_model
 
 
 def test_objective_reads_the_same_values_from_trailing_logits():
     logits = torch.randn(4, 7, 11)
     tokens = torch.zeros(4, 7, dtype=torch.long)
-    fn = target_objective([6, 7], [3, 5], "prob")  # two targets: logits at positions 5 and 6 (rows alternate)
+    fn = TargetObjective([6, 7], [3, 5], "prob")  # two targets: logits at positions 5 and 6 (rows alternate)
     assert fn.keep == 2
     assert torch.equal(fn(logits, tokens), fn(logits[:, -2:], tokens))
 
@@ -20,7 +20,7 @@ def test_objective_reads_the_same_values_from_trailing_logits():
 def test_ig_with_kept_logits_equals_ig_with_all_logits(monkeypatch):
     model = random_model("llama", seed=3)
     tokens = torch.tensor([[1, 5, 9, 12, 7, 3, 8]])
-    fn = target_objective([7], [4], "prob")
+    fn = TargetObjective([7], [4], "prob")
     shapes = []
     run = model.run_with_hooks
 

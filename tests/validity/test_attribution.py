@@ -13,7 +13,7 @@ import torch
 from interp.attribution import TokenAttribution, attribute, embedding_ig, method_names
 from interp.attribution.faithfulness import faithfulness
 from interp.attribution.forward import LastLogits
-from interp.attribution.methods import target_objective
+from interp.attribution.methods import TargetObjective
 from interp.attribution.planted import trigger_model
 from interp.attribution.reagent import _update, reagent_scores
 from interp.attribution.samplers import ModelSampler, UniformSampler, UnigramSampler
@@ -184,7 +184,7 @@ def test_ig_completeness_and_internal_batch(family, gpt2, llama):
     adaptive rule resolves it; internal_batch_size does not change a single number."""
     model = {"gpt2": gpt2, "llama": llama}[family]
     toks = torch.cat([model.to_tokens("hello world, how are you"), model.to_tokens("a quick brown fox jumps ")])
-    fn = target_objective([toks.shape[1], toks.shape[1]], [5, 9])
+    fn = TargetObjective([toks.shape[1], toks.shape[1]], [5, 9])
     full = embedding_ig(model, toks, fn)
     assert (full.completeness_error < 0.01).all(), full.completeness_error
     for ibs in (2, 6, 33):
