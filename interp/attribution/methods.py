@@ -69,7 +69,8 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
 def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: PositiveInt = 50,
                          max_steps: PositiveInt | None = 800, tolerance: NonNegativeFloat = 0.01,
                          internal_batch_size: PositiveInt | None = None, objective: str = "prob",
-                         rule: str = "adaptive", progress: Callable[[int, int], None] | None = None) -> MethodOutput:
+                         rule: str = "adaptive", progress: Callable[[int, int], None] | None = None,
+                         upcast: bool = True) -> MethodOutput:
     """IG of the target probability w.r.t. the token embeddings; ``baseline`` "auto"/"zero"/"zero_keep_bos"/"pad".
 
     ``objective``: "prob" (default, as inseq and captum's LM examples), "logprob" or "logit". On SmolLM2 the
@@ -82,13 +83,14 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
     (a real LM's path has steep steps near the baseline that fixed rules hit or miss by chance; see
     ``interp.attribution.quadrature``). A captum rule (``"gausslegendre"``, ``"riemann_trapezoid"``, ...) uses
     ``n_steps`` points, doubled up to ``max_steps`` while the error exceeds ``tolerance`` (``max_steps=None``: no doubling).
-    ``progress(points so far, budget)`` after each pass (an exception it raises stops the call).
+    ``progress(points so far, budget)`` after each pass (an exception it raises stops the call). ``upcast``: a
+    bfloat16/float16 model computes IG in float32 (``ig.in_float32``; its rounding otherwise swamps the 1% tolerance).
     """
     rows = _rows(tokens, positions)
     targets = [int(tokens[p]) for p in positions]
     out = embedding_ig(model, rows, TargetObjective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
                        internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance, method=rule,
-                       progress=progress)
+                       progress=progress, upcast=upcast)
     scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
     info = {"baseline": out.baseline, "n_steps": out.n_steps, "objective": out.objective.tolist(),
             "baseline_objective": out.baseline_objective.tolist()}

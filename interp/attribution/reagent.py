@@ -79,7 +79,7 @@ def _gen(seed: int, step: int) -> torch.Generator:
 def _draws(x: torch.Tensor, sampler: TokenSampler, seed: int, step: int, B: int, r: float, fixed: torch.Tensor):
     """Step ``step``'s randomness for all B probes: mask [B,T], update replacements [B,T], stop replacements [B,T]."""
     g = _gen(seed, step)
-    mask = (torch.rand(B, x.shape[0], generator=g) < r) & ~fixed
+    mask = (torch.rand(B, x.shape[0], generator=g) < r) & ~fixed.cpu()  # drawn on the CPU: same bits on any device
     repl = sampler.sample(x, B, g).to(x.device)
     stop = sampler.sample(x, B, g).to(x.device)
     return mask.to(x.device), repl, stop
