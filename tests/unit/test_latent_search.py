@@ -53,3 +53,36 @@ def test_shard_tensors_are_memory_mapped_with_their_stored_bits(tmp_path, dtype)
         f.seek(start + header["vectors.0"]["data_offsets"][0])
         f.write(b"\0" * v.element_size() * 24)
     assert torch.equal(got[0], torch.zeros(24, dtype=dtype)) and torch.equal(got[1:], v[1:])
+
+
+def test_bfloat16_screen_then_exact_finds_the_exact_top_k_among_near_ties(monkeypatch):
+    """bfloat16 rows on a CPU with native bf16 products are screened in bf16 and the survivors scored exactly: rows
+    whose cosines differ by far less than bf16's resolution (2^-8) still come back as the float64 top-k, in order,
+    whatever the chunk and worker count."""
+    from interp.lens.latent import search
+
+    g = torch.Generator().manual_seed(1)
+    d = 64
+    base = F.normalize(torch.randn(d, generator=g), dim=0)
+    E = torch.randn(20000, d, generator=g).to(torch.bfloat16)  # far rows
+    near = torch.randint(0, 20000, (500,), generator=g)  # 500 rows whose cosines to base lie within ~0.01: about a
+    E[near] = (base[None] + 0.03 * torch.randn(500, d, generator=g)).to(torch.bfloat16)  # bf16 step (2^-8) apart
+    inv = 1 / E.float().norm(dim=1)
+    q = torch.stack([base, F.normalize(torch.randn(d, generator=g), dim=0)])
+    ref = (q.double() @ (E.double() * inv.double()[:, None]).T)
+    ref_s, ref_i = ref.topk(60, dim=1)
+    # k: the first count from 25 whose k-th cosine is clear of the next beyond float32 rounding, for both queries
+    k = next(k for k in range(25, 59) if bool((ref_s[:, k - 1] - ref_s[:, k] > 1e-6).all()))
+    runs = [search.exact_topk(q, E, inv, k, chunk, block=block, workers=w)
+            for w in (1, 2) for block, chunk in ((512, 3000), (2048, 65536))]
+    for s, i in runs:
+        for row in range(2):  # the same 25 rows as float64 (order may differ only among float32-rounding ties)
+            assert set(i[row].tolist()) == set(ref_i[row, :k].tolist())
+        torch.testing.assert_close(s.double(), ref_s[:, :k], atol=1e-6, rtol=0)
+        assert torch.all(s[:, :-1] >= s[:, 1:])
+    for s, i in runs[1:]:
+        assert torch.equal(s, runs[0][0]) and torch.equal(i, runs[0][1])
+    if search.native_bf16():  # the widened float32 path finds the same rows
+        monkeypatch.setattr(search, "native_bf16", lambda: False)
+        s, i = search.exact_topk(q, E, inv, k, 3000, block=512, workers=1)
+        assert all(set(i[r].tolist()) == set(runs[0][1][r].tolist()) for r in range(2))
