@@ -74,7 +74,8 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
     with inverse norms ``inv`` [rows], folded ``chunk`` rows at a time; row ids start at ``offset``; k' = min(k, rows).
 
     On the CPU, float16 rows are widened to float32 ``block`` rows at a time into a reused buffer (a fresh float32
-    copy of each chunk costs more in page faults than the matmul itself) and multiplied in float32. The rows are split
+    copy of each chunk costs more in page faults than the matmul itself) and multiplied in float32; bfloat16 rows on a
+    CPU with native bfloat16 products are screened in bfloat16 and the survivors scored exactly (``_fold_topk_bf16``). The rows are split
     at block boundaries among ``workers`` threads (default ``torch.get_num_threads()``), each running torch on one
     thread: a [16, d] x [d, block] product does not parallelise inside torch (two intra-op threads were slower than
     one), while two threads on separate rows are 1.7x one. Every row's cosine is computed by the same product of the
