@@ -31,6 +31,9 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.1,0.25,0.5", help="alphas as fractions of the layer's residual norm")
     ap.add_argument("--max-ppl", type=float, default=0.10)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--ig-steps", type=int, default=21,
+                    help="GrAInS: the most IG points per sequence (fit_grains n_steps; 21 is its default)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
@@ -38,7 +41,7 @@ def main() -> None:
     from interp.steering import evaluate, fit_grains, fit_mean_difference
     from interp.steering.sentiment import sentiment_contrast
 
-    model = interp.load_model(args.model, device="cpu")
+    model = interp.load_model(args.model, device=args.device)
     train, held = sentiment_contrast("train"), sentiment_contrast("heldout")
     step = len(train) // args.fit
     fit_set = train[::step][: args.fit]
@@ -46,12 +49,13 @@ def main() -> None:
     layers = [int(x) for x in args.layers.split(",")]
     fr = [float(x) for x in args.fractions.split(",")]
     t = time.perf_counter()
-    grains = fit_grains(model, fit_set, layers=layers, progress=False)
+    grains = fit_grains(model, fit_set, layers=layers, n_steps=args.ig_steps, progress=False)
     t_g = time.perf_counter() - t
     t = time.perf_counter()
     md = fit_mean_difference(model, fit_set, layers)
     t_md = time.perf_counter() - t
-    print(f"## {args.model}: GrAInS (defaults) vs mean difference, {len(fit_set)} fit examples, {args.threads} thread(s)\n")
+    print(f"## {args.model}: GrAInS (IG up to {args.ig_steps} points) vs mean difference, {len(fit_set)} fit examples, "
+          f"{args.threads} thread(s), {args.device}\n")
     print(f"fit time: GrAInS {t_g:.1f} s (IG completeness error, mean {grains.meta['completeness_error']:.2%}), "
           f"mean difference {t_md:.1f} s")
     print("cosine(GrAInS, mean difference) per layer: "

@@ -151,7 +151,11 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     ``k``: tokens masked per sequence and sign; None (default): GrAInS's 10, but at most a quarter of the
     maskable positions, so that I⁺ and I⁻ stay disjoint and most of a short prompt stays intact.
     ``aggregate``: "pca" or "mean". ``n_steps``/``baseline``/``internal_batch_size``:
-    passed to ``interp.attribution.ig.embedding_ig`` (with ``ig_method``, its rule). ``read``: "last" reads h
+    passed to ``interp.attribution.ig.embedding_ig`` (with ``ig_method``, its rule). The default 21 points keep the
+    fit quick on a CPU but leave IG far from complete on a real LM; ``n_steps=400`` steers better: on SmolLM2 (12
+    sentiment examples) the completeness error fell from 1122% to 15%, the vector's cosine with mean difference rose
+    from 0.17 to 0.49 and the held-out gain at the chosen alpha from +0.87 to +2.19 nats (fit 4.7 s vs 45.6 s on
+    an H200; bench/results/grains_real.md). ``read``: "last" reads h
     at the last token of prompt ⊕ answer
     (GrAInS) or "prompt" at the last prompt token (where the answer is predicted). ``exclude``: any of
     "bos", "answer" (positions never masked). Both by default, unlike the reference code: masking BOS removes
