@@ -45,6 +45,16 @@ def _peak_gb() -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
 
 
+def _timed(fn):
+    """(fn(), seconds) with the device synchronised before and after and the peak-memory counter reset."""
+    _peak_reset()
+    _sync()
+    t0 = time.perf_counter()
+    out = fn()
+    _sync()
+    return out, time.perf_counter() - t0
+
+
 def forward(model, batches: list[int]) -> dict:
     """ms per 20-token row, median of 10, at each batch size: all logits vs logits_to_keep=1."""
     g = torch.Generator().manual_seed(0)
@@ -75,13 +85,8 @@ def ig(model, prompts, deadline: float, upcast: bool = True) -> dict:
     for ids in prompts:
         if time.perf_counter() > deadline:
             break
-        _peak_reset()
-        _sync()
-        t0 = time.perf_counter()
-        a = attribute(model, ids, method="integrated_gradients", upcast=upcast)
-        _sync()
-        rows.append({"points": a.info["n_steps"], "error": float(a.completeness_error.max()), "s": time.perf_counter() - t0,
-                     "peak_gb": _peak_gb()})
+        a, dt = _timed(lambda ids=ids: attribute(model, ids, method="integrated_gradients", upcast=upcast))
+        rows.append({"points": a.info["n_steps"], "error": float(a.completeness_error.max()), "s": dt, "peak_gb": _peak_gb()})
     if rows:
         label = "default" if upcast else "upcast=False"
         print(f"  IG {label}: {len(rows)} prompts; points median {statistics.median(r['points'] for r in rows)}, worst "
@@ -98,12 +103,7 @@ def reagent(model, prompts, deadline: float) -> dict:
     for k, ids in enumerate(prompts):
         if time.perf_counter() > deadline:
             break
-        _peak_reset()
-        _sync()
-        t0 = time.perf_counter()
-        a = attribute(model, ids, method="reagent", seed=k)
-        _sync()
-        dt = time.perf_counter() - t0
+        a, dt = _timed(lambda ids=ids, k=k: attribute(model, ids, method="reagent", seed=k))
         rows.append({"s": dt, "sequences": a.info["forward_sequences"], "converged": bool(all(a.info["converged"])),
                      "steps": a.info["steps"], "peak_gb": _peak_gb()})
         if k < 2:  # same seed again: bit-equal scores?
