@@ -112,27 +112,32 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
 def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int, lo: int, hi: int,
                block: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k (cosine, row) [n, k'] of rows ``lo:hi`` of ``E``, ``chunk`` rows at a time; ``block``: widen float16
-    rows ``block`` at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly."""
-    if block is not None and E.dtype == torch.bfloat16 and native_bf16():
-        return _fold_topk_bf16(qm, E, inv, k, chunk, lo, hi)
-    widen = block is not None and E.dtype != torch.float32
+    rows ``block`` at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly. bfloat16 rows
+    on a CPU with native bfloat16 products are screened instead (``_screened_topk``)."""
+    screened = block is not None and E.dtype == torch.bfloat16 and native_bf16()
+    if screened:
+        qb, delta = qm.to(torch.bfloat16), 2.0**-7 * float(qm.norm(dim=1).max())
+    widen = block is not None and E.dtype != torch.float32 and not screened
     buf = torch.empty(min(block, hi - lo), E.shape[1]) if widen else None
-    sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None else None
+    sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None and not screened else None
     best_s = best_i = None
     for start in range(lo, hi, chunk):
         stop = min(start + chunk, hi)
-        if block is None:
-            sims = (qm @ torch.as_tensor(E[start:stop]).T).float()
+        if screened:
+            s, i = _screened_topk(qm, qb, delta, torch.as_tensor(E[start:stop]), torch.as_tensor(inv[start:stop]), k)
         else:
-            sims = sims_buf[:, : stop - start]
-            for b0 in range(start, stop, block):
-                b1 = min(b0 + block, stop)
-                rows = torch.as_tensor(E[b0:b1])
-                if widen:
-                    rows = buf[: b1 - b0].copy_(rows)
-                torch.mm(qm, rows.T, out=sims[:, b0 - start : b1 - start])
-        sims = sims * torch.as_tensor(inv[start:stop]).to(qm.device)
-        s, i = sims.topk(min(k, sims.shape[1]), dim=1)
+            if block is None:
+                sims = (qm @ torch.as_tensor(E[start:stop]).T).float()
+            else:
+                sims = sims_buf[:, : stop - start]
+                for b0 in range(start, stop, block):
+                    b1 = min(b0 + block, stop)
+                    rows = torch.as_tensor(E[b0:b1])
+                    if widen:
+                        rows = buf[: b1 - b0].copy_(rows)
+                    torch.mm(qm, rows.T, out=sims[:, b0 - start : b1 - start])
+            sims = sims * torch.as_tensor(inv[start:stop]).to(qm.device)
+            s, i = sims.topk(min(k, sims.shape[1]), dim=1)
         i = i + start
         if best_s is not None:
             s, i = merge_topk(torch.cat([best_s, s], 1), torch.cat([best_i, i], 1), k)
@@ -150,34 +155,24 @@ def native_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
-def _fold_topk_bf16(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int, lo: int,
-                    hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``_fold_topk`` for bfloat16 rows on a CPU with native bfloat16 products: screen, then score exactly.
+def _screened_topk(qm: torch.Tensor, qb: torch.Tensor, delta: float, rows: torch.Tensor, w: torch.Tensor,
+                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k (cosine, row within ``rows``) [n, k'] of bfloat16 ``rows`` with inverse norms ``w``: screen, then
+    score exactly. ``qb``: the unit queries ``qm`` rounded to bfloat16; ``delta``: 2^-7 x the largest query norm.
 
-    Screen: the query rounded to bfloat16 times the stored rows as they are (no widening; 8x less work than the
-    float32 path on AVX512-BF16), float32 accumulation, bfloat16 output. Its cosine differs from the exact one by at
-    most (2^-9 for the query's rounding + 2^-9 for the output's + float32 accumulation) x |q| x |x| x inv < 2^-7 |q| =
-    ``delta``. Any row of the chunk's exact top-k then screens at least (k-th best screened cosine) - 2 delta, so
-    the rows above that line, for any query, are scored exactly, each by its own float32 dot product (the same bits
-    whatever else is in the set), and the top-k among them is the exact top-k of the chunk.
+    Screen: ``qb`` times the stored rows as they are (no widening; 8x less work than the float32 path on
+    AVX512-BF16), float32 accumulation, bfloat16 output. Its cosine differs from the exact one by at most (2^-9 for the
+    query's rounding + 2^-9 for the output's + float32 accumulation) x |q| x |x| x inv < ``delta``. Any row of the
+    exact top-k then screens at least (k-th best screened cosine) - 2 delta, so the rows above that line, for any
+    query, are scored exactly, each by its own float32 dot product (the same bits whatever else is in the set), and
+    the top-k among them is the exact top-k.
     """
-    qb = qm.to(torch.bfloat16)
-    delta = 2.0**-7 * float(qm.norm(dim=1).max())
-    best_s = best_i = None
-    for start in range(lo, hi, chunk):
-        stop = min(start + chunk, hi)
-        rows = torch.as_tensor(E[start:stop])
-        w = torch.as_tensor(inv[start:stop])
-        screen = torch.mm(qb, rows.T).float() * w
-        kk = min(k, stop - start)
-        line = screen.topk(kk, dim=1).values[:, -1:] - 2 * delta
-        cand = (screen >= line).any(0).nonzero()[:, 0]
-        exact = torch.cat([(rows[part].float()[None] * qm[:, None]).sum(-1) for part in cand.split(1024)], 1) * w[cand]
-        s, i = merge_topk(exact, cand[None].expand(qm.shape[0], -1) + start, kk)
-        if best_s is not None:
-            s, i = merge_topk(torch.cat([best_s, s], 1), torch.cat([best_i, i], 1), k)
-        best_s, best_i = s, i
-    return best_s, best_i
+    screen = torch.mm(qb, rows.T).float() * w
+    kk = min(k, rows.shape[0])
+    line = screen.topk(kk, dim=1).values[:, -1:] - 2 * delta
+    cand = (screen >= line).any(0).nonzero()[:, 0]
+    exact = torch.cat([(rows[part].float()[None] * qm[:, None]).sum(-1) for part in cand.split(1024)], 1) * w[cand]
+    return merge_topk(exact, cand[None].expand(qm.shape[0], -1), kk)
 
 
 def merge_topk(sims: torch.Tensor, gids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
