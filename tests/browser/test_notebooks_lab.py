@@ -194,7 +194,11 @@ def _change_one_control(nb: LabNotebook, root, timeout_s: float = 300.0, kinds=(
             while time.monotonic() - started < 10 and not _busy(root) and nb.fingerprint(root) == before:
                 time.sleep(0.2)
             _wait_controls_enabled(root, timeout_s)
-            time.sleep(0.5)  # the figure update message follows the end of render()
+            # the figure's update message follows the end of render(), and a busy machine may draw it seconds later
+            # (a single look 0.5 s after the controls came back failed once in CI): poll before calling it unchanged
+            settle = time.monotonic() + 10
+            while nb.fingerprint(root) == before and time.monotonic() < settle:
+                time.sleep(0.3)
             if nb.fingerprint(root) != before:
                 return what
         tried.append(f"{what}; status {root.locator('.widget-html').last.inner_text()!r}")
