@@ -76,10 +76,11 @@ def _gen(seed: int, step: int) -> torch.Generator:
     return g
 
 
-def _draws(x: torch.Tensor, sampler: TokenSampler, seed: int, step: int, B: int, r: float, fixed: torch.Tensor):
-    """Step ``step``'s randomness for all B probes: mask [B,T], update replacements [B,T], stop replacements [B,T]."""
+def _draws(x: torch.Tensor, sampler: TokenSampler, seed: int, step: int, B: int, r: float, fixed_cpu: torch.Tensor):
+    """Step ``step``'s randomness for all B probes: mask [B,T], update replacements [B,T], stop replacements [B,T]
+    (on ``x``'s device). ``fixed_cpu`` [T] bool, on the CPU: positions never replaced."""
     g = _gen(seed, step)
-    mask = (torch.rand(B, x.shape[0], generator=g) < r) & ~fixed.cpu()  # drawn on the CPU: same bits on any device
+    mask = (torch.rand(B, x.shape[0], generator=g) < r) & ~fixed_cpu  # drawn on the CPU: same bits on any device
     repl = sampler.sample(x, B, g).to(x.device)
     stop = sampler.sample(x, B, g).to(x.device)
     return mask.to(x.device), repl, stop
@@ -181,6 +182,7 @@ class _Probes:
     def __init__(self, forward_last, x, target, sampler, r, n, k, B, seed, fixed, eps, first_check):
         self.forward_last, self.x, self.target, self.sampler = forward_last, x, target, sampler
         self.r, self.n, self.k, self.B, self.seed, self.fixed, self.eps = r, n, k, B, seed, fixed, eps
+        self.fixed_cpu = fixed.cpu()  # the draws are made on the CPU
         self.first_check = first_check  # the first step whose stop check runs
         self.T = x.shape[0]
         self.s = torch.rand(B, self.T, generator=_gen(seed, 0), dtype=torch.float64).to(x.device)
@@ -189,7 +191,7 @@ class _Probes:
 
     def draw(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if step not in self._draws:
-            self._draws[step] = _draws(self.x, self.sampler, self.seed, step, self.B, self.r, self.fixed)
+            self._draws[step] = _draws(self.x, self.sampler, self.seed, step, self.B, self.r, self.fixed_cpu)
         return self._draws[step]
 
     def forget(self, steps: range) -> None:
