@@ -61,6 +61,9 @@ class IndexBase:
     def context(self, row: int, before: int = 8, after: int = 4) -> tuple[str, str, str]:
         """(left context, token, right context) strings of stored row ``row`` in its corpus text."""
         tok_id, doc, pos = (int(x) for x in self._meta(torch.tensor([row])))
+        return self._context(tok_id, doc, pos, before, after)
+
+    def _context(self, tok_id: int, doc: int, pos: int, before: int, after: int) -> tuple[str, str, str]:
         tok = self._token(tok_id)
         ids = self._doc(doc) if doc >= 0 else None
         if ids is None:
@@ -80,7 +83,8 @@ class IndexBase:
         n = len(self)
         rows, li = gids % n, gids // n
         lay = torch.tensor(layer_list)[li]
-        tok = self._meta(rows)[0]
+        tok, doc, pos = self._meta(rows)  # one lookup for every neighbour
         tokens = [[self._token(t) for t in r] for r in tok.tolist()]
-        snippets = [[self.snippet(r) for r in rr] for rr in rows.tolist()]
+        snippets = [["{}⟨{}⟩{}".format(*self._context(t, d, p, 8, 4)) for t, d, p in zip(*rr, strict=True)]
+                    for rr in zip(tok.tolist(), doc.tolist(), pos.tolist(), strict=True)]
         return Neighbors(sims=sims, rows=rows, layers=lay, token_ids=tok, tokens=tokens, snippets=snippets)

@@ -40,6 +40,11 @@ class _Shard:
             self._maps[name] = memmap(self.path, self.header, self.start, name)
         return self._maps[name]
 
+    @cached_property
+    def doc_starts(self) -> list[int]:
+        """Where each document's tokens start in ``doc_tokens`` (one entry per document, plus the end)."""
+        return [0, *torch.cumsum(self.get("doc_lengths").long(), 0).tolist()]
+
 
 class ShardedIndex(IndexBase):
     """A sharded LatentLens index opened for search (see the module docstring).
@@ -108,12 +113,11 @@ class ShardedIndex(IndexBase):
     def _doc(self, doc: int) -> list[int] | None:
         for shard in reversed(self.shards):
             if doc >= shard.first_doc:
-                lengths = shard.get("doc_lengths")
+                starts = shard.doc_starts
                 local = doc - shard.first_doc
-                if local >= len(lengths):
+                if local >= len(starts) - 1:
                     return None
-                start = int(lengths[:local].sum())
-                return shard.get("doc_tokens")[start : start + int(lengths[local])].tolist()
+                return shard.get("doc_tokens")[starts[local] : starts[local + 1]].tolist()
         return None
 
     @torch.no_grad()
