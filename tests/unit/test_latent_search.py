@@ -86,3 +86,47 @@ def test_bfloat16_screen_then_exact_finds_the_exact_top_k_among_near_ties(monkey
         monkeypatch.setattr(search, "native_bf16", lambda: False)
         s, i = search.exact_topk(q, E, inv, k, 3000, block=512, workers=1)
         assert all(set(i[r].tolist()) == set(runs[0][1][r].tolist()) for r in range(2))
+
+
+def test_bfloat16_screen_floor_drops_only_rows_that_cannot_enter_the_top_k():
+    """The running floor ((k-th exact cosine so far) - delta) of the bfloat16 screen: a floor below every row changes
+    nothing, a floor above every row leaves no candidate (an empty [n, 0] result, which the running merge absorbs)."""
+    from interp.lens.latent.search import _screened_topk
+
+    g = torch.Generator().manual_seed(3)
+    rows = torch.randn(3000, 32, generator=g).to(torch.bfloat16)
+    w = 1 / rows.float().norm(dim=1)
+    q = F.normalize(torch.randn(4, 32, generator=g), dim=1)
+    qb, delta, out = q.to(torch.bfloat16), 2.0**-7, torch.empty(4, 3000)
+    s0, i0 = _screened_topk(q, qb, delta, rows, w, 7, None, out)
+    s1, i1 = _screened_topk(q, qb, delta, rows, w, 7, torch.full((4, 1), -2.0), out)
+    assert torch.equal(s0, s1) and torch.equal(i0, i1) and s0.shape == (4, 7)
+    s2, i2 = _screened_topk(q, qb, delta, rows, w, 7, torch.full((4, 1), 2.0), out)
+    assert s2.shape == (4, 0) and i2.shape == (4, 0)
+    # a floor just under each query's 3rd best keeps its top 3 (exact cosines), possibly fewer than k rows
+    s3, i3 = _screened_topk(q, qb, delta, rows, w, 7, s0[:, 2:3] - delta, out)
+    assert torch.equal(s3[:, :3], s0[:, :3]) and torch.equal(i3[:, :3], i0[:, :3])
+
+
+def test_bfloat16_floor_across_pieces_equals_one_piece():
+    """A sharded search passes each query's k-th best so far as ``floor`` to the next shard's ``exact_topk``; the
+    merged result equals the one-piece search bit for bit (near-tie rows as above, spread over the pieces)."""
+    from interp.lens.latent.search import merge_topk
+
+    g = torch.Generator().manual_seed(4)
+    d, k = 48, 12
+    base = F.normalize(torch.randn(d, generator=g), dim=0)
+    E = torch.randn(9000, d, generator=g).to(torch.bfloat16)
+    near = torch.randint(0, 9000, (300,), generator=g)
+    E[near] = (base[None] + 0.03 * torch.randn(300, d, generator=g)).to(torch.bfloat16)
+    inv = 1 / E.float().norm(dim=1)
+    q = torch.stack([base, F.normalize(torch.randn(d, generator=g), dim=0), F.normalize(base + 0.1 * torch.randn(d, generator=g), dim=0)])
+    one = exact_topk(q, E, inv, k, 1000, block=256, workers=2)
+    best_s = best_i = None
+    for a, b in ((0, 2500), (2500, 2600), (2600, 9000)):
+        floor = best_s[:, -1:] if best_s is not None and best_s.shape[1] == k else None
+        s, i = exact_topk(q, E[a:b], inv[a:b], k, 1000, offset=a, block=256, workers=2, floor=floor)
+        if best_s is not None:
+            s, i = merge_topk(torch.cat([best_s, s], 1), torch.cat([best_i, i], 1), k)
+        best_s, best_i = s, i
+    assert torch.equal(best_s, one[0]) and torch.equal(best_i, one[1])

@@ -69,13 +69,18 @@ def check_queries(vectors, d_model: int, n_rows: int) -> torch.Tensor:
 
 
 def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int,
-               offset: int = 0, block: int = 2048, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               offset: int = 0, block: int = 2048, workers: int | None = None,
+               floor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k (cosine [n, k'], row [n, k']) of unit queries ``q`` [n, d] against stored vectors ``E`` [rows, d]
     with inverse norms ``inv`` [rows], folded ``chunk`` rows at a time; row ids start at ``offset``; k' = min(k, rows).
 
+    ``floor`` ([n, 1] or None): each query's k-th best exact cosine among rows searched before (other shards); rows
+    that cannot reach it may be left out, so k' may then be smaller (even 0), but every row that belongs to the top-k
+    of the union of those rows and ``E`` is returned with its exact cosine.
+
     On the CPU, float16 rows are widened to float32 ``block`` rows at a time into a reused buffer (a fresh float32
     copy of each chunk costs more in page faults than the matmul itself) and multiplied in float32; bfloat16 rows on a
-    CPU with native bfloat16 products are screened in bfloat16 and the survivors scored exactly (``_fold_topk_bf16``). The rows are split
+    CPU with native bfloat16 products are screened in bfloat16 and the survivors scored exactly (``_screened_topk``). The rows are split
     at block boundaries among ``workers`` threads (default ``torch.get_num_threads()``), each running torch on one
     thread: a [16, d] x [d, block] product does not parallelise inside torch (two intra-op threads were slower than
     one), while two threads on separate rows are 1.7x one. Every row's cosine is computed by the same product of the
@@ -93,7 +98,7 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
     edges = [E.shape[0] if w == workers else (n_blocks * w // workers) * block for w in range(workers + 1)]
 
     def fold(w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _fold_topk(qm, E, inv, k, chunk, edges[w], edges[w + 1], block)
+        return _fold_topk(qm, E, inv, k, chunk, edges[w], edges[w + 1], block, floor)
 
     if workers == 1:
         parts = [fold(0)]
@@ -110,21 +115,26 @@ def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chun
 
 
 def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int, lo: int, hi: int,
-               block: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+               block: int | None, floor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k (cosine, row) [n, k'] of rows ``lo:hi`` of ``E``, ``chunk`` rows at a time; ``block``: widen float16
     rows ``block`` at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly. bfloat16 rows
-    on a CPU with native bfloat16 products are screened instead (``_screened_topk``)."""
+    on a CPU with native bfloat16 products are screened instead (``_screened_topk``), skipping rows below ``floor``
+    (see ``exact_topk``) or below the k-th best of the rows folded so far."""
     screened = block is not None and E.dtype == torch.bfloat16 and native_bf16()
     if screened:
         qb, delta = qm.to(torch.bfloat16), 2.0**-7 * float(qm.norm(dim=1).max())
     widen = block is not None and E.dtype != torch.float32 and not screened
     buf = torch.empty(min(block, hi - lo), E.shape[1]) if widen else None
-    sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None and not screened else None
+    sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None else None
     best_s = best_i = None
     for start in range(lo, hi, chunk):
         stop = min(start + chunk, hi)
         if screened:
-            s, i = _screened_topk(qm, qb, delta, torch.as_tensor(E[start:stop]), torch.as_tensor(inv[start:stop]), k)
+            known = best_s[:, -1:] if best_s is not None and best_s.shape[1] == k else None
+            if floor is not None:
+                known = floor if known is None else torch.maximum(known, floor)
+            s, i = _screened_topk(qm, qb, delta, torch.as_tensor(E[start:stop]), torch.as_tensor(inv[start:stop]), k,
+                                  None if known is None else known - delta, sims_buf[:, : stop - start])
         else:
             if block is None:
                 sims = (qm @ torch.as_tensor(E[start:stop]).T).float()
@@ -155,22 +165,36 @@ def native_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
+_MAX_CANDIDATES = 4096
+"rows of a chunk scored exactly under the running floor alone before the chunk's own k-th best is used to cut them"
+
+
 def _screened_topk(qm: torch.Tensor, qb: torch.Tensor, delta: float, rows: torch.Tensor, w: torch.Tensor,
-                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k (cosine, row within ``rows``) [n, k'] of bfloat16 ``rows`` with inverse norms ``w``: screen, then
-    score exactly. ``qb``: the unit queries ``qm`` rounded to bfloat16; ``delta``: 2^-7 x the largest query norm.
+                   k: int, floor: torch.Tensor | None, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k (cosine, row within ``rows``) [n, <= k] of bfloat16 ``rows`` with inverse norms ``w``: screen, then
+    score exactly. ``qb``: the unit queries ``qm`` rounded to bfloat16; ``delta``: 2^-7 x the largest query norm;
+    ``floor`` ([n, 1] or None): (k-th best exact cosine of the rows folded before) - ``delta``; ``out``: a float32
+    [n, rows] buffer for the screen.
 
     Screen: ``qb`` times the stored rows as they are (no widening; 8x less work than the float32 path on
     AVX512-BF16), float32 accumulation, bfloat16 output. Its cosine differs from the exact one by at most (2^-9 for the
     query's rounding + 2^-9 for the output's + float32 accumulation) x |q| x |x| x inv < ``delta``. Any row of the
-    exact top-k then screens at least (k-th best screened cosine) - 2 delta, so the rows above that line, for any
-    query, are scored exactly, each by its own float32 dot product (the same bits whatever else is in the set), and
-    the top-k among them is the exact top-k.
+    exact top-k of these rows then screens above (k-th best screened cosine) - 2 delta, and any row that can still
+    enter the running top-k (exact cosine >= its k-th, which only rises) screens above ``floor``; the rows above the
+    higher of the two lines, for any query, are scored exactly, each by its own float32 dot product (the same bits
+    whatever else is in the set). So every row of the final exact top-k among these rows is returned, with its exact
+    cosine (fewer than k rows when the floor excludes the rest). Under a floor the chunk's own k-th best is only
+    looked for (a top-k of the whole screen) when the floor alone leaves more than ``_MAX_CANDIDATES`` rows.
     """
-    screen = torch.mm(qb, rows.T).float() * w
+    screen = out.copy_(torch.mm(qb, rows.T)).mul_(w)
     kk = min(k, rows.shape[0])
-    line = screen.topk(kk, dim=1).values[:, -1:] - 2 * delta
-    cand = (screen >= line).any(0).nonzero()[:, 0]
+    cand = None if floor is None else (screen >= floor).any(0).nonzero()[:, 0]
+    if cand is None or len(cand) > _MAX_CANDIDATES:
+        line = screen.topk(kk, dim=1).values[:, -1:] - 2 * delta
+        line = line if floor is None else torch.maximum(line, floor)
+        cand = (screen >= line).any(0).nonzero()[:, 0]
+    if not len(cand):  # nothing here can enter the running top-k
+        return screen[:, :0], cand[None].expand(qm.shape[0], -1)
     exact = torch.cat([(rows[part].float()[None] * qm[:, None]).sum(-1) for part in cand.split(1024)], 1) * w[cand]
     return merge_topk(exact, cand[None].expand(qm.shape[0], -1), kk)
 

@@ -140,8 +140,9 @@ class ShardedIndex(IndexBase):
                 if shard.rows == 0:
                     continue
                 E, inv = shard.get(f"vectors.{layer}"), shard.get(f"inv_norms.{layer}")
-                if backend == "torch":
-                    s, i = exact_topk(q, E, inv, k, chunk, offset=shard.first_row)
+                if backend == "torch":  # rows that cannot beat the k-th best found so far are skipped early
+                    floor = best_s[:, -1:] if best_s is not None and best_s.shape[1] == k else None
+                    s, i = exact_topk(q, E, inv, k, chunk, offset=shard.first_row, floor=floor)
                 else:
                     key = (si, layer, faiss_index)
                     if key not in self._faiss:
