@@ -88,9 +88,10 @@ def test_bfloat16_screen_then_exact_finds_the_exact_top_k_among_near_ties(monkey
         assert all(set(i[r].tolist()) == set(runs[0][1][r].tolist()) for r in range(2))
 
 
-def test_bfloat16_screen_floor_drops_only_rows_that_cannot_enter_the_top_k():
+def test_bfloat16_screen_floor_drops_only_rows_that_cannot_enter_the_top_k(monkeypatch):
     """The running floor ((k-th exact cosine so far) - delta) of the bfloat16 screen: a floor below every row changes
     nothing, a floor above every row leaves no candidate (an empty [n, 0] result, which the running merge absorbs)."""
+    from interp.lens.latent import search
     from interp.lens.latent.search import _screened_topk
 
     g = torch.Generator().manual_seed(3)
@@ -106,6 +107,10 @@ def test_bfloat16_screen_floor_drops_only_rows_that_cannot_enter_the_top_k():
     # a floor just under each query's 3rd best keeps its top 3 (exact cosines), possibly fewer than k rows
     s3, i3 = _screened_topk(q, qb, delta, rows, w, 7, s0[:, 2:3] - delta, out)
     assert torch.equal(s3[:, :3], s0[:, :3]) and torch.equal(i3[:, :3], i0[:, :3])
+    # a floor that leaves more rows than _MAX_CANDIDATES falls back to the chunk's own k-th best: same result
+    monkeypatch.setattr(search, "_MAX_CANDIDATES", 5)
+    s4, i4 = _screened_topk(q, qb, delta, rows, w, 7, torch.full((4, 1), -2.0), out)
+    assert torch.equal(s4, s0) and torch.equal(i4, i0)
 
 
 def test_bfloat16_floor_across_pieces_equals_one_piece():
