@@ -113,25 +113,24 @@ def test_bfloat16_screen_floor_drops_only_rows_that_cannot_enter_the_top_k(monke
     assert torch.equal(s4, s0) and torch.equal(i4, i0)
 
 
-def test_bfloat16_floor_across_pieces_equals_one_piece():
-    """A sharded search passes each query's k-th best so far as ``floor`` to the next shard's ``exact_topk``; the
-    merged result equals the one-piece search bit for bit (near-tie rows as above, spread over the pieces)."""
-    from interp.lens.latent.search import merge_topk
+def test_parts_equal_one_piece_whatever_the_split():
+    """Several stored matrices (a sharded index's shards) searched as parts by a pool of threads give the one-piece
+    result bit for bit, for every dtype (bfloat16: near-tie rows as above, spread over the parts), 1-3 threads."""
+    from interp.lens.latent.search import exact_topk_parts
 
     g = torch.Generator().manual_seed(4)
     d, k = 48, 12
     base = F.normalize(torch.randn(d, generator=g), dim=0)
-    E = torch.randn(9000, d, generator=g).to(torch.bfloat16)
+    E0 = torch.randn(9000, d, generator=g)
     near = torch.randint(0, 9000, (300,), generator=g)
-    E[near] = (base[None] + 0.03 * torch.randn(300, d, generator=g)).to(torch.bfloat16)
-    inv = 1 / E.float().norm(dim=1)
+    E0[near] = base[None] + 0.03 * torch.randn(300, d, generator=g)
     q = torch.stack([base, F.normalize(torch.randn(d, generator=g), dim=0), F.normalize(base + 0.1 * torch.randn(d, generator=g), dim=0)])
-    one = exact_topk(q, E, inv, k, 1000, block=256, workers=2)
-    best_s = best_i = None
-    for a, b in ((0, 2500), (2500, 2600), (2600, 9000)):
-        floor = best_s[:, -1:] if best_s is not None and best_s.shape[1] == k else None
-        s, i = exact_topk(q, E[a:b], inv[a:b], k, 1000, offset=a, block=256, workers=2, floor=floor)
-        if best_s is not None:
-            s, i = merge_topk(torch.cat([best_s, s], 1), torch.cat([best_i, i], 1), k)
-        best_s, best_i = s, i
-    assert torch.equal(best_s, one[0]) and torch.equal(best_i, one[1])
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        E = E0.to(dtype)
+        inv = 1 / E.float().norm(dim=1)
+        one = exact_topk(q, E, inv, k, 1024, block=256, workers=1)
+        cuts = (0, 2560, 2560, 2816, 9000)  # an empty part and unequal ones
+        parts = [(E[a:b], inv[a:b], a) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        for w in (1, 2, 3):
+            s, i = exact_topk_parts(q, parts, k, 1024, block=256, workers=w)
+            assert torch.equal(s, one[0]) and torch.equal(i, one[1]), (dtype, w)

@@ -27,7 +27,7 @@ from interp.lens.latent.base import IndexBase
 from interp.lens.latent.files import dtype_from_name, dtype_name, load_checked, read_json
 from interp.lens.latent.layers import default_layers, layer_hook, layer_states, prefix_hashes
 from interp.lens.latent.manifest import read_index_meta
-from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk, faiss_build, faiss_topk, merge_topk
+from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk_parts, faiss_build, faiss_topk, merge_topk
 from interp.lens.latent.sharded import ShardedIndex
 from interp.models import model_name
 from interp.validate import check_options
@@ -258,15 +258,16 @@ class LatentIndex(IndexBase):
         q = self._queries(vectors)
         layer_list = self._layer_list(layers)
         k = min(k, len(self))
+        if backend == "torch":
+            parts = [(self.vectors[layer], self.inv_norms[layer], li * len(self)) for li, layer in enumerate(layer_list)]
+            s, g = exact_topk_parts(q, parts, k, chunk)
+            return self._neighbors(s.float().cpu(), g.cpu(), layer_list)
         all_s, all_g = [], []
         for li, layer in enumerate(layer_list):
-            if backend == "torch":
-                s, i = exact_topk(q, self.vectors[layer], self.inv_norms[layer], k, chunk)
-            else:
-                key = (layer, faiss_index)
-                if key not in self._faiss:
-                    self._faiss[key] = faiss_build(self.vectors[layer], self.inv_norms[layer], faiss_index)
-                s, i = faiss_topk(self._faiss[key], q, k, nprobe)
+            key = (layer, faiss_index)
+            if key not in self._faiss:
+                self._faiss[key] = faiss_build(self.vectors[layer], self.inv_norms[layer], faiss_index)
+            s, i = faiss_topk(self._faiss[key], q, k, nprobe)
             all_s.append(s.float().cpu())
             all_g.append(i.cpu() + li * len(self))
         return self._neighbors(*merge_topk(torch.cat(all_s, 1), torch.cat(all_g, 1), k), layer_list)

@@ -8,6 +8,7 @@ index returns what the same index in one piece returns. Candidates carry a globa
 from __future__ import annotations
 
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from interp.errors import InterpError
 from interp.results import Result
 
-__all__ = ["Neighbors", "check_queries", "exact_topk", "merge_topk", "faiss_build", "faiss_topk", "check_k"]
+__all__ = ["Neighbors", "check_queries", "exact_topk", "exact_topk_parts", "merge_topk", "faiss_build", "faiss_topk", "check_k"]
 
 
 @dataclass(frozen=True)
@@ -69,72 +70,82 @@ def check_queries(vectors, d_model: int, n_rows: int) -> torch.Tensor:
 
 
 def exact_topk(q: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int,
-               offset: int = 0, block: int = 2048, workers: int | None = None,
-               floor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               offset: int = 0, block: int = 2048, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k (cosine [n, k'], row [n, k']) of unit queries ``q`` [n, d] against stored vectors ``E`` [rows, d]
-    with inverse norms ``inv`` [rows], folded ``chunk`` rows at a time; row ids start at ``offset``; k' = min(k, rows).
+    with inverse norms ``inv`` [rows]; row ids start at ``offset``; k' = min(k, rows). ``exact_topk_parts`` with one part."""
+    return exact_topk_parts(q, [(E, inv, offset)], k, chunk, block, workers)
 
-    ``floor`` ([n, 1] or None): each query's k-th best exact cosine among rows searched before (other shards); rows
-    that cannot reach it may be left out, so k' may then be smaller (even 0), but every row that belongs to the top-k
-    of the union of those rows and ``E`` is returned with its exact cosine.
 
-    On the CPU, float16 rows are widened to float32 ``block`` rows at a time into a reused buffer (a fresh float32
-    copy of each chunk costs more in page faults than the matmul itself) and multiplied in float32; bfloat16 rows on a
-    CPU with native bfloat16 products are screened in bfloat16 and the survivors scored exactly (``_screened_topk``). The rows are split
-    at block boundaries among ``workers`` threads (default ``torch.get_num_threads()``), each running torch on one
-    thread: a [16, d] x [d, block] product does not parallelise inside torch (two intra-op threads were slower than
-    one), while two threads on separate rows are 1.7x one. Every row's cosine is computed by the same product of the
-    same block whatever the thread count, and equal cosines are ordered by the smaller row, so the result does not
-    depend on ``workers``.
+def exact_topk_parts(q: torch.Tensor, parts: list[tuple[torch.Tensor, torch.Tensor, int]], k: int, chunk: int,
+                     block: int = 2048, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k (cosine [n, k'], id [n, k']) of unit queries ``q`` [n, d] over several stored matrices (the layers
+    and shards of an index): ``parts`` is a list of (vectors ``E`` [rows, d], inverse norms ``inv`` [rows], ``offset``),
+    row r of a part has id ``offset + r``; k' = min(k, all rows). Equal cosines are ordered by the smaller id.
+
+    The parts are cut into tasks of ``chunk`` rows (a multiple of ``block``), largest first, which ``workers`` threads
+    (default ``torch.get_num_threads()``) take one at a time, each running torch on one thread and folding its tasks
+    into its own running top-k; the threads' top-k are merged at the end. A [16, d] x [d, block] product does not
+    parallelise inside torch (two intra-op threads were slower than one), while two threads on separate rows are 1.7x
+    one, and taking tasks as they come keeps both busy to the end (no wait at each shard). On the CPU, float16 rows are
+    widened to float32 ``block`` rows at a time into a reused buffer (a fresh float32 copy of each chunk costs more in
+    page faults than the matmul itself) and multiplied in float32; bfloat16 rows on a CPU with native bfloat16 products
+    are screened in bfloat16 and only rows that can still enter the thread's running top-k are scored exactly
+    (``_screened_topk``). Every row's cosine is computed by the same product of the same block (or its own exact dot
+    product) whichever thread takes it, so the result does not depend on ``workers`` or on the order tasks are taken.
     """
-    q = q.to(E.device)
-    if E.device.type == "cuda":
-        s, i = _fold_topk(q.to(E.dtype), E, inv, k, chunk, 0, E.shape[0], None)
-        return s, i + offset
+    parts = [(E, inv, off) for E, inv, off in parts if E.shape[0]]
+    total = sum(E.shape[0] for E, _, _ in parts)
+    if not parts or k < 1:
+        return torch.empty(q.shape[0], 0), torch.empty(q.shape[0], 0, dtype=torch.long)
+    device = parts[0][0].device
+    if device.type == "cuda":
+        tasks = [(E, inv, a, min(a + chunk, E.shape[0]), off) for E, inv, off in parts for a in range(0, E.shape[0], chunk)]
+        return _fold_topk(q.to(device, parts[0][0].dtype), iter(tasks), k, chunk, None)
     qm = q.float().contiguous()
     chunk = max(block, chunk // block * block)  # blocks start at multiples of ``block`` for every worker count
-    n_blocks = -(-E.shape[0] // block)
-    workers = max(1, min(workers or torch.get_num_threads(), n_blocks))
-    edges = [E.shape[0] if w == workers else (n_blocks * w // workers) * block for w in range(workers + 1)]
+    tasks = [(E, inv, a, min(a + chunk, E.shape[0]), off) for E, inv, off in parts for a in range(0, E.shape[0], chunk)]
+    tasks.sort(key=lambda t: t[3] - t[2], reverse=True)  # stable: small tasks last, where they even out the threads
+    workers = max(1, min(workers or torch.get_num_threads(), len(tasks)))
+    queue, lock = iter(tasks), threading.Lock()
 
-    def fold(w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _fold_topk(qm, E, inv, k, chunk, edges[w], edges[w + 1], block, floor)
+    def take():
+        while True:
+            with lock:
+                task = next(queue, None)
+            if task is None:
+                return
+            yield task
 
     if workers == 1:
-        parts = [fold(0)]
+        found = [_fold_topk(qm, take(), k, chunk, block)]
     else:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(fold, range(workers)))
+                found = [f for f in pool.map(lambda _: _fold_topk(qm, take(), k, chunk, block), range(workers)) if f[0] is not None]
         finally:
             torch.set_num_threads(threads)
-    s, i = merge_topk(torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1), min(k, E.shape[0]))
-    return s, i + offset
+    return merge_topk(torch.cat([f[0] for f in found], 1), torch.cat([f[1] for f in found], 1), min(k, total))
 
 
-def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chunk: int, lo: int, hi: int,
-               block: int | None, floor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k (cosine, row) [n, k'] of rows ``lo:hi`` of ``E``, ``chunk`` rows at a time; ``block``: widen float16
-    rows ``block`` at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly. bfloat16 rows
-    on a CPU with native bfloat16 products are screened instead (``_screened_topk``), skipping rows below ``floor``
-    (see ``exact_topk``) or below the k-th best of the rows folded so far."""
-    screened = block is not None and E.dtype == torch.bfloat16 and native_bf16()
-    if screened:
-        qb, delta = qm.to(torch.bfloat16), 2.0**-7 * float(qm.norm(dim=1).max())
-    widen = block is not None and E.dtype != torch.float32 and not screened
-    buf = torch.empty(min(block, hi - lo), E.shape[1]) if widen else None
-    sims_buf = torch.empty(qm.shape[0], min(chunk, hi - lo)) if block is not None else None
+def _fold_topk(qm: torch.Tensor, tasks, k: int, chunk: int, block: int | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Running top-k (cosine, id) [n, k'] over ``tasks`` (an iterator of (E, inv, start, stop, offset): rows
+    ``start:stop`` of E, ids offset + row); (None, None) when it yields none. ``block``: widen float16 rows ``block``
+    at a time into a float32 buffer (CPU), ``None``: multiply the stored dtype directly. bfloat16 rows on a CPU with
+    native bfloat16 products are screened instead (``_screened_topk``), skipping rows below the k-th best so far."""
+    qb = qm.to(torch.bfloat16) if block is not None else None
+    delta = 2.0**-7 * float(qm.norm(dim=1).max())
+    widen_buf = sims_buf = None
     best_s = best_i = None
-    for start in range(lo, hi, chunk):
-        stop = min(start + chunk, hi)
+    for E, inv, start, stop, offset in tasks:
+        screened = block is not None and E.dtype == torch.bfloat16 and native_bf16()
+        if block is not None and sims_buf is None:
+            sims_buf = torch.empty(qm.shape[0], chunk)
         if screened:
-            known = best_s[:, -1:] if best_s is not None and best_s.shape[1] == k else None
-            if floor is not None:
-                known = floor if known is None else torch.maximum(known, floor)
+            floor = best_s[:, -1:] - delta if best_s is not None and best_s.shape[1] == k else None
             s, i = _screened_topk(qm, qb, delta, torch.as_tensor(E[start:stop]), torch.as_tensor(inv[start:stop]), k,
-                                  None if known is None else known - delta, sims_buf[:, : stop - start])
+                                  floor, sims_buf[:, : stop - start])
         else:
             if block is None:
                 sims = (qm @ torch.as_tensor(E[start:stop]).T).float()
@@ -143,12 +154,14 @@ def _fold_topk(qm: torch.Tensor, E: torch.Tensor, inv: torch.Tensor, k: int, chu
                 for b0 in range(start, stop, block):
                     b1 = min(b0 + block, stop)
                     rows = torch.as_tensor(E[b0:b1])
-                    if widen:
-                        rows = buf[: b1 - b0].copy_(rows)
+                    if E.dtype != torch.float32:
+                        if widen_buf is None:
+                            widen_buf = torch.empty(block, E.shape[1])
+                        rows = widen_buf[: b1 - b0].copy_(rows)
                     torch.mm(qm, rows.T, out=sims[:, b0 - start : b1 - start])
             sims = sims * torch.as_tensor(inv[start:stop]).to(qm.device)
             s, i = sims.topk(min(k, sims.shape[1]), dim=1)
-        i = i + start
+        i = i + (start + offset)
         if best_s is not None:
             s, i = merge_topk(torch.cat([best_s, s], 1), torch.cat([best_i, i], 1), k)
         best_s, best_i = s, i

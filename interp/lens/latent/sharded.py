@@ -21,7 +21,7 @@ from interp.io import atomic_write
 from interp.lens.latent.base import IndexBase
 from interp.lens.latent.files import check_file, dtype_from_name, memmap, read_json
 from interp.lens.latent.manifest import SHARDED_FORMAT, read_index_meta, shard_expect, shard_file
-from interp.lens.latent.search import Neighbors, _faiss, check_k, check_queries, exact_topk, faiss_build, faiss_topk, merge_topk
+from interp.lens.latent.search import Neighbors, _faiss, check_k, check_queries, exact_topk_parts, faiss_build, faiss_topk, merge_topk
 
 __all__ = ["ShardedIndex"]
 
@@ -125,7 +125,8 @@ class ShardedIndex(IndexBase):
                chunk: int = 65536, faiss_index: str = "Flat", nprobe: int = 16) -> Neighbors:
         """Top-k cosine neighbours of ``vectors`` [n, d_model] over the stored ``layers``, merged (as ``LatentIndex.search``).
 
-        Streams shard by shard: each shard's exact (or FAISS) top-k per layer is folded into the running top-k.
+        Exact: the shards' chunks are searched by a pool of threads, each folding what it reads into its running
+        top-k (``exact_topk_parts``). FAISS: each shard's top-k per layer is folded into the running top-k.
         Returns ``Neighbors`` ([query, k]).
         """
         k = check_k(k)
@@ -134,20 +135,20 @@ class ShardedIndex(IndexBase):
         q = check_queries(vectors, self.d_model, len(self))
         layer_list = self._layer_list(layers)
         k = min(k, len(self))
+        if backend == "torch":  # every layer of every shard in one pool of tasks (exact_topk_parts)
+            parts = [(shard.get(f"vectors.{layer}"), shard.get(f"inv_norms.{layer}"), li * len(self) + shard.first_row)
+                     for li, layer in enumerate(layer_list) for shard in self.shards if shard.rows]
+            return self._neighbors(*exact_topk_parts(q, parts, k, chunk), layer_list)
         best_s = best_g = None
         for li, layer in enumerate(layer_list):
             for si, shard in enumerate(self.shards):
                 if shard.rows == 0:
                     continue
                 E, inv = shard.get(f"vectors.{layer}"), shard.get(f"inv_norms.{layer}")
-                if backend == "torch":  # rows that cannot beat the k-th best found so far are skipped early
-                    floor = best_s[:, -1:] if best_s is not None and best_s.shape[1] == k else None
-                    s, i = exact_topk(q, E, inv, k, chunk, offset=shard.first_row, floor=floor)
-                else:
-                    key = (si, layer, faiss_index)
-                    if key not in self._faiss:
-                        self._faiss[key] = self._faiss_index(si, layer, faiss_index, E, inv)
-                    s, i = faiss_topk(self._faiss[key], q, min(k, shard.rows), nprobe, offset=shard.first_row)
+                key = (si, layer, faiss_index)
+                if key not in self._faiss:
+                    self._faiss[key] = self._faiss_index(si, layer, faiss_index, E, inv)
+                s, i = faiss_topk(self._faiss[key], q, min(k, shard.rows), nprobe, offset=shard.first_row)
                 g = i + li * len(self)
                 if best_s is not None:
                     s, g = torch.cat([best_s, s], 1), torch.cat([best_g, g], 1)
