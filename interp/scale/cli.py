@@ -43,11 +43,12 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
 
 
 def _build(a: argparse.Namespace) -> int:
+    from interp.lens.latent.files import DTYPES
     from interp.scale.index import build_index
 
     index = build_index(a.model, _corpus(a.corpus), out=a.out, layers=_layers(a.layers), backend=a.backend, workers=a.workers,
                         shard_docs=a.shard_docs, batch_size=a.batch_size, max_per_token=a.max_per_token or None,
-                        device=a.device, address=a.address, progress=not a.quiet, field=a.field)
+                        dtype=DTYPES[a.dtype], device=a.device, address=a.address, progress=not a.quiet, field=a.field)
     print(f"wrote {a.out}: {len(index):,} rows x layers {index.layers} in {len(index.shards)} shards")
     return 0
 
@@ -110,6 +111,8 @@ def register(sub) -> None:
     b.add_argument("--out", required=True, help="index folder (re-running resumes it)")
     b.add_argument("--batch-size", type=int, default=16, help="documents per forward pass (default 16)")
     b.add_argument("--max-per-token", type=int, default=20, help="rows kept per token id (0: no cap; default 20)")
+    b.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16",
+                   help="stored vectors (default float16; bfloat16 searches faster on CPUs with AVX512-BF16)")
     _backend_args(b)
     b.set_defaults(func=_build)
     s = isub.add_parser("search", help="LatentLens neighbours of each token of a prompt")

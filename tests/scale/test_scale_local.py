@@ -139,6 +139,16 @@ def test_cli_build_search_scan(tmp_path, capsys):
     assert main(["index", "build", "--model", "stories", "--corpus", str(corpus), "--layers", "1", "--out",
                  str(tmp_path / "i"), "--quiet"]) == 2
     assert "other layers" in capsys.readouterr().err
+    # bfloat16 storage: the same rows, searched through the bfloat16 screen where the CPU has it
+    assert main(["index", "build", "--model", "stories", "--corpus", str(corpus), "--layers", "1,2", "--out",
+                 str(tmp_path / "b"), "--dtype", "bfloat16", "--quiet"]) == 0
+    from interp.lens.latent import LatentIndex
+
+    f16, b16 = LatentIndex.open(tmp_path / "i"), LatentIndex.open(tmp_path / "b")
+    assert b16.dtype == torch.bfloat16 and len(b16) == len(f16)
+    assert torch.equal(b16.shards[0].get("token_ids"), f16.shards[0].get("token_ids"))
+    assert main(["index", "search", str(tmp_path / "b"), "mia found a key", "--layer", "2"]) == 0
+    assert "⟨ key⟩" in capsys.readouterr().out
 
 
 def test_parquet_corpus(tmp_path):
