@@ -75,7 +75,9 @@ def _start_ray() -> float:
 
 
 def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard_docs: int, layers: str = "1,2",
-          store_all: bool = False) -> dict:
+          store_all: bool = False, warm: int = 0) -> dict:
+    """Build the index ``repeats`` times (timed) after ``warm`` untimed builds of the first ``shard_docs x workers``
+    documents on the same cluster (a long-lived cluster: Ray Data's system actors are already running)."""
     import torch
 
     torch.set_num_threads(1)
@@ -89,12 +91,19 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
         from interp.models import load_model
 
         spec = load_model(model, device="cpu")
-    times, tokens, rows, steady, first, dones = [], 0, 0, [], [], []
+    times, tokens, rows, steady, first, dones, warm_s = [], 0, 0, [], [], [], []
+    keep = dict(max_per_token=None, dedup=False, min_pos=0) if store_all else {}
+    for _ in range(warm):
+        out = Path(tempfile.mkdtemp(prefix="bench_scale_")) / "idx"
+        t0 = time.perf_counter()
+        build_index(spec, texts[: shard_docs * workers], out=out, layers=[int(x) for x in layers.split(",")],
+                    backend=backend, workers=workers, shard_docs=shard_docs, batch_size=16, progress=False, **keep)
+        warm_s.append(time.perf_counter() - t0)
+        shutil.rmtree(out.parent)
     for _ in range(repeats):
         out = Path(tempfile.mkdtemp(prefix="bench_scale_")) / "idx"
         done: list[float] = []
         t0 = time.perf_counter()
-        keep = dict(max_per_token=None, dedup=False, min_pos=0) if store_all else {}
         index = build_index(spec, texts, out=out, layers=[int(x) for x in layers.split(",")], backend=backend,
                             workers=workers, shard_docs=shard_docs, batch_size=16, progress=False,
                             on_shard=lambda n, done=done, t0=t0: done.append(time.perf_counter() - t0), **keep)
@@ -115,7 +124,7 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
     per_shard = tokens / len(index.shards)
     return {"kind": "build", "backend": backend, "workers": workers, "docs": docs, "shard_docs": shard_docs, "tokens": tokens, "rows": rows,
             "layers": layers, "store_all": store_all,
-            "times_s": times, "median_s": med, "tok_per_s": tokens / med, "cluster_start_s": start_s,
+            "warm_builds_s": warm_s, "times_s": times, "median_s": med, "tok_per_s": tokens / med, "cluster_start_s": start_s,
             "to_first_shards_s": first, "steady_s_per_shard": steady, "shard_done_s": dones,
             "steady_tok_per_s": per_shard / statistics.median(steady),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -232,6 +241,8 @@ def main():
     ap.add_argument("--store-all", action="store_true",
                     help="build: store every token (max_per_token None, no dedup, min_pos 0), so forward passes dominate")
     ap.add_argument("--backends", default="local:1,ray:1,ray:2", help="build rows: backend:workers, comma-separated")
+    ap.add_argument("--warm-builds", type=int, default=0,
+                    help="untimed builds of a few shards before the timed ones, on the same cluster (a long-lived cluster)")
     ap.add_argument("--build-timeout", type=float, default=600, help="seconds per build subprocess")
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--repeats", type=int, default=5, help="timed search batches after a warm-up batch")
@@ -248,7 +259,8 @@ def main():
     if a.one:
         kind, *rest = a.one
         if kind == "build":
-            r = build(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4], int(rest[5]), rest[6], rest[7] == "1")
+            r = build(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4], int(rest[5]), rest[6], rest[7] == "1",
+                      int(rest[8]))
         elif kind == "write":
             r = write(rest[0], int(rest[1]), rest[2])
         else:
@@ -261,7 +273,7 @@ def main():
               + (", every token stored" if a.store_all else ""), flush=True)
         for backend, workers in (b.split(":") for b in a.backends.split(",")):
             results.append(_sub(["build", backend, workers, str(a.docs), str(a.build_repeats), a.model,
-                                 str(a.shard_docs), a.layers, str(int(a.store_all))], a.build_timeout))
+                                 str(a.shard_docs), a.layers, str(int(a.store_all)), str(a.warm_builds)], a.build_timeout))
         by = {(r["backend"], r["workers"]): r for r in results if r}
         if ("ray", 1) in by and ("ray", 2) in by:
             r1, r2 = by[("ray", 1)], by[("ray", 2)]
