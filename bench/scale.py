@@ -93,20 +93,22 @@ def build(backend: str, workers: int, docs: int, repeats: int, model: str, shard
         spec = load_model(model, device="cpu")
     times, tokens, rows, steady, first, dones, warm_s = [], 0, 0, [], [], [], []
     keep = dict(max_per_token=None, dedup=False, min_pos=0) if store_all else {}
+
+    def run(docs_: list[str], out: Path, **extra):
+        return build_index(spec, docs_, out=out, layers=[int(x) for x in layers.split(",")], backend=backend,
+                           workers=workers, shard_docs=shard_docs, batch_size=16, progress=False, **keep, **extra)
+
     for _ in range(warm):
         out = Path(tempfile.mkdtemp(prefix="bench_scale_")) / "idx"
         t0 = time.perf_counter()
-        build_index(spec, texts[: shard_docs * workers], out=out, layers=[int(x) for x in layers.split(",")],
-                    backend=backend, workers=workers, shard_docs=shard_docs, batch_size=16, progress=False, **keep)
+        run(texts[: shard_docs * workers], out)
         warm_s.append(time.perf_counter() - t0)
         shutil.rmtree(out.parent)
     for _ in range(repeats):
         out = Path(tempfile.mkdtemp(prefix="bench_scale_")) / "idx"
         done: list[float] = []
         t0 = time.perf_counter()
-        index = build_index(spec, texts, out=out, layers=[int(x) for x in layers.split(",")], backend=backend,
-                            workers=workers, shard_docs=shard_docs, batch_size=16, progress=False,
-                            on_shard=lambda n, done=done, t0=t0: done.append(time.perf_counter() - t0), **keep)
+        index = run(texts, out, on_shard=lambda n, done=done, t0=t0: done.append(time.perf_counter() - t0))
         times.append(time.perf_counter() - t0)
         dones.append(done)
         # steady state: from the moment every worker has finished its first shard to the last shard, per shard

@@ -75,7 +75,11 @@ class IndexBase:
 
     def snippet(self, row: int, before: int = 8, after: int = 4) -> str:
         """The context of row ``row`` as one string with the token in ⟨ ⟩."""
-        left, tok, right = self.context(row, before, after)
+        tok_id, doc, pos = (int(x) for x in self._meta(torch.tensor([row])))
+        return self._snippet(tok_id, doc, pos, before, after)
+
+    def _snippet(self, tok_id: int, doc: int, pos: int, before: int = 8, after: int = 4) -> str:
+        left, tok, right = self._context(tok_id, doc, pos, before, after)
         return f"{left}⟨{tok}⟩{right}"
 
     def _neighbors(self, sims: torch.Tensor, gids: torch.Tensor, layer_list: list[int]) -> Neighbors:
@@ -85,6 +89,6 @@ class IndexBase:
         lay = torch.tensor(layer_list)[li]
         tok, doc, pos = self._meta(rows)  # one lookup for every neighbour
         tokens = [[self._token(t) for t in r] for r in tok.tolist()]
-        snippets = [["{}⟨{}⟩{}".format(*self._context(t, d, p, 8, 4)) for t, d, p in zip(*rr, strict=True)]
+        snippets = [[self._snippet(t, d, p) for t, d, p in zip(*rr, strict=True)]
                     for rr in zip(tok.tolist(), doc.tolist(), pos.tolist(), strict=True)]
         return Neighbors(sims=sims, rows=rows, layers=lay, token_ids=tok, tokens=tokens, snippets=snippets)

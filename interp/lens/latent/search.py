@@ -98,12 +98,12 @@ def exact_topk_parts(q: torch.Tensor, parts: list[tuple[torch.Tensor, torch.Tens
     if not parts or k < 1:
         return torch.empty(q.shape[0], 0), torch.empty(q.shape[0], 0, dtype=torch.long)
     device = parts[0][0].device
+    if device.type != "cuda":
+        chunk = max(block, chunk // block * block)  # blocks start at multiples of ``block`` for every worker count
+    tasks = [(E, inv, a, min(a + chunk, E.shape[0]), off) for E, inv, off in parts for a in range(0, E.shape[0], chunk)]
     if device.type == "cuda":
-        tasks = [(E, inv, a, min(a + chunk, E.shape[0]), off) for E, inv, off in parts for a in range(0, E.shape[0], chunk)]
         return _fold_topk(q.to(device, parts[0][0].dtype), iter(tasks), k, chunk, None)
     qm = q.float().contiguous()
-    chunk = max(block, chunk // block * block)  # blocks start at multiples of ``block`` for every worker count
-    tasks = [(E, inv, a, min(a + chunk, E.shape[0]), off) for E, inv, off in parts for a in range(0, E.shape[0], chunk)]
     tasks.sort(key=lambda t: t[3] - t[2], reverse=True)  # stable: small tasks last, where they even out the threads
     workers = max(1, min(workers or torch.get_num_threads(), len(tasks)))
     queue, lock = iter(tasks), threading.Lock()
