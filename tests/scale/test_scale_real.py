@@ -4,12 +4,11 @@ same index, bit for bit on the CPU, and the same scan report as the local backen
 from __future__ import annotations
 
 import pytest
-import torch
 
 from interp.lens import LatentIndex
 from interp.scale import build_index, scan_corpus
 from tests.scale.test_scale_local import assert_same_index
-from tests.scale.test_scale_ray import FIELDS
+from tests.scale.test_scale_ray import assert_same_report
 
 pytestmark = [pytest.mark.scale, pytest.mark.real]
 SPEC = "smollm2-135m"
@@ -43,9 +42,6 @@ def test_ray_index_on_smollm2_equals_local_bit_for_bit(ray_cluster, smollm2_loca
 def test_ray_scan_on_smollm2_equals_local(ray_cluster, smollm2_local, few_docs, one_thread_module):
     ray_report = scan_corpus(SPEC, few_docs, shard_docs=3, backend="ray", workers=2, progress=False)
     local = scan_corpus(smollm2_local, few_docs, shard_docs=3, progress=False)
-    for f in FIELDS:
-        assert torch.equal(getattr(ray_report, f), getattr(local, f)), f
-    for f in ("n_texts", "n_tokens", "uniform_sink", "massive", "n_massive", "other_sinks", "thresholds"):
-        assert getattr(ray_report, f) == getattr(local, f), f
+    assert_same_report(ray_report, local)
     assert local.n_texts == len(few_docs)
     assert local.n_massive > 0  # SmolLM2's massive first-token activations (tests/real/test_extreme_real.py): not an empty report
