@@ -60,8 +60,12 @@ class IndexBase:
 
     def context(self, row: int, before: int = 8, after: int = 4) -> tuple[str, str, str]:
         """(left context, token, right context) strings of stored row ``row`` in its corpus text."""
+        return self._context(*self._row_meta(row), before, after)
+
+    def _row_meta(self, row: int) -> tuple[int, int, int]:
+        """(token id, document id, position) of stored row ``row``."""
         tok_id, doc, pos = (int(x) for x in self._meta(torch.tensor([row])))
-        return self._context(tok_id, doc, pos, before, after)
+        return tok_id, doc, pos
 
     def _context(self, tok_id: int, doc: int, pos: int, before: int, after: int) -> tuple[str, str, str]:
         tok = self._token(tok_id)
@@ -75,8 +79,7 @@ class IndexBase:
 
     def snippet(self, row: int, before: int = 8, after: int = 4) -> str:
         """The context of row ``row`` as one string with the token in ⟨ ⟩."""
-        tok_id, doc, pos = (int(x) for x in self._meta(torch.tensor([row])))
-        return self._snippet(tok_id, doc, pos, before, after)
+        return self._snippet(*self._row_meta(row), before, after)
 
     def _snippet(self, tok_id: int, doc: int, pos: int, before: int = 8, after: int = 4) -> str:
         left, tok, right = self._context(tok_id, doc, pos, before, after)
