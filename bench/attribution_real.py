@@ -6,6 +6,7 @@
     python bench/attribution_real.py truth        # top-1 / top-3 rates of every method on induction and fact prompts
     python bench/attribution_real.py faithful     # soft / hard sufficiency and comprehensiveness on prose (+ inseq)
         [--methods none --inseq-settings reference --prompts 6]   # inseq alone, at its own defaults
+        [--methods "reagent:num_probes=4;min_steps=8" --no-inseq --save f.json]   # REAGENT_REAL overridden
 
 ReAGent rows run ``reagent_scores`` directly (``LastLogits``: the bridge with ``logits_to_keep=1``; uniform sampler;
 BOS fixed) so settings that ``attribute`` does not pass through yet (``min_steps``) can be compared. inseq runs
@@ -138,21 +139,22 @@ METHODS = ["random", "gradient_norm", "input_x_gradient", "attention_last_layer"
 
 
 def _attribute(model, method, ids, tgt, seed):
-    """(TokenAttribution-like scores [T], seconds) for ``method`` (ReAGent with REAGENT_REAL); ``"name:key=value,..."``
-    passes options (``integrated_gradients:objective=prob``)."""
+    """(scores [T], seconds, model sequences or None) for ``method`` (ReAGent with REAGENT_REAL);
+    ``"name:key=value;..."`` passes options (``integrated_gradients:objective=prob``, ``reagent:num_probes=2``)."""
     from interp.attribution import attribute
     from interp.attribution.reagent import REAGENT_REAL
 
     method, _, opts = method.partition(":")
     options = dict(kv.split("=", 1) for kv in opts.split(";") if kv)
     t0 = time.perf_counter()
-    if method == "reagent":
-        run, dt = our_reagent(model, ids, tgt, seed=seed, **REAGENT_REAL)
-        return run.scores.float(), dt
+    if method == "reagent":  # options override REAGENT_REAL (reagent:num_probes=2;max_steps=30)
+        settings = {k: type(REAGENT_REAL[k])(v) for k, v in options.items()}
+        run, dt = our_reagent(model, ids, tgt, seed=seed, **{**REAGENT_REAL, **settings})
+        return run.scores.float(), dt, run.forward_sequences
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = attribute(model, ids, tgt, method=method, **({"seed": seed} if method == "random" else {}), **options)
-    return a.row().float(), time.perf_counter() - t0
+    return a.row().float(), time.perf_counter() - t0, None
 
 
 def truth(model, args) -> None:
@@ -166,7 +168,7 @@ def truth(model, args) -> None:
         for prompts in sets.values():
             h1 = h3 = 0
             for k, p in enumerate(prompts):
-                scores, dt = _attribute(model, method, p.tokens, p.target_id, k)
+                scores, dt, _ = _attribute(model, method, p.tokens, p.target_id, k)
                 secs.append(dt)
                 top = scores.topk(min(3, scores.numel())).indices.tolist()
                 h1 += top[0] in p.sources
@@ -193,8 +195,8 @@ def faithful(model, args) -> None:
     for method in methods:
         atts = []
         for k, (ids, tgt) in enumerate(prompts):
-            scores, dt = _attribute(model, method, ids, tgt, k)
-            atts.append((scores, dt))
+            scores, dt, seqs = _attribute(model, method, ids, tgt, k)
+            atts.append((scores, dt, seqs))
         rows[method] = atts
     if args.inseq:
         import bench.attribution as ba
@@ -209,26 +211,26 @@ def faithful(model, args) -> None:
         ins = run_inseq(str(hf_folder(real_model_file("smollm2-135m"))), model, prompts, 1)
         if ins is not None:
             # inseq reports no score for BOS (its sources start after it): BOS gets the row's minimum (least important)
-            rows[f"inseq reagent ({args.inseq_settings})"] = [(_with_bos(torch.tensor(r["scores"]), ids), r["seconds"])
+            rows[f"inseq reagent ({args.inseq_settings})"] = [(_with_bos(torch.tensor(r["scores"]), ids), r["seconds"], r["rows"])
                                      for r, (ids, _) in zip(ins, prompts)]
     print(f"{len(prompts)} prose prompts (BOS + 19 tokens), greedy target, 10 mask seeds; mean +- s.e. of ln(metric/random)")
     print(f"{'method':22s} " + " ".join(f"{k:>26s}" for k in keys) + f" {'med s':>7s}")
     saved = {}
     for method, atts in rows.items():
         fs = []
-        for (scores, _), (ids, tgt) in zip(atts, prompts):
+        for (scores, _, _), (ids, tgt) in zip(atts, prompts):
             names = str_tokens(model, torch.cat([ids, torch.tensor([tgt])]))
             a = TokenAttribution("smollm2-135m", names[:-1], names[-1:], scores[None, : ids.shape[0]], method,
                                  target_ids=[tgt], source_ids=ids.tolist())
             fs.append(faithfulness(model, a, n_samples=10, seed=0))
-        saved[method] = [{"seconds": dt, "scores": s.tolist(), **{k: float(f[k]) for k in keys}}
-                         for (s, dt), f in zip(atts, fs)]
+        saved[method] = [{"seconds": dt, "sequences": n, "scores": s.tolist(), **{k: float(f[k]) for k in keys}}
+                         for (s, dt, n), f in zip(atts, fs)]
         cells = []
         for key in keys:
             vals = [float(f[key]) for f in fs if math.isfinite(float(f[key]))]
             sem = statistics.stdev(vals) / len(vals) ** 0.5 if len(vals) > 1 else 0.0
             cells.append(f"{statistics.mean(vals) if vals else math.nan:8.3f} +- {sem:5.3f} ({len(fs) - len(vals)} inf)")
-        print(f"{method:22s} " + " ".join(f"{c:>26s}" for c in cells) + f" {statistics.median(d for _, d in atts):7.2f}",
+        print(f"{method:22s} " + " ".join(f"{c:>26s}" for c in cells) + f" {statistics.median(d for _, d, _ in atts):7.2f}",
               flush=True)
     if args.save:  # per prompt: seconds, scores and the four ratios (to compare runs on the same prompts)
         Path(args.save).write_text(json.dumps(saved))
