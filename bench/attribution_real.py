@@ -148,6 +148,9 @@ def _attribute(model, method, ids, tgt, seed):
     options = dict(kv.split("=", 1) for kv in opts.split(";") if kv)
     t0 = time.perf_counter()
     if method == "reagent":  # options override REAGENT_REAL (reagent:num_probes=2;max_steps=30)
+        unknown = set(options) - set(REAGENT_REAL)
+        if unknown:
+            raise SystemExit(f"reagent options {sorted(unknown)} unknown; choose from {sorted(REAGENT_REAL)}")
         settings = {k: type(REAGENT_REAL[k])(v) for k, v in options.items()}
         run, dt = our_reagent(model, ids, tgt, seed=seed, **{**REAGENT_REAL, **settings})
         return run.scores.float(), dt, run.forward_sequences
@@ -232,7 +235,7 @@ def faithful(model, args) -> None:
             cells.append(f"{statistics.mean(vals) if vals else math.nan:8.3f} +- {sem:5.3f} ({len(fs) - len(vals)} inf)")
         print(f"{method:22s} " + " ".join(f"{c:>26s}" for c in cells) + f" {statistics.median(d for _, d, _ in atts):7.2f}",
               flush=True)
-    if args.save:  # per prompt: seconds, scores and the four ratios (to compare runs on the same prompts)
+    if args.save:  # per prompt: seconds, model sequences (ReAGent), scores and the four ratios (to compare runs on the same prompts)
         Path(args.save).write_text(json.dumps(saved))
 
 
