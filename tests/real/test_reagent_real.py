@@ -54,9 +54,10 @@ def test_real_settings_converge_and_find_the_earlier_occurrence(model, prompt):
     run = _run(model, prompt, seed=0, **REAGENT_REAL)
     assert run.converged, run.stopped_at
     assert (run.stopped_at >= REAGENT_REAL["min_steps"]).all()  # no stop check before min_steps
-    # the deciding occurrence scores above uniform (measured: 0.083 vs 1/19, rank 4 of 19 on this prompt)
-    assert float(run.scores[prompt.sources[0]]) > 1.0 / prompt.tokens.shape[0]
-    assert 0.99 < float(run.scores.sum()) < 1.01 and float(run.scores.max()) < 0.5  # not one-hot (measured 0.14)
+    # the deciding occurrence ranks in the top 3 (measured with the cycle masks: rank 1 of 19, score 0.113; with the
+    # reference's Bernoulli masks rank 4, 0.083)
+    assert prompt.sources[0] in run.scores.topk(3).indices.tolist()
+    assert 0.99 < float(run.scores.sum()) < 1.01 and float(run.scores.max()) < 0.5  # not one-hot (measured 0.11)
 
 
 def test_same_seed_same_bits_on_every_schedule(model, prompt):

@@ -10,12 +10,12 @@ import warnings
 import pytest
 import torch
 
-from interp.attribution import TokenAttribution, attribute, embedding_ig, method_names
+from interp.attribution import REAGENT_FAST, TokenAttribution, attribute, embedding_ig, method_names
 from interp.attribution.faithfulness import faithfulness
 from interp.attribution.forward import LastLogits
 from interp.attribution.methods import TargetObjective
 from interp.attribution.planted import trigger_model
-from interp.attribution.reagent import _update, reagent_scores
+from interp.attribution.reagent import _cycle_mask, _update, reagent_scores
 from interp.attribution.samplers import ModelSampler, UniformSampler, UnigramSampler
 from interp.errors import InterpError
 from interp.testing import random_model
@@ -107,18 +107,45 @@ def test_reagent_certain_model_no_nan(certain):
     assert torch.isfinite(a.row()).all() and a.top(1)[0] == 4
 
 
-def test_reagent_batched_equals_step_by_step(planted):
+@pytest.mark.parametrize("masks", ["bernoulli", "cycle"])
+def test_reagent_batched_equals_step_by_step(planted, masks):
     """Same draws per (seed, step): the batched run equals the reference loop, with far fewer model calls."""
     model, tid = planted
     x = model.to_tokens("abcdefqghijklmn")[0]
     smp = UniformSampler.for_model(model)
     f1, f2 = LastLogits(model), LastLogits(model)
-    a = reagent_scores(f1, x, tid, smp, seed=5, batched=True)
-    b = reagent_scores(f2, x, tid, smp, seed=5, batched=False)
+    a = reagent_scores(f1, x, tid, smp, seed=5, batched=True, masks=masks)
+    b = reagent_scores(f2, x, tid, smp, seed=5, batched=False, masks=masks)
     # the draws and the summation order are identical; the only difference is the model's float32 output for a row
     # in a batch of 1 vs a batch of 64 (BLAS picks another kernel: ~1e-7 in the logits), hence 1e-6, not 0
     assert torch.allclose(a.scores, b.scores, atol=1e-6, rtol=0) and torch.equal(a.stopped_at, b.stopped_at)
     assert a.forward_calls < b.forward_calls
+
+
+def test_reagent_cycle_masks_replace_every_position_once_per_cycle():
+    """masks="cycle": in each cycle of round(1/r) steps every free position of every probe is replaced exactly once
+    (so the per-step rate is r, as with Bernoulli masks), fixed positions never, and each step replaces
+    floor or ceil of free/L positions; the order differs between probes and cycles. A prefix with fewer free
+    positions than 1/r gets a cycle of that length (one position a step, never an empty step)."""
+    fixed = torch.zeros(20, dtype=torch.bool)
+    fixed[0] = True
+    m = torch.stack([_cycle_mask(7, t, 5, 0.1, fixed) for t in range(1, 31)]).view(3, 10, 5, 20)  # cycle, step, probe
+    assert (m.sum(1)[..., 1:] == 1).all() and not m[..., 0].any()
+    assert set(m.sum(-1).unique().tolist()) <= {1, 2}
+    assert not torch.equal(m[0, :, 0], m[0, :, 1]) and not torch.equal(m[0], m[1])
+    short = torch.stack([_cycle_mask(7, t, 2, 0.1, torch.zeros(4, dtype=torch.bool)) for t in range(1, 9)])
+    assert (short.sum(-1) == 1).all() and (short.view(2, 4, 2, 4).sum(1) == 1).all()
+    with pytest.raises(ValueError, match="masks"):
+        reagent_scores(lambda t: t.float(), torch.arange(4), 1, UniformSampler(10), masks="sobol")
+
+
+def test_reagent_cycle_masks_find_the_trigger(planted):
+    """Both mask kinds find the planted trigger first on 12 more prompts at the defaults, and with the 2 probes of
+    ``REAGENT_FAST`` (the mechanism is exact, so no tolerance)."""
+    model, tid = planted
+    for p, j in _trigger_prompts(12, seed=2):
+        for opts in ({"masks": "bernoulli"}, {"masks": "cycle"}, REAGENT_FAST):
+            assert attribute(model, p, target=tid, method="reagent", **opts).top(1)[0] == j, (opts, p)
 
 
 def test_reagent_update_rule_and_sign():
