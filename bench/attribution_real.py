@@ -111,8 +111,11 @@ def stability(model, args) -> None:
     cap = args.cap
     configs = [("REAGENT_REAL", REAGENT_REAL), ("REAGENT_REAL min_steps 0", {**REAGENT_REAL, "min_steps": 0}),
                ("paper r.1 n8 B5", {**PAPER, "max_steps": cap}), ("reference r.3 n5 B16", {**REFERENCE, "max_steps": cap})]
-    if args.settings:
-        configs = [c for c in configs if c[0] in args.settings.split(",")]
+    if args.settings:  # names of the rows above, or reagent:key=value;... (REAGENT_REAL overridden)
+        named = dict(configs)
+        configs = [(c, named[c]) if c in named else
+                   (c, reagent_settings(dict(kv.split("=", 1) for kv in c.partition(":")[2].split(";") if kv)))
+                   for c in args.settings.split(",")]
     print(f"{len(prompts)} prompts ({args.prompts // 2} induction, rest prose, 20 tokens), 2 seeds; max_steps capped at "
           f"{cap} for the reference and paper rows")
     print(f"{'settings':28s} {'converged':>9s} {'med stop':>8s} {'med seqs':>8s} {'med s':>6s} {'max score':>9s} "
@@ -138,21 +141,27 @@ METHODS = ["random", "gradient_norm", "input_x_gradient", "attention_last_layer"
            "reagent"]
 
 
+def reagent_settings(options: dict[str, str]) -> dict:
+    """REAGENT_REAL with ``options`` (strings, e.g. from ``reagent:num_probes=2;masks=cycle``) overriding it."""
+    from interp.attribution.reagent import REAGENT_REAL
+
+    known = {**REAGENT_REAL, "masks": REAGENT_REAL.get("masks", "bernoulli")}
+    unknown = set(options) - set(known)
+    if unknown:
+        raise SystemExit(f"reagent options {sorted(unknown)} unknown; choose from {sorted(known)}")
+    return {**REAGENT_REAL, **{k: type(known[k])(v) for k, v in options.items()}}
+
+
 def _attribute(model, method, ids, tgt, seed):
     """(scores [T], seconds, model sequences or None) for ``method`` (ReAGent with REAGENT_REAL);
     ``"name:key=value;..."`` passes options (``integrated_gradients:objective=prob``, ``reagent:num_probes=2``)."""
     from interp.attribution import attribute
-    from interp.attribution.reagent import REAGENT_REAL
 
     method, _, opts = method.partition(":")
     options = dict(kv.split("=", 1) for kv in opts.split(";") if kv)
     t0 = time.perf_counter()
     if method == "reagent":  # options override REAGENT_REAL (reagent:num_probes=2;max_steps=30)
-        unknown = set(options) - set(REAGENT_REAL)
-        if unknown:
-            raise SystemExit(f"reagent options {sorted(unknown)} unknown; choose from {sorted(REAGENT_REAL)}")
-        settings = {k: type(REAGENT_REAL[k])(v) for k, v in options.items()}
-        run, dt = our_reagent(model, ids, tgt, seed=seed, **{**REAGENT_REAL, **settings})
+        run, dt = our_reagent(model, ids, tgt, seed=seed, **reagent_settings(options))
         return run.scores.float(), dt, run.forward_sequences
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
