@@ -9,7 +9,7 @@
         [--methods "reagent:num_probes=4;min_steps=8" --no-inseq --save f.json]   # REAGENT_REAL overridden
 
 ReAGent rows run ``reagent_scores`` directly (``LastLogits``: the bridge with ``logits_to_keep=1``; uniform sampler;
-BOS fixed) so settings that ``attribute`` does not pass through yet (``min_steps``) can be compared. inseq runs
+BOS fixed) so every setting of the algorithm, and the sequences it runs, can be compared. inseq runs
 from bench/.venv-inseq (bench/setup_inseq.sh) through bench/attribution.py's worker, same prompts and settings.
 Timings on the shared 2-core machine are inflated by other processes; medians are printed.
 """
@@ -113,9 +113,7 @@ def stability(model, args) -> None:
                ("paper r.1 n8 B5", {**PAPER, "max_steps": cap}), ("reference r.3 n5 B16", {**REFERENCE, "max_steps": cap})]
     if args.settings:  # names of the rows above, or reagent:key=value;... (REAGENT_REAL overridden)
         named = dict(configs)
-        configs = [(c, named[c]) if c in named else
-                   (c, reagent_settings(dict(kv.split("=", 1) for kv in c.partition(":")[2].split(";") if kv)))
-                   for c in args.settings.split(",")]
+        configs = [(c, named[c] if c in named else reagent_settings(parse_method(c)[1])) for c in args.settings.split(",")]
     print(f"{len(prompts)} prompts ({args.prompts // 2} induction, rest prose, 20 tokens), 2 seeds; max_steps capped at "
           f"{cap} for the reference and paper rows")
     print(f"{'settings':28s} {'converged':>9s} {'med stop':>8s} {'med seqs':>8s} {'med s':>6s} {'max score':>9s} "
@@ -141,15 +139,20 @@ METHODS = ["random", "gradient_norm", "input_x_gradient", "attention_last_layer"
            "reagent"]
 
 
+def parse_method(spec: str) -> tuple[str, dict[str, str]]:
+    """``"name:key=value;key=value"`` -> (name, {key: value}) (values stay strings)."""
+    name, _, opts = spec.partition(":")
+    return name, dict(kv.split("=", 1) for kv in opts.split(";") if kv)
+
+
 def reagent_settings(options: dict[str, str]) -> dict:
-    """REAGENT_REAL with ``options`` (strings, e.g. from ``reagent:num_probes=2;masks=cycle``) overriding it."""
+    """REAGENT_REAL with ``options`` (strings, e.g. from ``reagent:num_probes=2;masks=bernoulli``) overriding it."""
     from interp.attribution.reagent import REAGENT_REAL
 
-    known = {**REAGENT_REAL, "masks": REAGENT_REAL.get("masks", "bernoulli")}
-    unknown = set(options) - set(known)
+    unknown = set(options) - set(REAGENT_REAL)
     if unknown:
-        raise SystemExit(f"reagent options {sorted(unknown)} unknown; choose from {sorted(known)}")
-    return {**REAGENT_REAL, **{k: type(known[k])(v) for k, v in options.items()}}
+        raise SystemExit(f"reagent options {sorted(unknown)} unknown; choose from {sorted(REAGENT_REAL)}")
+    return {**REAGENT_REAL, **{k: type(REAGENT_REAL[k])(v) for k, v in options.items()}}
 
 
 def _attribute(model, method, ids, tgt, seed):
@@ -157,8 +160,7 @@ def _attribute(model, method, ids, tgt, seed):
     ``"name:key=value;..."`` passes options (``integrated_gradients:objective=prob``, ``reagent:num_probes=2``)."""
     from interp.attribution import attribute
 
-    method, _, opts = method.partition(":")
-    options = dict(kv.split("=", 1) for kv in opts.split(";") if kv)
+    method, options = parse_method(method)
     t0 = time.perf_counter()
     if method == "reagent":  # options override REAGENT_REAL (reagent:num_probes=2;max_steps=30)
         run, dt = our_reagent(model, ids, tgt, seed=seed, **reagent_settings(options))
