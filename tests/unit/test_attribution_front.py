@@ -62,6 +62,32 @@ def test_reagent_defaults_are_the_real_vocabulary_settings():
     assert {k: low[k].default for k in REAGENT_REFERENCE} == REAGENT_REFERENCE  # the algorithm keeps the reference's
 
 
+def test_reagent_presets_fill_the_numbers_and_edits_show_custom():
+    """The ReAGent preset sets probes / min steps / max steps (fast = REAGENT_FAST, stable = the defaults); a toy
+    model starts on stable, an edit that matches no preset shows "custom", and the run uses the numbers shown."""
+    import inspect
+
+    from interp.attribution import REAGENT_FAST
+    from interp.attribution.methods import reagent
+    from widgets.attribution import AttributionExplorer
+
+    model, tid = trigger_model()
+    w = AttributionExplorer(model, "abcqdefgh", method="reagent", run=False)
+    defaults = {k: inspect.signature(reagent).parameters[k].default for k in REAGENT_FAST}
+    shown = lambda: {"num_probes": w.probes.value, "min_steps": w.min_steps.value, "max_steps": w.max_steps.value}  # noqa: E731
+    assert w.preset.value == "stable" and shown() == defaults
+    w.preset.value = "fast"
+    assert shown() == REAGENT_FAST and w.preset.value == "fast"
+    assert {k: w.options()[k] for k in REAGENT_FAST} == REAGENT_FAST
+    assert w.run() and max(w.result.info["steps"]) <= REAGENT_FAST["max_steps"] and w.result.target_ids == [tid]
+    w.probes.value = 3
+    assert w.preset.value == "custom" and w.options()["num_probes"] == 3
+    w.probes.value = REAGENT_FAST["num_probes"]  # back to a preset's numbers: its name again
+    assert w.preset.value == "fast"
+    w.preset.value = "stable"
+    assert shown() == defaults
+
+
 def test_run_button_works_in_the_background_and_cancel_keeps_the_previous_result():
     """Run starts ReAGent / IG in a thread with Cancel shown; Cancel stops it at its next progress call and the
     view keeps the previous result; the controls come back either way."""
