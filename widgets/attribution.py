@@ -18,12 +18,14 @@ from widgets.base import Explorer, Figure, show_figure
 
 __all__ = ["AttributionExplorer"]
 
+_IG = ("integrated_gradients", "attention_ig")  # the adaptive path rule: a points cap, a bar and Cancel
+
 
 class AttributionExplorer(Explorer):
     """Controls: prompt, method, target (text; empty = the greedy next token) or generate N tokens, and the
     method options (seed; ReAGent preset, probes, update steps and sampler; IG max points and baseline). Shows the sources of
     the chosen target as coloured tokens (hover = score) and, for several targets, the [target, source] matrix.
-    Run computes in the background: the bar shows ReAGent's stopped probes or IG's points, and Cancel stops it
+    Run computes in the background: the bar shows ReAGent's stopped probes or IG's points (both IGs), and Cancel stops it
     (the view keeps the previous result). ``result`` holds the last ``TokenAttribution``.
 
     ReAGent's preset fills probes and update steps: "fast" (``REAGENT_FAST``: 2 probes, ~1.7 s a 20-token prompt on
@@ -102,8 +104,8 @@ class AttributionExplorer(Explorer):
         m = self.method.value
         for w in (self.preset, self.probes, self.min_steps, self.max_steps, self.sampler):
             w.layout.display = "" if m == "reagent" else "none"
-        for w in (self.n_steps, self.baseline):
-            w.layout.display = "" if m == "integrated_gradients" else "none"
+        self.n_steps.layout.display = "" if m in _IG else "none"
+        self.baseline.layout.display = "" if m == "integrated_gradients" else "none"
 
     def options(self) -> dict:
         """The keyword options the current controls give the chosen method."""
@@ -112,9 +114,11 @@ class AttributionExplorer(Explorer):
         if m == "reagent":
             opts.update(num_probes=self.probes.value, min_steps=self.min_steps.value, max_steps=self.max_steps.value,
                         sampler=self.sampler.value)
+        if m in _IG:
+            opts["max_steps"] = self.n_steps.value
         if m == "integrated_gradients":
-            opts.update(max_steps=self.n_steps.value, baseline=self.baseline.value)
-        if m in ("reagent", "integrated_gradients"):
+            opts["baseline"] = self.baseline.value
+        if m in ("reagent", *_IG):
             opts["progress"] = self.progress  # the bar, and the Cancel check
         return opts
 

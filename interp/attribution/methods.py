@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from interp.attribution.attention_ig import attention_gate_ig
 from interp.attribution.forward import LastLogits, trailing_logits
 from interp.attribution.ig import embed_hook_name, embedding_ig
 from interp.attribution.reagent import REAGENT_REAL, reagent_scores
@@ -91,6 +92,34 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
     out = embedding_ig(model, rows, TargetObjective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
                        internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance, method=rule,
                        progress=progress, upcast=upcast)
+    scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
+    info = {"baseline": out.baseline, "n_steps": out.n_steps, "objective": out.objective.tolist(),
+            "baseline_objective": out.baseline_objective.tolist()}
+    return MethodOutput(scores, out.completeness_error, info)
+
+
+@register("attention_ig")
+def attention_ig(model, tokens, positions, *, max_steps: PositiveInt = 400, tolerance: NonNegativeFloat = 0.01,
+                 internal_batch_size: PositiveInt | None = None, objective: str = "prob", keep_bos: bool = True,
+                 progress: Callable[[int, int], None] | None = None, upcast: bool = True) -> MethodOutput:
+    """IG over attention gates (``interp.attribution.attention_ig``): how much the target's probability depends on
+    each earlier position being read by attention, every layer and head, from nothing read to the model as it is.
+
+    A second view beside ``integrated_gradients``, not a replacement: on SmolLM2 it puts the deciding occurrence of
+    an induction prompt in its top 3 on 98% of 50 prompts (embedding IG 70%) but is below random on fact prompts
+    (0.44 vs 0.54: it credits template words such as "city" and "in" alongside the subject); on Gemma 3 270M embedding IG finds the
+    induction source on 8 of 8 prompts and this on 4 (bench/results/attribution_real.md, 4d). It does not credit a
+    token's effect on its own residual stream, so the last prompt token is scored only through its self-attention.
+    ``keep_bos``: the first position stays read when it is the BOS token (the attention sink). ``max_steps``: the most
+    path points, the rule stopping when the completeness error is below ``tolerance``; ``objective``, ``progress``,
+    ``upcast`` as for ``integrated_gradients``.
+    """
+    rows = _rows(tokens, positions)
+    targets = [int(tokens[p]) for p in positions]
+    bos = special_token_id(model, ("bos_token_id",))
+    out = attention_gate_ig(model, rows, TargetObjective(positions, targets, objective),
+                            keep_first=keep_bos and bos is not None and int(tokens[0]) == bos, max_points=max_steps,
+                            tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress, upcast=upcast)
     scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
     info = {"baseline": out.baseline, "n_steps": out.n_steps, "objective": out.objective.tolist(),
             "baseline_objective": out.baseline_objective.tolist()}

@@ -153,7 +153,7 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
 
     ``target=None``: the model's greedy next token; a string of several tokens or ``generate=N`` gives a
     ``[target, source]`` matrix, each target attributed over everything before it. ``method``: one of
-    ``method_names()`` ("reagent", "integrated_gradients", "input_x_gradient", "gradient_norm",
+    ``method_names()`` ("reagent", "integrated_gradients", "attention_ig", "input_x_gradient", "gradient_norm",
     "attention_last_layer", "occlusion", "random"); ``options`` go to the method (see its docstring).
     Returns a ``TokenAttribution`` (scores [target, source]).
     """

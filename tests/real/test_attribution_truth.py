@@ -56,3 +56,16 @@ def test_ig_and_reagent_at_their_defaults_beat_random_on_induction(model, induct
     assert all(float(a.completeness_error.max()) < 0.01 for a in ig["attributions"])  # the default call is complete
     ra = truth_rates(model, induction, "reagent", seed=0)
     assert ra["top3"] >= 7 / 8, ra["hits"]
+
+
+def test_attention_ig_finds_the_earlier_occurrence(model, induction):
+    """IG over attention gates at its defaults, on the same 8 prompts: measured 8 of 8 in the top 3 (ranks 1, 2, 1, 2,
+    1, 1, 1, 1; over 50 prompts in the bench 1.00 top-3, against embedding IG's 0.70: bench/results/attribution_real.md
+    4d). The floor allows one miss for float rounding between CPUs; random's chance of >= 7 of 8 is below 1e-3. Every
+    call is complete to the rule's 1% and the scores add up to f(x) - f(nothing read)."""
+    rates = truth_rates(model, induction, "attention_ig")
+    assert rates["top3"] >= 7 / 8, rates["hits"]
+    for a in rates["attributions"]:
+        assert float(a.completeness_error.max()) < 0.01
+        total = float(a.info["objective"][0]) - float(a.info["baseline_objective"][0])
+        assert abs(float(a.scores[0].nansum()) - total) <= 0.01 * abs(total)

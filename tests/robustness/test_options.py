@@ -30,6 +30,8 @@ BAD = {
                              ({"tolerence": 0.1}, {"max_steps": -4}, "max_steps must be at least 1, got -4"),
                              ({"objectiv": "prob"}, {"objective": ["prob"]}, "objective must be a string, got list \\[.prob.\\]"),
                              ({"rules": "riemann_trapezoid"}, {"tolerance": -0.5}, "tolerance must be at least 0.0")],
+    "attention_ig": [({"max_step": 10}, {"max_steps": 0}, "max_steps must be at least 1, got 0"),
+                     ({"keep_bo": True}, {"keep_bos": "no"}, "keep_bos must be True or False, got str 'no'")],
     "input_x_gradient": [({"objectve": "prob"}, {"objective": ["logprob"]}, "objective must be a string, got list")],
     "gradient_norm": [({"objectives": "prob"}, {"objective": 1.5}, "objective must be a string, got float 1.5")],
     "attention_last_layer": [({"layer": 0}, {"n_steps": 3}, "has no option n_steps: its options are none")],

@@ -98,7 +98,7 @@ def test_run_button_works_in_the_background_and_cancel_keeps_the_previous_result
     model, tid = trigger_model()
     w = AttributionExplorer(model, "abcqdefgh", method="occlusion")
     before = w.result
-    for method in ("reagent", "integrated_gradients"):
+    for method in ("reagent", "integrated_gradients", "attention_ig"):
         w.method.value = method
         started, release = threading.Event(), threading.Event()
         real = w.progress

@@ -59,16 +59,18 @@ def _trigger_prompts(n: int, seed: int = 0) -> list[tuple[str, int]]:
 def test_methods_find_the_planted_trigger(planted):
     """On the trigger model only the trigger's position decides the prediction.
 
-    ReAGent, IG, input x gradient and occlusion must rank it first on every one of 12 prompts (the mechanism is
+    ReAGent, IG (on embeddings and on attention gates), input x gradient and occlusion must rank it first on every one
+    of 12 prompts (the mechanism, an attention read of the trigger, is
     exact, so no tolerance is needed); random must do so at most 6 times (its expected rate is ~1/11, so 6/12
     has probability < 1e-4): this checks that the test prompts do not make the task trivial.
     """
     model, tid = planted
     prompts = _trigger_prompts(12)
     hits = {}
-    for method in ["reagent", "integrated_gradients", "input_x_gradient", "occlusion", "random"]:
+    exact = ["reagent", "integrated_gradients", "attention_ig", "input_x_gradient", "occlusion"]
+    for method in [*exact, "random"]:
         hits[method] = sum(attribute(model, p, target=tid, method=method).top(1)[0] == j for p, j in prompts)
-    assert all(hits[m] == 12 for m in ["reagent", "integrated_gradients", "input_x_gradient", "occlusion"]), hits
+    assert all(hits[m] == 12 for m in exact), hits
     assert hits["random"] <= 6, hits
 
 
@@ -222,6 +224,35 @@ def test_ig_completeness_and_internal_batch(family, gpt2, llama):
         assert (zero.completeness_error > 0.05).any()
         assert (embedding_ig(model, toks, fn, baseline="zero").completeness_error < 0.01).all()
         assert full.baseline == "zero_keep_bos" and (full.attributions[:, 0] == 0).all()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_attention_ig_completeness_batching_and_baseline(family, gpt2, llama):
+    """IG over attention gates: completeness error < 1% (the rule's tolerance) for two rows, the same bits for every
+    internal batch size, position 0 exactly 0 when kept, and f at the baseline equal to the model run with every
+    attention weight onto positions 1.. set to zero (what "nothing read" means), to float32 rounding."""
+    from interp.attribution.attention_ig import attention_gate_ig, pattern_hooks
+
+    model = {"gpt2": gpt2, "llama": llama}[family]
+    toks = torch.cat([model.to_tokens("hello world, how are you"), model.to_tokens("a quick brown fox jumps ")])
+    fn = TargetObjective([toks.shape[1], toks.shape[1]], [5, 9])
+    full = attention_gate_ig(model, toks, fn)
+    assert (full.completeness_error < 0.01).all(), full.completeness_error
+    assert (full.attributions[:, 0] == 0).all() and full.baseline == "attention_off_keep_first"
+    for ibs in (2, 6, 33):
+        assert torch.equal(attention_gate_ig(model, toks, fn, internal_batch_size=ibs).attributions, full.attributions)
+
+    def off(pattern, hook):  # noqa: ARG001
+        out = torch.zeros_like(pattern)
+        out[..., 0] = pattern[..., 0]
+        return out
+
+    with torch.no_grad():
+        f0 = fn(model.run_with_hooks(toks, fwd_hooks=[(n, off) for n in pattern_hooks(model)]), toks)
+    torch.testing.assert_close(full.baseline_objective, f0.float(), rtol=1e-4, atol=1e-7)
+    every = attention_gate_ig(model, toks, fn, keep_first=False)
+    assert every.baseline == "attention_off" and (every.attributions[:, 0] != 0).any()
+    assert (every.completeness_error < 0.01).all()
 
 
 def test_ig_causality_and_matrix(gpt2):
