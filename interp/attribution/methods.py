@@ -107,9 +107,10 @@ def attention_ig(model, tokens, positions, *, max_steps: PositiveInt = 400, tole
 
     A second view beside ``integrated_gradients``, not a replacement: on SmolLM2 it puts the deciding occurrence of
     an induction prompt in its top 3 on 98% of 50 prompts (embedding IG 70%) but is below random on fact prompts
-    (0.44 vs 0.54: it credits template words such as "city" and "in" alongside the subject); on Gemma 3 270M embedding IG finds the
-    induction source on 8 of 8 prompts and this on 4 (bench/results/attribution_real.md, 4d). It does not credit a
-    token's effect on its own residual stream, so the last prompt token is scored only through its self-attention.
+    (0.44 vs 0.54: it credits template words such as "city" and "in" alongside the subject); on Gemma 3 270M
+    embedding IG finds the induction source on 8 of 8 prompts and this on 4; on prose it is less faithful than
+    embedding IG, more than random (bench/results/attribution_real.md, 4d). It does not credit a token's effect on its
+    own residual stream, so the last prompt token is scored only through its self-attention.
     ``keep_bos``: the first position stays read when it is the BOS token (the attention sink). ``max_steps``: the most
     path points, the rule stopping when the completeness error is below ``tolerance``; ``objective``, ``progress``,
     ``upcast`` as for ``integrated_gradients``.
