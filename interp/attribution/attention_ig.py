@@ -24,9 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from interp.attribution.forward import trailing_logits
-from interp.attribution.ig import IGOutput, _check, _input_grads_only, auto_batch_size, in_float32
-from interp.attribution.quadrature import adaptive_simpson
+from interp.attribution.ig import IGOutput, _check, adaptive_path_ig, in_float32
 from interp.errors import InterpError
 from interp.models import model_device
 
@@ -57,8 +55,6 @@ def attention_gate_ig(model, tokens: torch.Tensor, objective: Callable[[torch.Te
     Returns ``IGOutput``: ``attributions`` [batch, pos] (float32), f at the input and at all gates 0, the points used
     (``n_steps``), and ``baseline`` "attention_off" (or "attention_off_keep_first").
     """
-    if max_points < 1:
-        raise InterpError(f"the IG step budget must be at least 1, got {max_points}")
     _check(model, tokens, internal_batch_size)
     names = pattern_hooks(model)
     with in_float32(model) if upcast else contextlib.nullcontext():
@@ -68,36 +64,17 @@ def attention_gate_ig(model, tokens: torch.Tensor, objective: Callable[[torch.Te
         moving = torch.ones(t, dtype=torch.float64)  # d gate / d alpha
         if keep_first:
             moving[0] = 0.0
-        per_pass = internal_batch_size or auto_batch_size(model, tokens)
-        steps_per_pass = max(1, per_pass // n)
-        keep = getattr(objective, "keep", None)
-        done = [0]
 
-        def evaluate(alphas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
-            gs, fs = [], []
-            for i in range(0, len(alphas), steps_per_pass):
-                a = torch.tensor(alphas[i : i + steps_per_pass], dtype=torch.float64)
-                k = a.shape[0]
-                gate = (1 - moving + a[:, None] * moving).repeat_interleave(n, 0)  # [k * n, t], step-major rows
-                gate = gate.to(device=device, dtype=torch.float32).requires_grad_(True)
+        def point(a: torch.Tensor):
+            k = a.shape[0]
+            gate = (1 - moving + a[:, None] * moving).repeat_interleave(n, 0)  # [k * n, t], step-major rows
+            gate = gate.to(device=device, dtype=torch.float32).requires_grad_(True)
 
-                def scale(pattern, hook, gate=gate):  # noqa: ARG001
-                    return pattern * gate[:, None, None, : pattern.shape[-1]].to(pattern.dtype)
+            def scale(pattern, hook):  # noqa: ARG001
+                return pattern * gate[:, None, None, : pattern.shape[-1]].to(pattern.dtype)
 
-                toks = tokens.repeat(k, 1)
-                out = objective(trailing_logits(model, toks, keep, [(name, scale) for name in names]), toks)
-                if out.shape != (k * n,):
-                    raise InterpError(f"the IG objective must return one value per row, shape [{k * n}], got {tuple(out.shape)}")
-                (grad,) = torch.autograd.grad(out.sum(), gate)
-                gs.append((grad.double().cpu() * moving).view(k, n, t))
-                fs.append(out.detach().double().view(k, n).cpu())
-                done[0] += k
-                if progress is not None:
-                    progress(done[0], max_points)
-            return torch.cat(gs), torch.cat(fs)
+            return [(name, scale) for name in names], gate, lambda grad: (grad.double().cpu() * moving).view(k, n, t)
 
-        with _input_grads_only(model):
-            res = adaptive_simpson(evaluate, tolerance=tolerance, max_points=max_points)
-    kind = "attention_off_keep_first" if keep_first else "attention_off"
-    return IGOutput(attributions=res.integral.float(), objective=res.f1.float(), baseline_objective=res.f0.float(),
-                    baseline=kind, n_steps=res.n_points, history=res.history)
+        kind = "attention_off_keep_first" if keep_first else "attention_off"
+        return adaptive_path_ig(model, tokens, objective, point, baseline=kind, max_points=max_points,
+                                tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress)

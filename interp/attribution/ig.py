@@ -45,8 +45,8 @@ from interp.errors import InterpError
 from interp.models import model_device, special_token_id
 from interp.results import Result
 
-__all__ = ["IGOutput", "embedding_ig", "in_float32", "adaptive_embedding_ig", "auto_batch_size", "BASELINES", "resolve_baseline",
-           "embed_hook_name", "has_learned_positions"]
+__all__ = ["IGOutput", "embedding_ig", "in_float32", "adaptive_embedding_ig", "adaptive_path_ig", "auto_batch_size",
+           "BASELINES", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
 
 BASELINES = ("auto", "zero", "zero_keep_bos", "pad")
 _EPS = 1e-12
@@ -296,13 +296,38 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
     backward pass per row). f(x) and f(baseline) come from the same passes as the gradients, so the stored
     completeness error is exactly the one the rule controls. Returns ``IGOutput`` (``n_steps`` = points used).
     """
-    if max_points < 1:
-        raise InterpError(f"the IG step budget must be at least 1, got {max_points}")
     kind, hook, device, tokens, emb, base = _setup(model, tokens, baseline, internal_batch_size)
     n, t = tokens.shape
     dtype = emb.dtype
     base = base.double()
     diff = emb.double() - base
+
+    def point(a: torch.Tensor):
+        k = a.shape[0]
+        e = (base[None] + a.to(device)[:, None, None, None] * diff[None]).reshape(k * n, t, -1).to(dtype)
+        e.requires_grad_(True)
+        return [(hook, lambda act, hook, e=e: e)], e, lambda grad: (grad.double().view(k, n, t, -1) * diff[None]).sum(-1)
+
+    return adaptive_path_ig(model, tokens, objective, point, baseline=kind, max_points=max_points, tolerance=tolerance,
+                            internal_batch_size=internal_batch_size, progress=progress)
+
+
+PathPoint = Callable[[torch.Tensor], tuple[list, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
+
+
+def adaptive_path_ig(model, tokens: torch.Tensor, objective, point: PathPoint, *, baseline: str, max_points: int,
+                     tolerance: float, internal_batch_size: int | None,
+                     progress: Callable[[int, int], None] | None) -> IGOutput:
+    """The adaptive rule (``quadrature.adaptive_simpson``) for any IG path over ``tokens`` [n, t] (on their device).
+
+    ``point(alphas [k] float64)`` returns the path's points for those α as (forward hooks that put them in the model,
+    the leaf tensor they were made from, ``per_token(grad of the leaf) -> [k, n, t]``: the integrand, i.e. the
+    gradient times the path's derivative, summed per token); rows are step-major (row r is example r % n).
+    ``baseline`` names the path's start in the result. Returns ``IGOutput`` (``n_steps`` = points used).
+    """
+    if max_points < 1:
+        raise InterpError(f"the IG step budget must be at least 1, got {max_points}")
+    n, _ = tokens.shape
     per_pass = internal_batch_size or auto_batch_size(model, tokens)
     steps_per_pass = max(1, per_pass // n)
     keep = getattr(objective, "keep", None)
@@ -311,17 +336,15 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
     def evaluate(alphas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
         gs, fs = [], []
         for i in range(0, len(alphas), steps_per_pass):
-            a = torch.tensor(alphas[i : i + steps_per_pass], dtype=torch.float64, device=device)
+            a = torch.tensor(alphas[i : i + steps_per_pass], dtype=torch.float64)
             k = a.shape[0]
-            e = (base[None] + a[:, None, None, None] * diff[None]).reshape(k * n, t, -1).to(dtype)
-            e.requires_grad_(True)
+            hooks, leaf, per_token = point(a)
             toks = tokens.repeat(k, 1)  # step-major: row r is example r % n
-            logits = trailing_logits(model, toks, keep, [(hook, lambda act, hook, e=e: e)])
-            out = objective(logits, toks)
+            out = objective(trailing_logits(model, toks, keep, hooks), toks)
             if out.shape != (k * n,):
                 raise InterpError(f"the IG objective must return one value per row, shape [{k * n}], got {tuple(out.shape)}")
-            (grad,) = torch.autograd.grad(out.sum(), e)
-            gs.append((grad.double().view(k, n, t, -1) * diff[None]).sum(-1).cpu())
+            (grad,) = torch.autograd.grad(out.sum(), leaf)
+            gs.append(per_token(grad).cpu())
             fs.append(out.detach().double().view(k, n).cpu())
             done[0] += k
             if progress is not None:
@@ -331,7 +354,7 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
     with _input_grads_only(model):
         res = adaptive_simpson(evaluate, tolerance=tolerance, max_points=max_points)
     return IGOutput(attributions=res.integral.float(), objective=res.f1.float(), baseline_objective=res.f0.float(),
-                    baseline=kind, n_steps=res.n_points, history=res.history)
+                    baseline=baseline, n_steps=res.n_points, history=res.history)
 
 
 def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, internal_batch_size: int | None,
