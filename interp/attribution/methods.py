@@ -15,7 +15,7 @@ import torch
 from interp.attribution.attention_ig import attention_gate_ig
 from interp.attribution.forward import LastLogits, trailing_logits
 from interp.attribution.ig import embed_hook_name, embedding_ig
-from interp.attribution.reagent import REAGENT_REAL, reagent_scores
+from interp.attribution.reagent import MASKS, REAGENT_REAL, reagent_scores
 from interp.attribution.registry import MethodOutput, masked_scores, register
 from interp.attribution.samplers import TokenSampler, make_sampler
 from interp.errors import InterpError
@@ -66,6 +66,20 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
     return rows
 
 
+def _ig_output(out, tokens, positions) -> MethodOutput:
+    """A ``MethodOutput`` from an ``IGOutput`` over ``_rows``: scores [target, L - 1], completeness error, diagnostics."""
+    scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
+    info = {"baseline": out.baseline, "n_steps": out.n_steps, "objective": out.objective.tolist(),
+            "baseline_objective": out.baseline_objective.tolist()}
+    return MethodOutput(scores, out.completeness_error, info)
+
+
+def _starts_with_bos(model, tokens: torch.Tensor) -> bool:
+    """True when ``tokens`` [L] begins with the tokenizer's BOS token."""
+    bos = special_token_id(model, ("bos_token_id",))
+    return bos is not None and int(tokens[0]) == bos
+
+
 @register("integrated_gradients")
 def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: PositiveInt = 50,
                          max_steps: PositiveInt | None = 800, tolerance: NonNegativeFloat = 0.01,
@@ -92,10 +106,7 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
     out = embedding_ig(model, rows, TargetObjective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
                        internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance, method=rule,
                        progress=progress, upcast=upcast)
-    scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
-    info = {"baseline": out.baseline, "n_steps": out.n_steps, "objective": out.objective.tolist(),
-            "baseline_objective": out.baseline_objective.tolist()}
-    return MethodOutput(scores, out.completeness_error, info)
+    return _ig_output(out, tokens, positions)
 
 
 @register("attention_ig")
@@ -117,14 +128,10 @@ def attention_ig(model, tokens, positions, *, max_steps: PositiveInt = 400, tole
     """
     rows = _rows(tokens, positions)
     targets = [int(tokens[p]) for p in positions]
-    bos = special_token_id(model, ("bos_token_id",))
     out = attention_gate_ig(model, rows, TargetObjective(positions, targets, objective),
-                            keep_first=keep_bos and bos is not None and int(tokens[0]) == bos, max_points=max_steps,
+                            keep_first=keep_bos and _starts_with_bos(model, tokens), max_points=max_steps,
                             tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress, upcast=upcast)
-    scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
-    info = {"baseline": out.baseline, "n_steps": out.n_steps, "objective": out.objective.tolist(),
-            "baseline_objective": out.baseline_objective.tolist()}
-    return MethodOutput(scores, out.completeness_error, info)
+    return _ig_output(out, tokens, positions)
 
 
 def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -256,19 +263,18 @@ def reagent(model, tokens, positions, *, sampler: str | TokenSampler = "uniform"
     per call). The forward is the bridge's own with ``logits_to_keep=1`` (as fast as the hand-written lean forward
     on a 49k vocabulary, and hooks fire); ``lean=True`` opts into the lean forward (2.2x on toy models).
     """
-    if masks not in ("bernoulli", "cycle"):
+    if masks not in MASKS:
         raise InterpError(f"unknown masks {masks!r}; choose 'cycle' (each token replaced once per 1/replace_ratio "
                           "updates) or 'bernoulli' (the reference code's independent draws)")
     smp = make_sampler(model, sampler, sampler_texts=sampler_texts, mlm=mlm, mlm_tokenizer=mlm_tokenizer,
                        trust_remote_code=trust_remote_code)
     fwd = LastLogits(model, max_rows=max_rows, lean=lean)
-    bos = getattr(model.tokenizer, "bos_token_id", None)
+    fix_first = fix_bos and _starts_with_bos(model, tokens)
     rows, info = [], {"converged": [], "steps": [], "stopped_at": [], "notes": []}
     for i, p in enumerate(positions):
         x = tokens[:p]
         fixed = torch.zeros(p, dtype=torch.bool)
-        if fix_bos and bos is not None and int(x[0]) == bos:
-            fixed[0] = True
+        fixed[0] = fix_first
         keep = keep_top_n if keep_top_n is not None else max(1, min(REAGENT_REAL["keep_top_n"], p - int(fixed.sum()) - 1))
         run = reagent_scores(fwd, x, int(tokens[p]), smp, replace_ratio=replace_ratio, keep_top_n=keep,
                              stop_top_k=stop_top_k, num_probes=num_probes, max_steps=max_steps, min_steps=min_steps,

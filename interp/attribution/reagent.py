@@ -47,7 +47,9 @@ import torch
 from interp.attribution.forward import prior_cost_ratio
 from interp.attribution.samplers import TokenSampler
 
-__all__ = ["ReagentRun", "reagent_scores", "REAGENT_REAL", "REAGENT_FAST", "REAGENT_REFERENCE"]
+__all__ = ["ReagentRun", "reagent_scores", "REAGENT_REAL", "REAGENT_FAST", "REAGENT_REFERENCE", "MASKS"]
+
+MASKS = ("bernoulli", "cycle")  # the mask kinds of ``masks=`` (module docstring)
 
 # Settings for a real vocabulary (SmolLM2; bench/results/attribution_real.md): the paper's token-level replace
 # ratio 0.1 (at 0.3 nearly every perturbation of a 20-token prompt sends p(y) to ~0, so D carries no position
@@ -178,8 +180,8 @@ def reagent_scores(
     """
     if not 0 < replace_ratio <= 1:
         raise ValueError(f"replace_ratio must be in (0, 1], got {replace_ratio}")
-    if masks not in ("bernoulli", "cycle"):
-        raise ValueError(f"masks must be 'bernoulli' or 'cycle', got {masks!r}")
+    if masks not in MASKS:
+        raise ValueError(f"masks must be one of {MASKS}, got {masks!r}")
     if keep_top_n < 1 or stop_top_k < 1 or num_probes < 1 or max_steps < 1:
         raise ValueError("keep_top_n, stop_top_k, num_probes and max_steps must be positive")
     counter = counter if counter is not None else forward_last
