@@ -64,13 +64,14 @@ class AttributionExplorer(Explorer):
             w.observe(lambda _: self._mark_custom(), names="value")
         self.sampler = W.Dropdown(options=[s for s in SAMPLERS if s != "mlm"], value="uniform", description="sampler",
                                   layout=W.Layout(width="200px"))
-        # the adaptive IG rule adds points until the completeness error is below 1%; this caps them
+        # the adaptive IG rule adds points until the completeness error is below 1%; this caps them (each IG method's
+        # own default, set when the method is chosen)
         self.n_steps = W.BoundedIntText(value=800, min=21, max=5000, description="IG max points", layout=W.Layout(width="190px"))
         self.baseline = W.Dropdown(options=list(BASELINES), value="auto", description="baseline", layout=W.Layout(width="220px"))
         self.shown = W.Dropdown(options=[("last", -1)], value=-1, description="show target", layout=W.Layout(width="240px"))
         self.go_button = self.button("Run", primary=True, background=True)
         self.shown.observe(lambda _: self._draw(), names="value")
-        self.method.observe(lambda _: self._toggle(), names="value")
+        self.method.observe(lambda _: self._toggle(new_method=True), names="value")
         self.tokens_fig = Figure()
         self.matrix_fig = Figure()
         self.info = W.HTML("")
@@ -78,7 +79,7 @@ class AttributionExplorer(Explorer):
                     self.max_steps, self.sampler, self.n_steps, self.baseline, self.shown, self.go_button]
         super().__init__(controls, [self.info, self.tokens_fig, self.matrix_fig], export_path=export_path)
         self.result = None
-        self._toggle()
+        self._toggle(new_method=True)
         if run:
             self.run()
 
@@ -100,8 +101,10 @@ class AttributionExplorer(Explorer):
         match = [name for name, values in self.presets.items() if values == now]
         self.preset.value = match[0] if match else "custom"
 
-    def _toggle(self) -> None:
+    def _toggle(self, new_method: bool = False) -> None:
         m = self.method.value
+        if new_method and m in _IG:  # the points cap of the method just chosen (IG 800, attention IG 400)
+            self.n_steps.value = inspect.signature(METHODS[m]).parameters["max_steps"].default
         for w in (self.preset, self.probes, self.min_steps, self.max_steps, self.sampler):
             w.layout.display = "" if m == "reagent" else "none"
         self.n_steps.layout.display = "" if m in _IG else "none"

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from interp.attribution.ig import IGOutput, _check, adaptive_path_ig, in_float32
+from interp.attribution.ig import IGOutput, adaptive_path_ig, check_ig_input, in_float32
 from interp.errors import InterpError
 from interp.models import model_device
 
@@ -55,7 +55,7 @@ def attention_gate_ig(model, tokens: torch.Tensor, objective: Callable[[torch.Te
     Returns ``IGOutput``: ``attributions`` [batch, pos] (float32), f at the input and at all gates 0, the points used
     (``n_steps``), and ``baseline`` "attention_off" (or "attention_off_keep_first").
     """
-    _check(model, tokens, internal_batch_size)
+    check_ig_input(model, tokens, internal_batch_size)
     names = pattern_hooks(model)
     with in_float32(model) if upcast else contextlib.nullcontext():
         device = model_device(model)

@@ -88,6 +88,23 @@ def test_reagent_presets_fill_the_numbers_and_edits_show_custom():
     assert shown() == defaults
 
 
+def test_ig_points_box_shows_each_ig_methods_own_cap():
+    """Choosing an IG method puts its own ``max_steps`` default in the "IG max points" box, and the run gets it."""
+    import inspect
+
+    from interp.attribution.registry import METHODS
+    from widgets.attribution import AttributionExplorer
+
+    model, _ = trigger_model()
+    w = AttributionExplorer(model, "abcqdefgh", method="integrated_gradients", run=False)
+    for m in ("attention_ig", "integrated_gradients", "attention_ig"):
+        w.method.value = m
+        cap = inspect.signature(METHODS[m]).parameters["max_steps"].default
+        assert w.n_steps.value == cap and w.options()["max_steps"] == cap
+    assert {inspect.signature(METHODS[m]).parameters["max_steps"].default for m in ("attention_ig",
+                                                                                     "integrated_gradients")} == {400, 800}
+
+
 def test_run_button_works_in_the_background_and_cancel_keeps_the_previous_result():
     """Run starts ReAGent / IG in a thread with Cancel shown; Cancel stops it at its next progress call and the
     view keeps the previous result; the controls come back either way."""
