@@ -71,7 +71,7 @@ class AttributionExplorer(Explorer):
         self.shown = W.Dropdown(options=[("last", -1)], value=-1, description="show target", layout=W.Layout(width="240px"))
         self.go_button = self.button("Run", primary=True, background=True)
         self.shown.observe(lambda _: self._draw(), names="value")
-        self.method.observe(lambda _: self._toggle(new_method=True), names="value")
+        self.method.observe(lambda _: self._toggle(), names="value")
         self.tokens_fig = Figure()
         self.matrix_fig = Figure()
         self.info = W.HTML("")
@@ -79,7 +79,7 @@ class AttributionExplorer(Explorer):
                     self.max_steps, self.sampler, self.n_steps, self.baseline, self.shown, self.go_button]
         super().__init__(controls, [self.info, self.tokens_fig, self.matrix_fig], export_path=export_path)
         self.result = None
-        self._toggle(new_method=True)
+        self._toggle()
         if run:
             self.run()
 
@@ -101,9 +101,10 @@ class AttributionExplorer(Explorer):
         match = [name for name, values in self.presets.items() if values == now]
         self.preset.value = match[0] if match else "custom"
 
-    def _toggle(self, new_method: bool = False) -> None:
+    def _toggle(self) -> None:
+        """Show the chosen method's controls; an IG method's points box gets its own cap (IG 800, attention IG 400)."""
         m = self.method.value
-        if new_method and m in _IG:  # the points cap of the method just chosen (IG 800, attention IG 400)
+        if m in _IG:
             self.n_steps.value = inspect.signature(METHODS[m]).parameters["max_steps"].default
         for w in (self.preset, self.probes, self.min_steps, self.max_steps, self.sampler):
             w.layout.display = "" if m == "reagent" else "none"
