@@ -1,4 +1,4 @@
-"""Where along its path Integrated Gradients earns its credit on SmolLM2's induction prompts, and why that caps it.
+"""Where along its path Integrated Gradients earns its credit on a real LM's induction prompts (SmolLM2 by default).
 
 For each induction prompt (``interp.attribution.truth``) this runs the default IG call's rule (probability
 objective, ``zero_keep_bos`` baseline, adaptive Simpson to 1% completeness) with the per-dimension integrand kept,
@@ -10,7 +10,7 @@ then prints per prompt and in total:
 - its rank under other sums over the embedding dimension (signed sum, the default; L2 norm, as inseq aggregates;
   positive part; sum of |.|).
 
-    python bench/ig_path.py [--prompts 25] [--threads 2]
+    python bench/ig_path.py [--prompts 25] [--threads 2] [--model smollm2-135m]
 """
 
 from __future__ import annotations
@@ -79,12 +79,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--prompts", type=int, default=25)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", default="smollm2-135m", help="a model name or path for interp.load_model")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from interp.attribution.truth import induction_prompts
     from interp.models import load_model
 
-    model = load_model("smollm2-135m", device="cpu")
+    model = load_model(args.model, device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prompts = induction_prompts(model, args.prompts)

@@ -8,8 +8,8 @@ model prepends BOS, the attention sink every row leans on) to g = 1 (the model a
 (``quadrature.adaptive_simpson``). The scores sum to f(x) − f(nothing read), up to the stored completeness error.
 
 What it measures and where it helps (bench/results/attribution_real.md, 4d): the positions whose being read by
-attention the target depends on. On SmolLM2-135M, whose embedding IG ranks tokens by how p(target) responds to their
-embeddings being scaled (p stays ~0 until half scale; section 4b), it puts the deciding occurrence of an induction
+attention the target depends on. On SmolLM2-135M, where embedding IG's path (embeddings scaled up from 0) leaves p
+~0 until half scale and misses the induction source on 30% of prompts (section 4b), it puts the deciding occurrence of an induction
 prompt in its top 3 on 49 of 50 prompts (embedding IG 35 of 50), but on fact prompts it credits template words
 read by every position ("The", "city", "in") alongside the subject (top-3 0.44, random 0.54), and on prose it is
 less faithful than embedding IG. On Gemma 3 270M embedding IG already finds the induction source (8 of 8) and this
