@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--ig-steps", type=int, default=21,
                     help="GrAInS: the most IG points per sequence (fit_grains n_steps; 21 is its default)")
+    ap.add_argument("--aggregate", default="pca", help="GrAInS: fit_grains aggregate (pca, its default, or mean)")
+    ap.add_argument("--read", default="last", help="GrAInS: fit_grains read position (last, its default, or prompt)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
@@ -49,12 +51,14 @@ def main() -> None:
     layers = [int(x) for x in args.layers.split(",")]
     fr = [float(x) for x in args.fractions.split(",")]
     t = time.perf_counter()
-    grains = fit_grains(model, fit_set, layers=layers, n_steps=args.ig_steps, progress=False)
+    grains = fit_grains(model, fit_set, layers=layers, n_steps=args.ig_steps, aggregate=args.aggregate, read=args.read,
+                        progress=False)
     t_g = time.perf_counter() - t
     t = time.perf_counter()
     md = fit_mean_difference(model, fit_set, layers)
     t_md = time.perf_counter() - t
-    print(f"## {args.model}: GrAInS (IG up to {args.ig_steps} points) vs mean difference, {len(fit_set)} fit examples, "
+    print(f"## {args.model}: GrAInS (IG up to {args.ig_steps} points, aggregate {args.aggregate}, read {args.read}) "
+          f"vs mean difference, {len(fit_set)} fit examples, "
           f"{args.threads} thread(s), {args.device}\n")
     print(f"fit time: GrAInS {t_g:.1f} s (IG completeness error, mean {grains.meta['completeness_error']:.2%}), "
           f"mean difference {t_md:.1f} s")
