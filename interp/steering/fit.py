@@ -142,7 +142,7 @@ AttributionFn = Callable[[object, list[Encoded]], list[tuple[torch.Tensor, torch
 
 
 def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequence[int], k: int | None = None,
-               aggregate: str = "pca", n_steps: int = 21, baseline: str = "auto", read: str = "last",
+               aggregate: str = "pca", n_steps: int = 50, baseline: str = "auto", read: str = "last",
                exclude: Sequence[str] = ("bos", "answer"), normalize: bool = True, internal_batch_size: int | None = None,
                attribution_fn: AttributionFn | None = None, mask_id: int | None = None, progress: bool = True,
                batch_size: int = 64, ig_method: str = "adaptive") -> SteeringVectors:
@@ -151,11 +151,11 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     ``k``: tokens masked per sequence and sign; None (default): GrAInS's 10, but at most a quarter of the
     maskable positions, so that I⁺ and I⁻ stay disjoint and most of a short prompt stays intact.
     ``aggregate``: "pca" or "mean". ``n_steps``/``baseline``/``internal_batch_size``:
-    passed to ``interp.attribution.ig.embedding_ig`` (with ``ig_method``, its rule). The default 21 points keep the
-    fit quick on a CPU but leave IG far from complete on a real LM; ``n_steps=400`` steers better: on SmolLM2 (12
-    sentiment examples) the completeness error fell from 1122% to 15%, the vector's cosine with mean difference rose
-    from 0.17 to 0.49 and the held-out gain at the chosen alpha from +0.87 to +2.19 nats (fit 4.7 s vs 45.6 s on
-    an H200; bench/results/grains_real.md). ``read``: "last" reads h
+    passed to ``interp.attribution.ig.embedding_ig`` (with ``ig_method``, its rule); ``n_steps`` caps the IG points
+    per sequence (50, as captum's default). On SmolLM2 (12 sentiment examples, bench/results/grains_real.md) the cap
+    decides how far the vector steers: at 21 / 32 / 50 / 100 points the held-out gain at the chosen alpha is +1.02 /
+    +1.78 / +2.31 / +2.29 nats (cosine with mean difference 0.17 / 0.42 / 0.48 / 0.49) for a fit of 43 / 64 / 102 /
+    198 s on two CPU threads; 400 points on an H200 gave +2.19. ``read``: "last" reads h
     at the last token of prompt ⊕ answer
     (GrAInS) or "prompt" at the last prompt token (where the answer is predicted). ``exclude``: any of
     "bos", "answer" (positions never masked). Both by default, unlike the reference code: masking BOS removes

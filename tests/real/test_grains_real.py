@@ -38,13 +38,14 @@ def test_sentiment_split_is_disjoint_by_template():
 
 def test_grains_defaults_steer_held_out_the_preferred_way(smollm2, fitted, prose_heldout):
     """Positive alpha raises the held-out log-prob gap (positive minus negative word), negative alpha lowers it;
-    the GrAInS vector points the same way as mean difference (bench: cosine +0.17 at layer 14). The strength is
-    0.1 x the mean residual norm at the layer, the alpha chosen on train by the bench; a change of 0.3 nats is far
-    above float32 rounding (1e-4) and a third of the bench's held-out gain there (+1.02 nats on 72 examples)."""
+    the GrAInS vector points the same way as mean difference (bench: cosine +0.48 at layer 14 with the 50-point IG
+    default; +0.17 with the earlier 21, so > 0.3 also checks the IG cap). The strength is 0.1 x the mean residual
+    norm at the layer, the alpha chosen on train by the bench; a change of 0.75 nats is far above float32 rounding
+    (1e-4) and a third of the bench's held-out gain there (+2.31 nats on 72 examples; +1.02 with 21 IG points)."""
     grains, md = fitted
-    assert float(torch.cosine_similarity(grains.vector(LAYER), md.vector(LAYER), 0)) > 0
+    assert float(torch.cosine_similarity(grains.vector(LAYER), md.vector(LAYER), 0)) > 0.3
     held = sentiment_contrast("heldout")[::3]  # 24 examples, all three held-out templates, both polarities
     alpha = round(0.1 * md.meta["resid_norm"][0], 2)
     ev = evaluate(smollm2, grains, held, alphas=[-alpha, alpha], fluency_texts=prose_heldout[:2], progress=False)
     minus, zero, plus = (float(ev.mean_gap[0, ev.alphas.index(a)]) for a in (-alpha, 0.0, alpha))
-    assert plus > zero + 0.3 and minus < zero - 0.3, (minus, zero, plus)
+    assert plus > zero + 0.75 and minus < zero - 0.75, (minus, zero, plus)
