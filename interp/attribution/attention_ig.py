@@ -55,7 +55,7 @@ def attention_gate_ig(model, tokens: torch.Tensor, objective: Callable[[torch.Te
     Returns ``IGOutput``: ``attributions`` [batch, pos] (float32), f at the input and at all gates 0, the points used
     (``n_steps``), and ``baseline`` "attention_off" (or "attention_off_keep_first").
     """
-    check_ig_input(model, tokens, internal_batch_size)
+    check_ig_input(tokens, internal_batch_size)
     names = pattern_hooks(model)
     with in_float32(model) if upcast else contextlib.nullcontext():
         device = model_device(model)

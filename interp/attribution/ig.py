@@ -255,7 +255,7 @@ def auto_batch_size(model, tokens: torch.Tensor, budget_bytes: int = _PASS_BYTES
     return max(int(tokens.shape[0]), budget_bytes // max(per_seq, 1))
 
 
-def check_ig_input(model, tokens: torch.Tensor, internal_batch_size: int | None) -> None:
+def check_ig_input(tokens: torch.Tensor, internal_batch_size: int | None) -> None:
     """Raise ``InterpError`` unless ``tokens`` is [batch, pos] with pos > 0 and the internal batch holds a batch."""
     if tokens.ndim != 2 or tokens.shape[1] == 0:
         raise InterpError(f"integrated gradients needs token ids of shape [batch, pos], got {tuple(tokens.shape)}")
@@ -266,7 +266,7 @@ def check_ig_input(model, tokens: torch.Tensor, internal_batch_size: int | None)
 def _setup(model, tokens: torch.Tensor, baseline: str, internal_batch_size: int | None):
     """Check the input and embed it: returns (baseline kind, embedding hook, device, tokens [batch, pos] on it,
     token embeddings [batch, pos, d_model], baseline embeddings [batch, pos, d_model])."""
-    check_ig_input(model, tokens, internal_batch_size)
+    check_ig_input(tokens, internal_batch_size)
     kind = resolve_baseline(model, baseline)
     hook = embed_hook_name(model)
     device = model_device(model)

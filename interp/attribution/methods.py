@@ -66,6 +66,11 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
     return rows
 
 
+def _ig_rows(tokens, positions, objective: str) -> tuple[torch.Tensor, TargetObjective]:
+    """The rows both IG methods attribute (``_rows``: one per target) and their ``TargetObjective``."""
+    return _rows(tokens, positions), TargetObjective(positions, [int(tokens[p]) for p in positions], objective)
+
+
 def _ig_output(out, tokens, positions) -> MethodOutput:
     """A ``MethodOutput`` from an ``IGOutput`` over ``_rows``: scores [target, L - 1], completeness error, diagnostics."""
     scores = masked_scores(_pad(out.attributions, tokens.shape[0] - 1), positions)
@@ -101,9 +106,8 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
     ``progress(points so far, budget)`` after each pass (an exception it raises stops the call). ``upcast``: a
     bfloat16/float16 model computes IG in float32 (``ig.in_float32``; its rounding otherwise swamps the 1% tolerance).
     """
-    rows = _rows(tokens, positions)
-    targets = [int(tokens[p]) for p in positions]
-    out = embedding_ig(model, rows, TargetObjective(positions, targets, objective), baseline=baseline, n_steps=n_steps,
+    rows, target = _ig_rows(tokens, positions, objective)
+    out = embedding_ig(model, rows, target, baseline=baseline, n_steps=n_steps,
                        internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance, method=rule,
                        progress=progress, upcast=upcast)
     return _ig_output(out, tokens, positions)
@@ -126,9 +130,8 @@ def attention_ig(model, tokens, positions, *, max_steps: PositiveInt = 400, tole
     path points, the rule stopping when the completeness error is below ``tolerance``; ``objective``, ``progress``,
     ``upcast`` as for ``integrated_gradients``.
     """
-    rows = _rows(tokens, positions)
-    targets = [int(tokens[p]) for p in positions]
-    out = attention_gate_ig(model, rows, TargetObjective(positions, targets, objective),
+    rows, target = _ig_rows(tokens, positions, objective)
+    out = attention_gate_ig(model, rows, target,
                             keep_first=keep_bos and _starts_with_bos(model, tokens), max_points=max_steps,
                             tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress, upcast=upcast)
     return _ig_output(out, tokens, positions)

@@ -60,8 +60,9 @@ def contrast_token_scores(model, encoded: list[Encoded], *, n_steps: int = 21, b
                           progress: bool = False) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[float]]:
     """IG scores of every token of x ⊕ y⁺ and x ⊕ y⁻ for the contrastive objective, for each example.
 
-    IG uses the adaptive rule of ``embedding_ig`` with at most ``n_steps`` points per call (21, the default,
-    is its starting grid graded towards the baseline: GrAInS needs only the ranking of the tokens) and stops
+    IG uses the adaptive rule of ``embedding_ig`` with at most ``n_steps`` points per call (21, the default here,
+    is its starting grid graded towards the baseline; ``fit_grains`` passes 50, which steers twice as far on SmolLM2,
+    bench/results/grains_real.md) and stops
     early at ``tolerance`` (``ig_method``: another rule of ``embedding_ig``, e.g. captum's "gausslegendre" with
     ``n_steps`` points, as the reference code used). Rows of equal (prompt length, total length) are batched, ``rows_per_call`` per
     IG call (fewer when ``internal_batch_size`` is smaller). Returns ([(scores⁺ [T⁺], scores⁻ [T⁻]) per example] float32, where
