@@ -24,7 +24,7 @@ from interp.errors import InterpError
 
 __all__ = ["check_int", "check_float", "check_seed", "check_bool", "check_options", "check_known", "check_types",
            "checks_options", "option_names", "Range", "PositiveInt", "NonNegativeInt", "Seed", "NonNegativeFloat", "Share",
-           "token_ids", "prompt_tokens"]
+           "token_ids", "prompt_tokens", "check_text"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -251,6 +251,18 @@ def checks_options(*, forwards: Callable | None = None, exclude: Iterable[str] =
 
 
 # ---- prompts as token ids -------------------------------------------------------------------------------
+def check_text(name: str, text: str) -> str:
+    """``text`` when it is valid Unicode that UTF-8 can encode; ``InterpError`` naming ``name`` for a lone surrogate
+    (what Python makes of a command-line argument or file that is not valid UTF-8, e.g. a byte 0xff). Returns ``text``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = ord(text[e.start])
+        what = f"the byte 0x{bad - 0xDC00:02x}, which is not UTF-8" if 0xDC80 <= bad <= 0xDCFF else f"a lone surrogate U+{bad:04X}"
+        raise InterpError(f"{name} is not valid text: character {e.start} is {what}; give UTF-8 text") from None
+    return text
+
+
 def token_ids(model, ids: Any, name: str = "the prompt", *, min_len: int = 1) -> torch.Tensor:
     """Validate a token-id tensor for ``model``: integer dtype, one sequence (shape [pos] or [1, pos]), at
     least ``min_len`` ids, each in ``0..d_vocab-1``, no longer than the context. Returns it as [1, pos] long
@@ -275,12 +287,12 @@ def token_ids(model, ids: Any, name: str = "the prompt", *, min_len: int = 1) ->
 
 
 def prompt_tokens(model, prompt: Any, *, min_len: int = 1) -> torch.Tensor:
-    """[1, pos] token ids of a text prompt (BOS prepended, see ``interp.models.to_tokens``) or of a checked
-    token-id tensor (see ``token_ids``). Raises ``InterpError`` for anything else."""
+    """[1, pos] token ids of a text prompt (BOS prepended, see ``interp.models.to_tokens``; checked by ``check_text``) or
+    of a checked token-id tensor (see ``token_ids``). Raises ``InterpError`` for anything else."""
     from interp.models import to_tokens
 
     if isinstance(prompt, str):
-        tokens = to_tokens(model, prompt)
+        tokens = to_tokens(model, check_text("the prompt", prompt))
         if tokens.shape[-1] < min_len:
             raise InterpError(f"the prompt has {tokens.shape[-1]} tokens; give at least {min_len}")
         return tokens

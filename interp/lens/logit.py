@@ -17,7 +17,7 @@ import torch
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
 from interp.results import Result
-from interp.validate import check_bool, check_int, prompt_tokens
+from interp.validate import check_bool, check_int, check_text, prompt_tokens
 
 __all__ = ["LensResult", "logit_lens", "lens_rows", "decode", "resolve_target", "layer_stride", "STATISTICS"]
 
@@ -65,7 +65,7 @@ class LensResult(Result):
     target_id: int | None = None
     "the target token's id"
     target_note: str = ""
-    "how a user target became that token (its leading-space form, or the first of its tokens); empty otherwise"
+    "how a word target became its token (leading-space form, first of several, or which of two forms and both ids)"
     target_rank: torch.Tensor | None = None
     "[layer, pos] rank of the target (1 = most probable), only when a target was given"
     target_prob: torch.Tensor | None = None
@@ -121,11 +121,15 @@ def decode(model, h: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def resolve_target(model, target: str | int) -> tuple[int, str, str]:
-    """Token id, its string and a note for a user target (a word or a token id).
+def resolve_target(model, target: str | int, next_logprobs: torch.Tensor | None = None) -> tuple[int, str, str]:
+    """(token id, its string, a note) for a user target (a word or a token id); the note says how a word became the token.
 
-    A word that is several tokens uses its first token (the note says so). When the bare word is several
-    tokens but the word with a leading space is one token (BPE vocabularies), the spaced form is used.
+    A word that is several tokens uses its first token (the note says so). When the bare word is several tokens but
+    the word with a leading space is one token (BPE vocabularies), the spaced form is used. When the bare word is one
+    token *and* the spaced form is another (``'Paris'`` and ``' Paris'``), the form the model would continue the prompt
+    with is used: the one with the higher probability in ``next_logprobs`` ([vocab] log-probabilities of the token after
+    the prompt, e.g. the final layer's last position). Without ``next_logprobs`` the word is taken as written, and the
+    note names the other form's id. A word written with its leading space (``' Paris'``) is always taken as written.
     Raises ``InterpError`` for an empty target, one that is neither text nor a whole number, an id outside
     the vocabulary, or a word whose first token is only whitespace (the word is not in the vocabulary: tracking
     the bare space token would say nothing about it).
@@ -141,12 +145,15 @@ def resolve_target(model, target: str | int) -> tuple[int, str, str]:
         raise InterpError(f"the target must be a word or a token id (a whole number), got {type(target).__name__} {target!r:.40}")
     if target == "":
         raise InterpError("the target is empty: give a word or a token id")
+    check_text("the target", target)
     ids = model.tokenizer.encode(target, add_special_tokens=False)
     note = ""
-    if len(ids) != 1 and not target.startswith(" "):
+    if not target.startswith(" ") and target.strip():
         spaced = model.tokenizer.encode(" " + target, add_special_tokens=False)
-        if len(spaced) == 1:
+        if len(ids) != 1 and len(spaced) == 1:
             ids, note = spaced, f"target {target!r} is the token {' ' + target!r} (with a leading space)"
+        elif len(ids) == 1 and len(spaced) == 1 and spaced[0] != ids[0] and max(ids[0], spaced[0]) < vocab:
+            ids, note = _either_form(model, target, ids[0], spaced[0], next_logprobs)
     if not ids:
         raise InterpError(f"target {target!r} gives no token in this vocabulary: choose another word")
     if len(ids) > 1:
@@ -158,6 +165,20 @@ def resolve_target(model, target: str | int) -> tuple[int, str, str]:
         raise InterpError(f"target {target!r} is not a token of this vocabulary: it splits into {len(ids)} tokens {pieces}"
                           f"{'...' if len(ids) > 4 else ''} starting with bare whitespace; give a single-token word or a token id")
     return ids[0], model.tokenizer.decode(ids[:1]), note
+
+
+def _either_form(model, word: str, bare: int, spaced: int, next_logprobs: torch.Tensor | None) -> tuple[list[int], str]:
+    """([id], note) for a word that is a token both bare (``bare``) and with a leading space (``spaced``): the more
+    probable of the two in ``next_logprobs`` [vocab], or the bare form when there is no distribution to ask."""
+    forms = {bare: repr(word), spaced: repr(" " + word)}
+    if next_logprobs is None:
+        return [bare], (f"target {word!r} is the token {forms[bare]} (id {bare}) as written; {forms[spaced]} (id {spaced}) is "
+                        "another token: pass its id or the word with its leading space to track that one")
+    p = next_logprobs.reshape(-1).float().exp()
+    pick, other = (spaced, bare) if p[spaced] >= p[bare] else (bare, spaced)
+    return [pick], (f"target {word!r} is the token {forms[pick]} (id {pick}, p {float(p[pick]):.3g} after the prompt), the "
+                    f"form the model continues with, not {forms[other]} (id {other}, p {float(p[other]):.3g}); pass a token "
+                    "id to choose")
 
 
 @torch.no_grad()
@@ -186,7 +207,9 @@ def logit_lens(
     """Decode every residual stream of ``prompt`` through the model's final norm and unembedding.
 
     ``prompt``: text (BOS prepended as the model does) or a [1, pos] / [pos] id tensor.
-    ``target``: a word or token id whose rank and probability are tracked at every [layer, pos].
+    ``target``: a word or token id whose rank and probability are tracked at every [layer, pos]. A word that is a
+    token both bare and with a leading space (``"Paris"``: ``'Paris'`` and ``' Paris'``) tracks the form the model
+    continues the prompt with (higher final probability at the last position); ``target_note`` says which and names both ids.
     ``lens``: ``None`` for the logit lens, or a ``TunedLens`` trained for this model.
     ``incl_mid``: add each block's mid-stream (between attention and MLP) as extra rows (logit lens only).
     Returns a ``LensResult`` with [layer, pos] statistics and [layer, pos, k] top-k; the full
@@ -219,7 +242,7 @@ def _summarise(model, tokens, labels, stack, target, top_k, lens_name, keep_logp
     t_id = t_str = None
     note = ""
     if target is not None:
-        t_id, t_str, note = resolve_target(model, target)
+        t_id, t_str, note = resolve_target(model, target, final[-1])  # a word in two forms: the model's continuation
     n_rows, n_pos = stack.shape[0], stack.shape[1]
     step = max(1, CHUNK_ELEMENTS // max(1, n_pos * final.shape[-1]))
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("tp", "ti", "ent", "kl", "f1", "tprob", "trank", "logp")}

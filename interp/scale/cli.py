@@ -46,6 +46,8 @@ def _build(a: argparse.Namespace) -> int:
     from interp.lens.latent.files import DTYPES
     from interp.scale.index import build_index
 
+    if a.max_per_token < 0:
+        raise InterpError(f"--max-per-token must be 0 (no cap) or a positive count, got {a.max_per_token}")
     index = build_index(a.model, _corpus(a.corpus), out=a.out, layers=_layers(a.layers), backend=a.backend, workers=a.workers,
                         shard_docs=a.shard_docs, batch_size=a.batch_size, max_per_token=a.max_per_token or None,
                         dtype=DTYPES[a.dtype], device=a.device, address=a.address, progress=not a.quiet, field=a.field)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from interp.errors import InterpError
+from interp.validate import check_int
 
 __all__ = ["default_layers", "layer_hook", "layer_states", "layer_label", "prefix_hashes"]
 
@@ -26,6 +27,7 @@ def layer_hook(model, layer: int) -> str:
     """Hook name of model layer ``layer`` in 0..n_layers (see the module docstring): ``blocks.0.hook_resid_pre`` for 0,
     else ``blocks.{layer-1}.hook_resid_post`` (the same tensor as ``blocks.{layer}.hook_resid_pre``)."""
     n = model.cfg.n_layers
+    layer = check_int("layer", layer)  # 1.5 or "2" is an InterpError here, not a KeyError from a hook name
     if not 0 <= layer <= n:
         raise InterpError(f"layer {layer} is out of range: this model has layers 0..{n} (0 = embeddings, {n} = last block's output)")
     return "blocks.0.hook_resid_pre" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"

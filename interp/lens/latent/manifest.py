@@ -48,8 +48,9 @@ def read_index_meta(path: Path) -> dict:
         v = meta.get(name, KeyError)
         if v is KeyError or not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
             raise InterpError(f"{file}: field {name!r} is missing or has the wrong type ({v!r}): the index folder is damaged, rebuild it")
-    if meta["d_model"] < 1 or meta["rows"] < 0 or meta["texts"] < 0:
-        raise InterpError(f"{file}: d_model, rows and texts must be positive counts: the index folder is damaged, rebuild it")
+    if meta["d_model"] < 1 or meta["rows"] < 0 or meta["texts"] < 0 or meta["min_pos"] < 0 or (meta["max_per_token"] or 1) < 1:
+        raise InterpError(f"{file}: d_model, rows, texts, min_pos and max_per_token must be positive counts: the index folder "
+                          "is damaged, rebuild it")
     if not meta["layers"] or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in meta["layers"]):
         raise InterpError(f"{file}: layers must be a non-empty list of layer numbers, got {meta['layers']!r}")
     if meta["dtype"] not in DTYPES:
