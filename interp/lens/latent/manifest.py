@@ -14,13 +14,13 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from interp.errors import InterpError
 from interp.io import atomic_write
 from interp.lens.latent.files import DTYPES, read_json
 
-__all__ = ["SHARDED_FORMAT", "read_index_meta", "shard_file", "shard_expect", "write_shard", "write_manifest"]
+__all__ = ["SHARDED_FORMAT", "read_index_meta", "shard_file", "shard_expect", "write_shard", "write_manifest", "stable_bytes"]
 
 SHARDED_FORMAT = "interp-latent-index-sharded-v1"
 _FORMATS = ("interp-latent-index-v1", SHARDED_FORMAT)
@@ -79,7 +79,23 @@ def write_shard(folder: Path, shard: int, tensors: dict[str, torch.Tensor], plan
     path = shard_file(folder, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
-    return atomic_write(path, lambda p: save_file(ordered, str(p), metadata={"plan": plan, "shard": str(shard)}))
+    data = stable_bytes(ordered, {"plan": plan, "shard": str(shard)})
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def stable_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors file of ``tensors`` with ``metadata``, byte-identical for identical input: safetensors writes the
+    metadata map in hash order, which varies between processes, so the header's metadata is rewritten in sorted key
+    order (same length, same padding). Returns the file's bytes."""
+    data = bytearray(save(tensors, metadata=metadata))
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(bytes(data[8 : 8 + n]))
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # safetensors' own JSON is as compact as this one: only the key order changes
+        raise InterpError("could not write a stable shard header (safetensors changed its header format)")
+    data[8 : 8 + n] = text + b" " * (n - len(text))
+    return bytes(data)
 
 
 def write_manifest(folder: Path, meta: dict) -> Path:
