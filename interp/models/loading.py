@@ -145,11 +145,13 @@ def _check_device(device) -> str:
 
 
 def _check_folder(folder: Path, trust_remote_code: bool) -> None:
-    """Refuse, in one ``InterpError`` naming the file, a local folder that cannot load safely: a config that is not JSON
-    or has values of the wrong type, custom code without ``trust_remote_code``, weights only as a pickle, or a
+    """Refuse, in one ``InterpError`` naming the file, a local folder that cannot load safely: a file that is not a
+    regular file (a FIFO would block the load forever), a config that is not JSON, has values of the wrong type or
+    sizes no model has (``_check_sizes``), custom code without ``trust_remote_code``, weights only as a pickle, or a
     ``.safetensors`` file that is empty or truncated."""
     import json
 
+    _check_regular_files(folder)
     cfg_path = folder / "config.json"
     try:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
@@ -167,6 +169,7 @@ def _check_folder(folder: Path, trust_remote_code: bool) -> None:
         value = cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InterpError(f"{cfg_path}: {key} must be a positive whole number, got {value!r}")
+    _check_sizes(cfg, cfg_path)
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
         pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt"))
@@ -185,6 +188,62 @@ def _check_folder(folder: Path, trust_remote_code: bool) -> None:
         except Exception as e:  # safetensors raises its own error type for a damaged header or size
             why = f"{type(e).__name__}: {str(e)[:200]}"
             raise InterpError(f"{w} is not a complete safetensors file ({why}): re-download or re-save it") from None
+
+
+def _check_regular_files(folder: Path) -> None:
+    """``InterpError`` naming the first entry of ``folder`` (symbolic links followed) that is neither a folder nor a
+    regular file: a FIFO, socket or device there would block the load or feed it endless bytes."""
+    import stat
+
+    for entry in sorted(folder.iterdir()):
+        try:
+            mode = entry.stat().st_mode  # stat never opens the file, so a FIFO cannot block here
+        except OSError:
+            continue  # a dangling link: the loader names it if it needs that file
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+            raise InterpError(f"{entry} is {kind}, not a regular file: loading it would block or read endless bytes; "
+                              "replace it with the real file")
+
+
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+_WIDTH_KEYS = ("hidden_size", "n_embd", "d_model")
+_SIZE_BOUNDS = {  # generous: several times the largest published models
+    "num_hidden_layers": 2048, "n_layer": 2048, "num_layers": 2048, "n_layers": 2048,
+    "hidden_size": 131072, "n_embd": 131072, "d_model": 131072,
+    "num_attention_heads": 8192, "n_head": 8192, "num_key_value_heads": 8192,
+    "intermediate_size": 1 << 20, "n_inner": 1 << 20, "vocab_size": 1 << 23,
+    "n_positions": 1 << 24, "max_position_embeddings": 1 << 24,
+}
+MAX_PARAMETERS = 2 * 10**12
+"the largest parameter count a config may imply (two trillion; a model that large does not load on one machine)"
+
+
+def _check_sizes(cfg: dict, cfg_path: Path) -> None:
+    """``InterpError`` naming the key when a size in ``cfg`` is beyond ``_SIZE_BOUNDS`` or the parameter count the
+    config implies (``estimate_parameters``) is above ``MAX_PARAMETERS``: refused before anything is allocated."""
+    for key, bound in _SIZE_BOUNDS.items():
+        value = cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > bound:
+            raise InterpError(f"{cfg_path}: {key} is {value:,}, more than any model has (the bound is {bound:,}): the config "
+                              "is damaged or not meant for loading; fix that value")
+    n, keys = estimate_parameters(cfg)
+    if n > MAX_PARAMETERS:
+        raise InterpError(f"{cfg_path}: {', '.join(keys)} imply about {n:.1e} parameters, above the bound of "
+                          f"{MAX_PARAMETERS:.0e}: the config is damaged or not meant for loading; fix those values")
+
+
+def estimate_parameters(cfg: dict) -> tuple[int, list[str]]:
+    """(rough parameter count of a transformer with config ``cfg``, the config keys it was computed from): embeddings
+    and unembedding, learned positions (``n_positions``), and per layer attention (4 d^2) and MLP (3 d ff)."""
+    first = lambda names: next(((k, cfg[k]) for k in names if isinstance(cfg.get(k), int) and not isinstance(cfg.get(k), bool)),
+                               (None, 0))
+    (lk, layers), (dk, d) = first(_LAYER_KEYS), first(_WIDTH_KEYS)
+    (fk, ff), (vk, vocab) = first(("intermediate_size", "n_inner")), first(("vocab_size",))
+    ff = ff or 4 * d
+    pk, positions = first(("n_positions",))
+    n = 2 * vocab * d + positions * d + layers * (4 * d * d + 3 * d * ff)
+    return n, [k for k in (lk, dk, fk, vk, pk) if k]
 
 
 def _apply_custom_attention(model) -> None:
