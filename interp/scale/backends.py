@@ -8,7 +8,6 @@ per actor (and that many torch threads).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from tqdm.auto import tqdm
@@ -54,7 +53,9 @@ def run_items(items: list[dict], *, backend: str, spec: str | None, task: str, s
         raise InterpError("the Ray backend needs the model as a name or path (workers load it themselves), not a loaded model")
     ray = require_ray()
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
+        from interp.scale.cluster import connect
+
+        connect(address)  # a dead address is an InterpError within seconds (ray.init alone retries it forever)
     gpus = ray.cluster_resources().get("GPU", 0) >= 1
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress

@@ -62,3 +62,29 @@ def test_parameter_estimate_is_close_for_a_real_config():
     within a factor of two: GPT-2 small has 124M parameters."""
     n, keys = loading.estimate_parameters({"n_layer": 12, "n_embd": 768, "vocab_size": 50257, "n_positions": 1024})
     assert 124e6 < n < 2 * 124e6 and keys == ["n_layer", "n_embd", "vocab_size", "n_positions"]
+
+
+def test_dead_ray_address_is_refused_within_the_bound(tmp_path, capsys, monkeypatch):
+    """``ray.init(address="127.0.0.1:1")`` retries forever; nothing listens on port 1, so the probe is refused at once."""
+    import ray
+
+    from interp.cli import main
+    from interp.scale.backends import run_items
+    from interp.scale.cluster import check_reachable
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init was called on a dead address"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(InterpError, match=r"no Ray cluster at 127\.0\.0\.1:1 \(.* within 10 s\): start one there"):
+        list(run_items([{"shard": 0}], backend="ray", spec="stories", task="scan", settings={}, address="127.0.0.1:1"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("one day mia found a key in the garden .\n\nthe cat sat on the mat .\n")
+    assert main(["scan", "--model", "stories", "--corpus", str(corpus), "--out", str(tmp_path / "s.html"), "--backend", "ray",
+                 "--address", "127.0.0.1:1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no Ray cluster at 127.0.0.1:1" in err
+    monkeypatch.setenv("RAY_ADDRESS", "ray://127.0.0.1:1")
+    with pytest.raises(InterpError, match=r"no Ray cluster at ray://127\.0\.0\.1:1"):
+        list(run_items([{"shard": 0}], backend="ray", spec="stories", task="scan", settings={}))
+    for bad in ("127.0.0.1", "host:port", ":6379", "10.0.0.1:70000"):
+        with pytest.raises(InterpError, match="is not host:port"):
+            check_reachable(bad)
