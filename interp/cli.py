@@ -31,8 +31,12 @@ def _models(_: argparse.Namespace) -> int:
 
 
 def _report(a: argparse.Namespace) -> int:
+    from interp.validate import check_text
+
     if a.prompt is not None and not a.prompt.strip():
         raise InterpError("--prompt is empty: give at least one word")
+    if a.prompt is not None:
+        check_text("--prompt", a.prompt)  # bytes that are not UTF-8 arrive as lone surrogates: exit 2 before any work
     out = Path(a.out)
     if out.is_dir():
         raise InterpError(f"--out {out} is a folder: give a file name such as {out / 'report.html'}")
@@ -45,8 +49,8 @@ def _report(a: argparse.Namespace) -> int:
     from interp.report import build_report
 
     model = load_model(a.model, device=a.device)
-    if a.prompt is None:
-        a.prompt = default_prompt(model)
+    if a.prompt is None:  # the model's own default, cut to leave room for the generated tokens
+        a.prompt = default_prompt(model, room=REPORT_NEW_TOKENS)
     n_prompt, n_ctx = to_tokens(model, a.prompt).shape[-1], int(getattr(model.cfg, "n_ctx", 0) or 0)
     if n_ctx and n_prompt + REPORT_NEW_TOKENS > n_ctx:
         raise InterpError(f"--prompt has {n_prompt} tokens; the report generates {REPORT_NEW_TOKENS} more and the model's "

@@ -58,9 +58,11 @@ def _build(a: argparse.Namespace) -> int:
 def _search(a: argparse.Namespace) -> int:
     from interp.lens.latent import LatentIndex, latent_lens
     from interp.models import load_model
+    from interp.validate import check_text
 
     if not a.prompt.strip():
         raise InterpError("the prompt is empty: give at least one word")
+    check_text("the prompt", a.prompt)  # bytes that are not UTF-8 arrive as lone surrogates
     index = LatentIndex.open(a.index)
     model = load_model(a.model or index.model_name, device=a.device)
     r = latent_lens(model, a.prompt, index, layer=a.layer, k=a.k)
