@@ -34,13 +34,19 @@ def encode_texts(model, texts: Iterable[str], max_len: int | None = None, *, min
     give fewer than ``min_tokens`` ids are skipped.
 
     The tokenizer runs once on the whole list when it alone gives what ``model.to_tokens`` gives (checked on the first
-    text); otherwise text by text. Raises ``InterpError`` when ``texts`` is one string or no text is left.
+    text); otherwise text by text. Raises ``InterpError`` when ``texts`` is one string, no text is left or one is not valid Unicode.
     """
     if isinstance(texts, str):
         raise InterpError("texts must be a list of strings, not one string: wrap it in a list")
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise InterpError("the corpus is empty: give at least one non-empty text")
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate: what Python makes of bytes that are not UTF-8
+            raise InterpError(f"text {i} of the corpus is not valid text (character {e.start} is U+{ord(t[e.start]):04X}, a "
+                              "byte that is not UTF-8 or a lone surrogate): fix or drop it") from None
     limit = max_len or getattr(model.cfg, "n_ctx", None) or None
     first = text_ids(model, texts[0], max_len=limit)
     fast = _tokenizer_ids(model, texts)
