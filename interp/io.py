@@ -1,25 +1,31 @@
-"""Atomic file writing: write to a temporary sibling, then rename, so no reader sees half a file.
+"""Atomic file writing: write to a temporary sibling, then rename, so no reader sees half a file; checksums of written files.
 
 ``atomic_write`` (one file) and ``atomic_write_dir`` (a folder, swapped in) leave, whatever happens (an
 exception, Ctrl-C, SIGTERM, a full disk), either the old complete file/folder or the new complete one, and
-no temporary file. ``inject_fault(step)`` makes a write fail at a named step, for tests of that promise.
+no temporary file. ``sha256_file`` / ``check_sha256`` record and verify what a writer wrote (every artifact the
+workbench writes carries its files' SHA-256 and is checked on load). ``inject_fault(step)`` makes a write fail at a
+named step, for tests of that promise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import re
+import secrets
 import shutil
 import signal
-import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from interp.errors import InterpError
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_dir", "recover_dir", "inject_fault", "FILE_STEPS", "DIR_STEPS"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_dir", "recover_dir", "remove_stale_temps", "sha256_file",
+           "check_sha256", "inject_fault", "FILE_STEPS", "DIR_STEPS"]
 
 FILE_STEPS = ("created", "written", "replaced")
 """Steps of ``atomic_write``: temporary file created, its content written, renamed onto the path."""
@@ -100,16 +106,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     if path.is_dir():
         raise InterpError(f"cannot write {path}: it is a folder (give a file name such as {path / 'out'})")
     with _term_raises():
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-        except OSError as e:
-            raise _os_error(path, e) from None
-        os.close(fd)
-        try:
+        tmp = parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:  # created inside the try: a Ctrl-C the moment it exists still removes it
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             _step("created")
             write(Path(tmp))
             _step("written")
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is meant to be shared
+            os.chmod(tmp, 0o666 & ~_umask())  # created 0600; a report is meant to be shared
             os.replace(tmp, path)
             _step("replaced")
         except OSError as e:
@@ -144,6 +147,35 @@ def recover_dir(path: str | Path) -> Path:
     return path
 
 
+_TMP_DIR = ".tmp"
+STALE_TEMP_S = 6 * 3600
+"a temporary sibling folder untouched for this long (seconds) is a killed write's, and the next write removes it"
+
+
+def remove_stale_temps(path: str | Path, older_than: float = STALE_TEMP_S) -> list[Path]:
+    """Remove the temporary sibling folders ``.<name>-<hex>.tmp`` of folder ``path`` that a hard-killed
+    ``atomic_write_dir`` left (those unchanged for ``older_than`` seconds; a younger one may be another process's write in
+    progress). Returns the removed paths."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}-[0-9a-f]{{8}}{re.escape(_TMP_DIR)}")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        try:
+            stale = pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False) and \
+                now - entry.stat(follow_symlinks=False).st_mtime > older_than
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
 def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_dir)`` on a new temporary sibling folder, then swap it in for folder ``path``.
 
@@ -159,15 +191,14 @@ def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
     if path.exists() and not path.is_dir():
         raise InterpError(f"cannot write folder {path}: a file of that name exists (remove it or choose another path)")
     recover_dir(path)
+    remove_stale_temps(path)
     old = _aside(path)
     with _term_raises():
-        try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        except OSError as e:
-            raise _os_error(path, e) from None
+        tmp = path.parent / f".{path.name}-{secrets.token_hex(4)}{_TMP_DIR}"
         moved = False
-        try:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        try:  # created inside the try: a Ctrl-C the moment it exists still removes it
+            os.mkdir(tmp, 0o700)
+            os.chmod(tmp, 0o777 & ~_umask())
             _step("created")
             write(tmp)
             _step("written")
@@ -191,3 +222,25 @@ def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
                 raise _os_error(path, e) from None
             raise
     return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of the bytes of file ``path`` (read in 4 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_sha256(path: str | Path, expected, fix: str) -> None:
+    """``InterpError`` naming ``path`` unless it is a regular file whose SHA-256 is ``expected`` (a hex string written
+    with it; a missing one, ``None``, is refused too: a file whose checksum was deleted is never read unchecked).
+    ``fix`` says what to do (e.g. "rebuild the index")."""
+    path = Path(path)
+    if not isinstance(expected, str) or len(expected) != 64:
+        raise InterpError(f"{path} has no recorded SHA-256 (written before checksums, or the checksum was removed): {fix}")
+    if not path.is_file():
+        raise InterpError(f"{path} is missing or not a regular file: {fix}")
+    if sha256_file(path) != expected.lower():
+        raise InterpError(f"{path} does not match the SHA-256 it was written with (damaged or changed): {fix}")

@@ -32,16 +32,19 @@ def stories_texts(n: int, split: str = "train", world_seed: int = 0) -> list[str
 
 def bundled_tuned_lens(model):
     """The shipped tuned lens for ``model`` (``data/lenses/<name>-tuned``) or ``None`` when there is none or
-    it does not fit this model's weights (e.g. the model was retrained)."""
+    it does not fit this model's weights (e.g. the model was retrained). A shipped lens whose files are damaged (its
+    checksum fails) raises ``InterpError``: that is never silently the same as having no lens."""
     from interp.lens.tuned import TunedLens
 
     path = LENS_DIR / f"{Path(model_name(model)).name}-tuned"
     if not (path / "config.json").is_file():
         return None
+    lens = TunedLens.load(path)
     try:
-        return TunedLens.load(path, model)
+        lens.check_model(model)
     except InterpError:
         return None
+    return lens.to(model.cfg.device).eval()
 
 
 def default_index(model, n_docs: int = 150, progress: bool = False):

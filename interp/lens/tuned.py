@@ -5,8 +5,9 @@ zero-initialised, so an untrained lens is exactly the logit lens. Training minim
 at the same position, with the model and its decoder frozen (only the translators get gradients).
 The final residual (``final_post``) needs no translator.
 
-Files: a folder with ``config.json`` (model name, d_model, n_layers, decoder hash, training settings) and
-``params.safetensors``; loading it onto a model whose decoder differs is an error.
+Files: a folder with ``config.json`` (model name, d_model, n_layers, decoder hash, training settings, the SHA-256 of
+``params.safetensors``) and ``params.safetensors``; a params file that does not match its SHA-256 is refused, and
+loading a lens onto a model whose decoder differs is an error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from interp.errors import InterpError
-from interp.io import atomic_write_dir
+from interp.io import atomic_write_dir, check_sha256, sha256_file
 from interp.lens.data import decoder_hash, encode_texts, pad_batches
 from interp.lens.logit import decode, lens_rows
 from interp.models import model_name
@@ -167,14 +168,18 @@ class TunedLens(torch.nn.Module):
         def write(tmp: Path) -> None:
             state = {k: v.detach().to(dtype).cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / "params.safetensors"))
-            (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            sums = {"sha256": {"params.safetensors": sha256_file(tmp / "params.safetensors")}}
+            (tmp / "config.json").write_text(json.dumps(dict(config, **sums), indent=2) + "\n")
 
         atomic_write_dir(path, write)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, model=None) -> TunedLens:
-        """Read a lens folder; with ``model`` it is checked against it (``InterpError`` on mismatch) and moved to its device."""
+    def load(cls, path: str | Path, model=None, *, verify: bool = True) -> TunedLens:
+        """Read a lens folder; with ``model`` it is checked against it (``InterpError`` on mismatch) and moved to its device.
+
+        ``params.safetensors`` must match the SHA-256 in ``config.json`` (``InterpError`` when it does not or there is
+        none); ``verify=False`` reads a lens saved before checksums existed: save it again to give it one."""
         path = Path(path)
         if not (path / "config.json").is_file() or not (path / "params.safetensors").is_file():
             raise InterpError(f"{path} is not a tuned-lens folder (needs config.json and params.safetensors)")
@@ -195,6 +200,10 @@ class TunedLens(torch.nn.Module):
         except Exception as e:  # safetensors errors for truncated files, RuntimeError for missing/misshapen tensors
             raise InterpError(f"{path}/params.safetensors does not fit its config.json ({str(e).splitlines()[0][:160]}): "
                               "save the lens again") from None
+        if verify:
+            sums = config.get("sha256")
+            check_sha256(path / "params.safetensors", sums.get("params.safetensors") if isinstance(sums, dict) else None,
+                         "save or train the lens again")
         if model is not None:
             lens.check_model(model)
             lens = lens.to(model.cfg.device)
