@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import warnings
 
-from interp.attribution.faithfulness import faithfulness
+import torch
+
+from interp.attribution.faithfulness import faithfulness, keep_probabilities
 from interp.attribution.registry import attribute
 from interp.attribution.result import TokenAttribution
 from interp.viz.attribution import matrix_figure
@@ -36,7 +38,7 @@ def add_attribution(report, attr: TokenAttribution, title: str | None = None) ->
 
 def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None = None, target=None) -> None:
     """Attribute the greedy next token (or ``target``) with each method and add tokens + a faithfulness table."""
-    rows = []
+    rows, keeps, n_sources = [], {}, 1
     for method, opts in (methods or REPORT_METHODS).items():
         try:
             with warnings.catch_warnings():
@@ -46,11 +48,33 @@ def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None
             f = faithfulness(model, attr, n_samples=4)
             rows.append([method, *(round(f[k], 4) for k in ("soft_ns_vs_random", "soft_nc_vs_random",
                                                               "hard_sufficiency", "hard_comprehensiveness"))])
+            if f["soft_ns_vs_random"] < 0:
+                rows_ = [attr.row(i).float() for i in range(attr.n_targets)]
+                n_sources = max(n_sources, *(len(r) for r in rows_))
+                keeps[method] = (sum(float(keep_probabilities(r).mean()) for r in rows_) / len(rows_),
+                                 sum(float((r < 0).float().mean()) for r in rows_) / len(rows_))
         except Exception as e:  # one failing method must not sink the report
             report.add_error(f"Token attribution: {method}", f"{type(e).__name__}: {e}")
     if rows:
         report.add_table(
             "Token attribution: faithfulness",
             ["method", "soft NS ln(vs random)", "soft NC ln(vs random)", "hard sufficiency", "hard comprehensiveness"], rows,
-            caption="Higher is better. ln(metric / random importances): > 0 means more faithful than random.",
+            caption="Higher is better. ln(metric / random importances): > 0 means more faithful than random."
+                    + _below_random(keeps, n_sources),
         )
+
+
+def _below_random(keeps: dict[str, tuple[float, float]], n_sources: int) -> str:
+    """One sentence on why the methods in ``keeps`` ({method: (mean keep probability, share of negative scores)}) score
+    below random on soft NS, with random importances' mean keep probability over ``n_sources`` tokens; empty when
+    there are none."""
+    if not keeps:
+        return ""
+    g = torch.Generator().manual_seed(0)
+    rand = float(keep_probabilities(torch.softmax(torch.rand(64, max(2, n_sources), generator=g, dtype=torch.float64), -1)).mean())
+    said = "; ".join(f"{m} {k:.2f}" + (f", {neg:.0%} of its scores negative" if neg > 0 else "") for m, (k, neg) in keeps.items())
+    return (f" Below random on soft NS (mean keep probability: {said}; random importances about {rand:.2f}): soft "
+            "sufficiency keeps each token's embedding elements with its min-max scaled score, so a method that "
+            "concentrates its scores, or gives negative scores to tokens that lower the target (min-max sends those to 0, "
+            "always dropped), keeps less of the prompt than random importances do, and so can score lower whatever its ranking; "
+            "hard sufficiency, at equal token counts, compares the rankings alone.")
