@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from interp.lens.latent import LatentLensResult, Neighbors
+from interp.lens.latent.quality import WEAK
 from interp.lens.logit import STATISTICS, LensResult, layer_stride
 from interp.viz.common import SEQUENTIAL, base_layout, escape, label, labels
 
@@ -107,7 +108,9 @@ def latent_heatmap(result: LatentLensResult, *, stride: int = 1, title: str | No
         for p in range(len(result.tokens)):
             items = [f"{label(t)} ({s:.3f}, L{int(sl)}): {escape(snip)}" for t, s, sl, snip in
                      zip(result.neighbours[r][p], result.sims[r, p].tolist(), result.source_layers[r, p].tolist(), result.snippets[r][p])]
-            line.append(f"layer {escape(result.labels[r])}, pos {p} ({label(result.tokens[p])})<br>" + "<br>".join(items))
+            pct = float(result.match_percentile[r, p])
+            quality = f"match percentile {pct:.0f}{' (weak: the corpus has nothing like it)' if pct < WEAK else ''}"
+            line.append(f"layer {escape(result.labels[r])}, pos {p} ({label(result.tokens[p])}), {quality}<br>" + "<br>".join(items))
         hover.append(line)
     fig = go.Figure(go.Heatmap(z=z, x=labels(result.tokens), y=[result.labels[r] for r in rows], text=text, texttemplate="%{text}",
                                textfont=dict(size=10), customdata=hover, hovertemplate="%{customdata}<extra></extra>",

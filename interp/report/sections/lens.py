@@ -6,6 +6,7 @@ import torch
 
 from interp.lens.bundled import bundled_tuned_lens, default_index
 from interp.lens.latent import LatentIndex, default_layers, latent_lens
+from interp.lens.latent.quality import WEAK
 from interp.lens.logit import logit_lens
 from interp.lens.tuned import TunedLens
 
@@ -71,6 +72,13 @@ def add_to_report(report, model, prompt: str, *, lens_target: str | None = None,
     n = model.cfg.n_layers
     mid = default_layers(n)[len(default_layers(n)) // 2] if n > 1 else n
     ll = latent_lens(model, prompt, index, k=5)
+    weak = ll.weak()
     report.add_figure(TITLE, latent_heatmap(ll, stride=stride),
-                      caption=f"LatentLens: nearest stored corpus token state (cosine) over stored layers {index.layers}; {note}.")
-    report.add_figure(TITLE, neighbour_table(ll, query=ll.layers.index(mid), pos=-1))
+                      caption=f"LatentLens: nearest stored corpus token state (cosine) over stored layers {index.layers}; {note}. "
+                              f"{int(weak.sum())} of {weak.numel()} top-1 matches are weak (match percentile below {WEAK:g}: "
+                              "farther than 95% of the index's own tokens are from their nearest neighbour; hover for each "
+                              "cell's percentile): read those cells' neighbours as 'not in the corpus', not as a description.")
+    row = ll.layers.index(mid)
+    pct = float(ll.match_percentile[row, -1])
+    report.add_figure(TITLE, neighbour_table(ll, query=row, pos=-1),
+                      caption=f"Match percentile of the top-1: {pct:.0f}" + (" (weak: not a description)." if pct < WEAK else "."))
