@@ -5,7 +5,8 @@ order exactly as ``LatentIndex.build`` does (so the rows are the same), and cuts
 ``shard_docs`` documents (a multiple of ``batch_size``, so every forward batch is the one ``LatentIndex.build``
 runs and vectors are equal bit for bit). Workers write one shard file each, atomically; the manifest
 (``index.json``) records the model signature, layers, settings, corpus fingerprint, the planned rows of every
-shard and which are complete. Running the same build again skips complete shards; a folder holding an index of
+shard, which are complete and the SHA-256 of every file. Running the same build again skips complete shards whose
+bytes still match (a changed or damaged shard is built again); a folder holding an index of
 another model, other layers, other settings or another corpus is refused, never mixed.
 """
 
@@ -20,10 +21,10 @@ import torch
 from safetensors.torch import save_file
 
 from interp.errors import InterpError
-from interp.io import atomic_write
+from interp.io import atomic_write, sha256_file
 from interp.lens.data import encode_texts, pad_batches
 from interp.lens.latent import LatentIndex, ShardedIndex
-from interp.lens.latent.files import DTYPES, check_file, dtype_name, read_header
+from interp.lens.latent.files import DTYPES, check_file, checksums, dtype_name, read_header
 from interp.lens.latent.manifest import SHARDED_FORMAT, read_index_meta, shard_expect, shard_file, write_manifest
 from interp.scale.backends import run_items
 from interp.scale.corpus import read_corpus
@@ -70,14 +71,18 @@ def _refuse_mismatch(out: Path, old: dict, new: dict) -> None:
             raise InterpError(f"{out} holds an index of {what}: {shown}; give another --out, or delete that folder to rebuild")
 
 
-def _done_shards(out: Path, meta: dict) -> set[int]:
-    """Complete shards: listed in the manifest, or whole files of this plan that a killed run wrote but did not list."""
-    done = set()
+def _done_shards(out: Path, meta: dict, old: dict) -> tuple[set[int], dict[str, str]]:
+    """(complete shards, their SHA-256 by relative path): whole files of this plan that match the checksum the old
+    manifest ``old`` recorded for them, or, where it recorded none (a killed run wrote the file but did not list it),
+    whose header checks; a damaged or changed shard is left out, so it is built again."""
+    done, sums = set(), {}
+    recorded = old.get("sha256") if isinstance(old.get("sha256"), dict) else {}
     dtype = DTYPES[meta["dtype"]]
     for i, p in enumerate(meta["planned"]):
         path = shard_file(out, i)
         if not path.is_file():
             continue
+        name = path.relative_to(out).as_posix()
         try:
             header, _ = read_header(path)
             if header.get("__metadata__", {}).get("plan") != meta["plan"]:
@@ -85,8 +90,12 @@ def _done_shards(out: Path, meta: dict) -> set[int]:
             check_file(path, shard_expect(meta["layers"], meta["d_model"], dtype, p["rows"], p["texts"]))
         except InterpError:
             continue  # a damaged file is rebuilt
+        digest = sha256_file(path)
+        if name in recorded and recorded[name] != digest:
+            continue  # its bytes changed since it was written: rebuilt
         done.add(i)
-    return done
+        sums[name] = digest
+    return done, sums
 
 
 def build_index(
@@ -124,18 +133,21 @@ def build_index(
                 min_pos=min_pos, dedup=dedup, bos_id=plan_index.bos_id, batch_size=batch_size, shard_docs=shard_docs,
                 corpus=_fingerprint(seqs), texts=len(seqs), rows=sum(p["rows"] for p in planned), planned=planned, complete=[])
     meta["plan"] = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "complete"}, sort_keys=True).encode()).hexdigest()[:24]
+    shard_sums: dict[str, str] = {}
     if (out / "index.json").exists():
         old = read_index_meta(out)
         if old["format"] != SHARDED_FORMAT:
             raise InterpError(f"{out} holds a one-piece index: give another --out for a sharded build")
         _refuse_mismatch(out, old, meta)
-        meta["complete"] = sorted(_done_shards(out, meta))  # listed or not, a shard counts when its file is whole
+        done, shard_sums = _done_shards(out, meta, old)  # listed or not, a shard counts when its file is whole and unchanged
+        meta["complete"] = sorted(done)
     elif out.exists() and any(out.iterdir()):
         raise InterpError(f"--out {out} is a folder that holds other files: give a new or empty folder")
     out.mkdir(exist_ok=True)
     atomic_write(out / "vocab.json", lambda p: p.write_text(json.dumps(plan_index.vocab, ensure_ascii=False)))
     state = {"counts": plan_index.counts, "seen": torch.tensor(sorted(plan_index.seen), dtype=torch.int64)}
     atomic_write(out / "keep_state.safetensors", lambda p: save_file(state, str(p)))
+    meta["sha256"] = {**checksums(out, ["vocab.json", "keep_state.safetensors"]), **shard_sums}
     write_manifest(out, meta)
     todo = [i for i in range(len(bounds)) if i not in set(meta["complete"])]
     items = [pack(i, bounds[i][0], seqs[bounds[i][0] : bounds[i][1]], keeps[bounds[i][0] : bounds[i][1]]) for i in todo]
@@ -147,6 +159,7 @@ def build_index(
             raise InterpError(f"shard {i} came back with {result['rows']} rows, the plan says {planned[i]['rows']}: "
                               "the workers run another model or tokenizer than the driver")
         meta["complete"] = sorted(set(meta["complete"]) | {i})
+        meta["sha256"].update(checksums(out, [shard_file(out, i).relative_to(out).as_posix()]))
         write_manifest(out, meta)
         if on_shard is not None:
             on_shard(len(meta["complete"]))

@@ -2,7 +2,9 @@
 
 A safetensors file is validated from its header alone (no tensor is read): it must parse, its tensors must have
 the expected names, dtypes and shapes, and the byte ranges must fit the file (a truncated file is caught). A pickle
-or any other file fails the parse. Each failure is one ``InterpError`` that names the file and what is wrong.
+or any other file fails the parse. Then ``verify`` checks its bytes against the SHA-256 that ``index.json`` recorded
+when it was written (``checksums`` makes that record). Each failure is one ``InterpError`` that names the file and
+what is wrong.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import torch
 from safetensors.torch import load_file
 
 from interp.errors import InterpError
+from interp.io import check_sha256, sha256_file
 
-__all__ = ["DTYPES", "dtype_from_name", "dtype_name", "read_header", "check_file", "load_checked", "memmap", "read_json"]
+__all__ = ["DTYPES", "dtype_from_name", "dtype_name", "read_header", "check_file", "load_checked", "memmap", "read_json",
+           "checksums", "verify"]
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 "the vector dtypes an index may store (anything else in a manifest is refused, never looked up on torch)"
@@ -129,3 +133,16 @@ def memmap(path: Path, header: dict, start: int, name: str) -> torch.Tensor:
     with warnings.catch_warnings():  # torch warns that the array is read-only; nothing writes to it
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(arr)
+
+
+def checksums(folder: Path, names: list[str]) -> dict[str, str]:
+    """{name: hex SHA-256} of the files ``names`` (paths relative to ``folder``), for ``index.json``'s ``sha256`` field."""
+    return {name: sha256_file(Path(folder) / name) for name in names}
+
+
+def verify(folder: Path, meta: dict, name: str) -> None:
+    """``InterpError`` naming file ``folder/name`` unless it matches the SHA-256 that ``meta["sha256"][name]`` recorded
+    (a missing record is refused too: an index written before checksums is rebuilt, never read unchecked)."""
+    sums = meta.get("sha256")
+    check_sha256(Path(folder) / name, sums.get(name) if isinstance(sums, dict) else None,
+                 "rebuild the index (a sharded build resumes and rewrites only the damaged shards)")

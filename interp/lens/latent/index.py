@@ -24,7 +24,7 @@ from interp.errors import InterpError
 from interp.io import atomic_write_dir
 from interp.lens.data import decoder_hash, encode_texts, pad_batches
 from interp.lens.latent.base import IndexBase
-from interp.lens.latent.files import dtype_from_name, dtype_name, load_checked, read_json
+from interp.lens.latent.files import checksums, dtype_from_name, dtype_name, load_checked, read_json, verify
 from interp.lens.latent.layers import default_layers, layer_hook, layer_states, prefix_hashes
 from interp.lens.latent.manifest import read_index_meta
 from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk_parts, faiss_build, faiss_topk, merge_topk
@@ -287,7 +287,8 @@ class LatentIndex(IndexBase):
     def save(self, path: str | Path) -> Path:
         """Write the index to folder ``path`` atomically (a temporary sibling renamed into place); returns the path.
 
-        ``index.json`` (settings), ``rows.safetensors`` (metadata, corpus tokens, keep state), ``layer_{l}.safetensors``.
+        ``index.json`` (settings and every other file's SHA-256), ``rows.safetensors`` (metadata, corpus tokens, keep
+        state), ``layer_{l}.safetensors``, ``vocab.json``.
         """
         self._consolidate()
 
@@ -305,8 +306,10 @@ class LatentIndex(IndexBase):
             meta = dict(format=FORMAT, model=self.model_name, decoder_hash=self.decoder, d_model=self.d_model, layers=self.layers,
                         n_layers=self.n_layers, dtype=dtype_name(self.dtype), max_per_token=self.max_per_token,
                         min_pos=self.min_pos, dedup=self.dedup, bos_id=self.bos_id, rows=len(self), texts=len(self.doc_tokens))
-            (tmp / "index.json").write_text(json.dumps(meta, indent=2) + "\n")
             (tmp / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False))
+            names = ["rows.safetensors", *(f"layer_{layer}.safetensors" for layer in self.layers), "vocab.json"]
+            meta["sha256"] = checksums(tmp, names)
+            (tmp / "index.json").write_text(json.dumps(meta, indent=2) + "\n")  # last: it vouches for the others
 
         return atomic_write_dir(Path(path), write)
 
@@ -315,7 +318,8 @@ class LatentIndex(IndexBase):
         """Read an index folder written by ``save`` (vectors onto ``device``, default CPU).
 
         Every file is checked against ``index.json`` first (tensor names, dtypes, shapes, row counts; the dtype from an
-        allow-list); a damaged or tampered folder raises one ``InterpError`` naming the file. A sharded folder
+        allow-list), then against the SHA-256 it recorded; a damaged or tampered folder raises one ``InterpError`` naming
+        the file. A sharded folder
         (``interp.scale``) is loaded whole; ``LatentIndex.open`` searches it without loading.
         """
         path = Path(path)
@@ -325,6 +329,7 @@ class LatentIndex(IndexBase):
         n, d, n_texts = meta["rows"], meta["d_model"], meta["texts"]
         dtype = dtype_from_name(meta["dtype"], path / "index.json")
         vocab = read_json(path / "vocab.json", list)
+        verify(path, meta, "vocab.json")
         index = cls(d_model=d, layers=meta["layers"], vocab=vocab, dtype=dtype, max_per_token=meta["max_per_token"],
                     min_pos=meta["min_pos"], dedup=meta["dedup"], model=meta["model"], decoder=meta["decoder_hash"],
                     n_layers=meta["n_layers"], bos_id=meta["bos_id"])
@@ -333,6 +338,7 @@ class LatentIndex(IndexBase):
         rows = load_checked(rows_file, {"token_ids": (i32, (n,)), "doc_ids": (i32, (n,)), "positions": (i32, (n,)),
                                         "doc_lengths": (i64, (n_texts,)), "doc_tokens": (i32, None), "counts": (i64, None),
                                         "seen": (i64, None)})
+        verify(path, meta, "rows.safetensors")
         lengths = rows["doc_lengths"]
         if int(lengths.sum()) != len(rows["doc_tokens"]) or (lengths < 0).any():
             raise InterpError(f"{rows_file}: the document lengths do not add up to the stored tokens: rebuild the index")
@@ -343,6 +349,7 @@ class LatentIndex(IndexBase):
         index.counts, index.seen = rows["counts"], set(rows["seen"].tolist())
         for layer in index.layers:
             t = load_checked(path / f"layer_{layer}.safetensors", {"vectors": (dtype, (n, d)), "inv_norms": (torch.float32, (n,))})
+            verify(path, meta, f"layer_{layer}.safetensors")
             index.vectors[layer], index.inv_norms[layer] = t["vectors"], t["inv_norms"]
         return index.to(device) if device is not None else index
 
@@ -368,5 +375,6 @@ class LatentIndex(IndexBase):
         for s in sharded.shards:
             index.doc_tokens.extend(torch.split(s.get("doc_tokens").clone(), s.get("doc_lengths").tolist()))
         state = load_checked(sharded.path / "keep_state.safetensors", {"counts": (torch.int64, None), "seen": (torch.int64, None)})
+        verify(sharded.path, sharded.meta, "keep_state.safetensors")
         index.counts, index.seen = state["counts"], set(state["seen"].tolist())
         return index.to(device) if device is not None else index

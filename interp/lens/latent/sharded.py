@@ -1,7 +1,8 @@
 """Search over a sharded LatentLens index without loading it: memory-mapped shards, exact streaming top-k merge.
 
 ``ShardedIndex(folder)`` (or ``LatentIndex.open(folder)``) checks the manifest and every shard header (names,
-dtypes, shapes, row counts) and then reads vectors only while searching, one chunk of one shard at a time, so
+dtypes, shapes, row counts), each shard's bytes against the SHA-256 in the manifest on its first use, and then reads
+vectors only while searching, one chunk of one shard at a time, so
 search memory is bounded by a chunk, not by the index. Results equal those of the same index in one piece
 (same candidates, same merge rule). ``backend="faiss"`` builds one FAISS index per shard and layer, kept in memory
 and written to ``<folder>/faiss/`` (keyed by shard, layer, index type and the shard file's size and time), so the
@@ -19,7 +20,7 @@ import torch
 from interp.errors import InterpError
 from interp.io import atomic_write
 from interp.lens.latent.base import IndexBase
-from interp.lens.latent.files import check_file, dtype_from_name, memmap, read_json
+from interp.lens.latent.files import check_file, dtype_from_name, memmap, read_json, verify
 from interp.lens.latent.manifest import SHARDED_FORMAT, read_index_meta, shard_expect, shard_file
 from interp.lens.latent.search import Neighbors, _faiss, check_k, check_queries, exact_topk_parts, faiss_build, faiss_topk, merge_topk
 
@@ -27,15 +28,21 @@ __all__ = ["ShardedIndex"]
 
 
 class _Shard:
-    """One checked shard file; tensors are memory maps opened on first use."""
+    """One checked shard file; tensors are memory maps opened on first use, after the file's bytes have been checked
+    against the SHA-256 the manifest recorded (once, on the first use of the shard)."""
 
-    def __init__(self, path: Path, expect: dict, first_row: int, first_doc: int):
-        self.path, self.first_row, self.first_doc = path, first_row, first_doc
-        self.header, self.start = check_file(path, expect)
+    def __init__(self, folder: Path, index: int, expect: dict, first_row: int, first_doc: int, meta: dict):
+        self.folder, self.meta = folder, meta
+        self.path, self.first_row, self.first_doc = shard_file(folder, index), first_row, first_doc
+        self.header, self.start = check_file(self.path, expect)
         self.rows = expect["token_ids"][1][0]
         self._maps: dict[str, torch.Tensor] = {}
+        self._verified = False
 
     def get(self, name: str) -> torch.Tensor:
+        if not self._verified:
+            verify(self.folder, self.meta, self.path.relative_to(self.folder).as_posix())
+            self._verified = True
         if name not in self._maps:
             self._maps[name] = memmap(self.path, self.header, self.start, name)
         return self._maps[name]
@@ -68,6 +75,7 @@ class ShardedIndex(IndexBase):
         self.model_name, self.decoder, self.bos_id = meta["model"], meta["decoder_hash"], meta["bos_id"]
         self.max_per_token, self.min_pos, self.dedup = meta["max_per_token"], meta["min_pos"], meta["dedup"]
         self.vocab = read_json(path / "vocab.json", list)
+        verify(path, meta, "vocab.json")
         self.shards: list[_Shard] = []
         row = doc = 0
         for i, p in enumerate(planned):
@@ -76,7 +84,7 @@ class ShardedIndex(IndexBase):
             except (KeyError, TypeError, ValueError):
                 raise InterpError(f"{path / 'index.json'}: shard {i}'s plan is damaged, rebuild the index") from None
             expect = shard_expect(self.layers, self.d_model, self.dtype, n_rows, n_texts)
-            self.shards.append(_Shard(shard_file(path, i), expect, row, doc))
+            self.shards.append(_Shard(path, i, expect, row, doc, meta))
             row, doc = row + n_rows, doc + n_texts
         if row != meta["rows"] or doc != meta["texts"]:
             raise InterpError(f"{path / 'index.json'}: the shards add up to {row} rows and {doc} texts, the manifest says "
