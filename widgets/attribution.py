@@ -8,7 +8,8 @@ import inspect
 import ipywidgets as W
 
 from interp.attribution import REAGENT_FAST, attribute, method_names
-from interp.attribution.ig import BASELINES
+from interp.attribution.ig import BASELINES, MAX_POINTS
+from interp.attribution.reduction import REDUCTIONS
 from interp.attribution.registry import METHODS
 from interp.attribution.samplers import SAMPLERS
 from interp.prompts import is_toy
@@ -23,7 +24,8 @@ _IG = ("integrated_gradients", "attention_ig")  # the adaptive path rule: a poin
 
 class AttributionExplorer(Explorer):
     """Controls: prompt, method, target (text; empty = the greedy next token) or generate N tokens, and the
-    method options (seed; ReAGent preset, probes, update steps and sampler; IG max points and baseline). Shows the sources of
+    method options (seed; ReAGent preset, probes, update steps and sampler; IG max points and baseline; the per-token
+    reduction of the gradient methods and IG: signed sum, L2 norm, sum of |.|). Shows the sources of
     the chosen target as coloured tokens (hover = score) and, for several targets, the [target, source] matrix.
     Run computes in the background: the bar shows ReAGent's stopped probes or IG's points (both IGs), and Cancel stops it
     (the view keeps the previous result). ``result`` holds the last ``TokenAttribution``.
@@ -64,9 +66,12 @@ class AttributionExplorer(Explorer):
             w.observe(lambda _: self._mark_custom(), names="value")
         self.sampler = W.Dropdown(options=[s for s in SAMPLERS if s != "mlm"], value="uniform", description="sampler",
                                   layout=W.Layout(width="200px"))
-        # the adaptive IG rule adds points until the completeness error is below 1%; this caps them (each IG method's
-        # own default, set when the method is chosen)
-        self.n_steps = W.BoundedIntText(value=800, min=21, max=5000, description="IG max points", layout=W.Layout(width="190px"))
+        # the adaptive IG rule adds points until the completeness error is below 1%; this caps them (the IG methods'
+        # ``max_points``; ReAGent's update steps are ``max_steps`` above, a different thing)
+        self.max_points = W.BoundedIntText(value=MAX_POINTS, min=21, max=5000, description="IG max points",
+                                           layout=W.Layout(width="190px"))
+        self.reduction = W.Dropdown(options=list(REDUCTIONS), value="sum", description="per token",
+                                    layout=W.Layout(width="200px"))
         self.baseline = W.Dropdown(options=list(BASELINES), value="auto", description="baseline", layout=W.Layout(width="220px"))
         self.shown = W.Dropdown(options=[("last", -1)], value=-1, description="show target", layout=W.Layout(width="240px"))
         self.go_button = self.button("Run", primary=True, background=True)
@@ -76,7 +81,7 @@ class AttributionExplorer(Explorer):
         self.matrix_fig = Figure()
         self.info = W.HTML("")
         controls = [self.prompt, self.method, self.target, self.generate, self.seed, self.preset, self.probes, self.min_steps,
-                    self.max_steps, self.sampler, self.n_steps, self.baseline, self.shown, self.go_button]
+                    self.max_steps, self.sampler, self.max_points, self.baseline, self.reduction, self.shown, self.go_button]
         super().__init__(controls, [self.info, self.tokens_fig, self.matrix_fig], export_path=export_path)
         self.result = None
         self._toggle()
@@ -102,14 +107,18 @@ class AttributionExplorer(Explorer):
         self.preset.value = match[0] if match else "custom"
 
     def _toggle(self) -> None:
-        """Show the chosen method's controls; an IG method's points box gets its own cap (IG 800, attention IG 400)."""
+        """Show the chosen method's controls; its defaults fill the IG points box and the per-token reduction."""
         m = self.method.value
-        if m in _IG:
-            self.n_steps.value = inspect.signature(METHODS[m]).parameters["max_steps"].default
+        params = inspect.signature(METHODS[m]).parameters
+        if "max_points" in params:
+            self.max_points.value = params["max_points"].default
+        if "reduction" in params:
+            self.reduction.value = params["reduction"].default
         for w in (self.preset, self.probes, self.min_steps, self.max_steps, self.sampler):
             w.layout.display = "" if m == "reagent" else "none"
-        self.n_steps.layout.display = "" if m in _IG else "none"
+        self.max_points.layout.display = "" if m in _IG else "none"
         self.baseline.layout.display = "" if m == "integrated_gradients" else "none"
+        self.reduction.layout.display = "" if "reduction" in params else "none"
 
     def options(self) -> dict:
         """The keyword options the current controls give the chosen method."""
@@ -119,7 +128,9 @@ class AttributionExplorer(Explorer):
             opts.update(num_probes=self.probes.value, min_steps=self.min_steps.value, max_steps=self.max_steps.value,
                         sampler=self.sampler.value)
         if m in _IG:
-            opts["max_steps"] = self.n_steps.value
+            opts["max_points"] = self.max_points.value
+        if "reduction" in inspect.signature(METHODS[m]).parameters:
+            opts["reduction"] = self.reduction.value
         if m == "integrated_gradients":
             opts["baseline"] = self.baseline.value
         if m in ("reagent", *_IG):

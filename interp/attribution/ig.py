@@ -3,7 +3,14 @@
 ``embedding_ig(model, tokens, objective)`` integrates the gradient of a scalar objective of the logits along
 the straight line from a baseline embedding to the real token embeddings (the output of the raw token
 embedding, ``embed.hook_out``; position embeddings are left untouched, as in the ReAGent and GrAInS code).
-The attribution of a token is the sum over the embedding dimension.
+The attribution of a token is its vector over the embedding dimension reduced to one number (``reduction``: the
+signed sum by default, or the L2 norm or the sum of absolute values, ``interp.attribution.reduction``); the
+completeness error is always that of the signed sums.
+
+The point budget has one name, ``max_points`` (default ``MAX_POINTS``): the most interpolation points IG evaluates
+(each one forward and backward pass per row). The adaptive rule stops earlier once the completeness error is below
+``tolerance``; a fixed captum rule uses exactly ``max_points`` points (captum's ``n_steps``). The former names
+``n_steps`` and ``max_steps`` still work for one release, with a ``DeprecationWarning`` (``points_budget``).
 
 The default rule is adaptive (``quadrature.py``): on trained LMs f along the path has steep transitions at
 α between 1e-4 and 1e-2 (on SmolLM2 the scaled-down tokens act as extra attention sinks, with massive
@@ -11,17 +18,7 @@ activations, until each leaves that regime at its own α), which fixed rules wit
 by chance. The adaptive rule places points on a grid graded towards the baseline and bisects where the local
 completeness fails, so the error falls as the budget grows.
 
-Baselines (see ../shared/research/grains.md section 4, gotcha 2):
-
-- ``"zero"``: every token embedding is zero (the official GrAInS choice). On models with learned position
-  embeddings (GPT-2) the residual stream at the baseline is the position embedding and completeness holds.
-  On rotary, pre-norm, bias-free models (Llama) the residual stream is exactly 0 at the baseline and the
-  normalisation makes f jump there, so completeness fails badly; the error is reported, never hidden.
-- ``"zero_keep_bos"``: position 0 keeps its embedding (the BOS token when the model prepends one), every
-  other position is zero. Position 0 then gets exactly zero attribution.
-- ``"pad"``: every position after 0 gets the embedding of the tokenizer's pad token (eos when there is no
-  pad token); position 0 keeps its own embedding.
-- ``"auto"``: ``"zero"`` for models with learned position embeddings, else ``"zero_keep_bos"``.
+Baselines: ``interp.attribution.baselines`` ("auto", "zero", "zero_keep_bos", "pad").
 
 Exactness across ``internal_batch_size``: captum splits the interpolation steps into chunks and sums the
 chunks' results. The inputs handed to captum are float64 copies of the embeddings (cast back to the model's
@@ -32,6 +29,7 @@ sums over steps happen in float64; the final float32 attributions then agree for
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import warnings
 from collections.abc import Callable, Iterator
@@ -39,18 +37,29 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.attribution.baselines import (
+    BASELINES,
+    baseline_embeddings,
+    embed_hook_name,
+    embeddings,
+    has_learned_positions,
+    resolve_baseline,
+)
 from interp.attribution.forward import trailing_logits
 from interp.attribution.quadrature import adaptive_simpson
+from interp.attribution.reduction import check_reduction, reduce_tokens
 from interp.errors import InterpError
-from interp.models import model_device, special_token_id
+from interp.models import model_device
 from interp.results import Result
 
 __all__ = ["IGOutput", "embedding_ig", "in_float32", "adaptive_embedding_ig", "adaptive_path_ig", "auto_batch_size",
-           "BASELINES", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
+           "BASELINES", "MAX_POINTS", "points_budget", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
 
-BASELINES = ("auto", "zero", "zero_keep_bos", "pad")
 _EPS = 1e-12
 _PASS_BYTES = 512 * 2**20
+MAX_POINTS = 800
+"""The default most path points of IG over embeddings and over attention gates (the adaptive rule stops at 1%
+completeness first: 23-135 points on SmolLM2's 20-token prompts, bench/results/attribution_real.md)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class IGOutput(Result):
     """What ``embedding_ig`` returns (tensors on the CPU, float32)."""
 
     attributions: torch.Tensor
-    "[batch, pos] per-token attribution (summed over the embedding dimension)"
+    "[batch, pos] per-token attribution (the embedding dimension reduced by ``reduction``)"
     objective: torch.Tensor
     "[batch] f(x)"
     baseline_objective: torch.Tensor
@@ -69,78 +78,30 @@ class IGOutput(Result):
     "the interpolation steps used"
     history: list[tuple[int, float, float]] | None = None
     "[round] adaptive rule only: (points used, worst completeness bound, worst completeness error) per refinement round"
-    _shapes = {"attributions": "batch pos", "objective": "batch", "baseline_objective": "batch"}
+    reduction: str = "sum"
+    "how each token's per-dimension attributions became one number (``interp.attribution.reduction``)"
+    signed: torch.Tensor | None = None
+    "[batch, pos] the signed sums over the embedding dimension when ``reduction`` is not \"sum\" (completeness uses them)"
+    _shapes = {"attributions": "batch pos", "objective": "batch", "baseline_objective": "batch", "signed": "batch pos"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.history is not None:  # a loaded file gives lists
             object.__setattr__(self, "history", [(int(n), float(b), float(e)) for n, b, e in self.history])
 
+    @classmethod
+    def _from_entries(cls, entries) -> dict:
+        """One argument per field; a file written before ``reduction`` existed holds signed sums and loads as such."""
+        later = ("reduction", "signed")
+        return {f.name: entries.take(f.name) for f in dataclasses.fields(cls) if f.name not in later or f.name in entries}
+
     @property
     def completeness_error(self) -> torch.Tensor:
         """[batch] |sum attr - (f(x) - f(b))| / max(|f(x) - f(b)|, eps): the relative completeness error."""
         diff = (self.objective - self.baseline_objective).double()
-        err = (self.attributions.double().sum(-1) - diff).abs() / diff.abs().clamp_min(_EPS)
+        sums = self.attributions if self.signed is None else self.signed
+        err = (sums.double().sum(-1) - diff).abs() / diff.abs().clamp_min(_EPS)
         return err.float()
-
-
-def embed_hook_name(model) -> str:
-    """The hook of the raw token embedding: ``embed.hook_out`` (``hook_embed`` may sit after an embedding LayerNorm)."""
-    return "embed.hook_out" if "embed.hook_out" in model.hook_dict else "hook_embed"
-
-
-def has_learned_positions(model) -> bool:
-    """True when the model adds learned (absolute) position embeddings to the token embeddings (GPT-2 style)."""
-    kind = getattr(model.cfg, "positional_embedding_type", None)
-    if kind is not None:
-        return kind == "standard"
-    return "pos_embed.hook_out" in model.hook_dict
-
-
-def resolve_baseline(model, baseline: str) -> str:
-    """Map ``"auto"`` to ``"zero"`` (learned position embeddings) or ``"zero_keep_bos"``; check the name."""
-    if baseline not in BASELINES:
-        raise InterpError(f"unknown IG baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
-    if baseline == "auto":
-        return "zero" if has_learned_positions(model) else "zero_keep_bos"
-    return baseline
-
-
-def _pad_id(model) -> int:
-    value = special_token_id(model, ("pad_token_id", "eos_token_id"))
-    if value is not None:
-        return value
-    raise InterpError("the 'pad' IG baseline needs a tokenizer with a pad or eos token; use baseline='zero_keep_bos'")
-
-
-@torch.no_grad()
-def _embeddings(model, tokens: torch.Tensor, hook: str) -> torch.Tensor:
-    """[batch, pos, d_model] raw token embeddings of ``tokens`` (one forward, only this hook cached)."""
-    store: dict[str, torch.Tensor] = {}
-
-    def grab(act, hook):  # noqa: ARG001
-        store["e"] = act.detach().clone()
-        raise _Stop
-
-    try:
-        model.run_with_hooks(tokens, fwd_hooks=[(hook, grab)])
-    except _Stop:
-        pass
-    return store["e"]
-
-
-class _Stop(Exception):
-    pass
-
-
-def _baseline_embeddings(model, tokens: torch.Tensor, emb: torch.Tensor, kind: str, hook: str) -> torch.Tensor:
-    base = torch.zeros_like(emb)
-    if kind in ("zero_keep_bos", "pad"):
-        base[:, 0] = emb[:, 0]
-    if kind == "pad":
-        pad = torch.full_like(tokens[:, :1], _pad_id(model))
-        base[:, 1:] = _embeddings(model, pad, hook)[:, :1]
-    return base
 
 
 def embedding_ig(
@@ -149,14 +110,16 @@ def embedding_ig(
     objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     baseline: str = "auto",
-    n_steps: int = 50,
+    max_points: int = MAX_POINTS,
     internal_batch_size: int | None = None,
     method: str = "adaptive",
     warn_threshold: float | None = 0.05,
-    max_steps: int | None = None,
     tolerance: float = 0.01,
     progress: Callable[[int, int], None] | None = None,
     upcast: bool = True,
+    reduction: str = "sum",
+    n_steps: int | None = None,
+    max_steps: int | None = None,
 ) -> IGOutput:
     """IG on the token embeddings (``embed.hook_out``).
 
@@ -168,10 +131,11 @@ def embedding_ig(
 
     ``method="adaptive"`` (default): composite Simpson on a partition of [0, 1] graded towards the baseline and
     bisected where the local completeness error is largest (``interp.attribution.quadrature``), until every
-    row's completeness bound is below ``tolerance`` or ``max_steps`` interpolation points are used
-    (``n_steps`` when ``max_steps`` is None). Other methods ("gausslegendre", "riemann_trapezoid", ...) are
-    captum's fixed rules with ``n_steps`` points; with ``max_steps`` given, ``n_steps`` is doubled (up to
-    ``max_steps``) while some row's error exceeds ``tolerance``.
+    row's completeness bound is below ``tolerance`` or ``max_points`` interpolation points are used. Other methods
+    ("gausslegendre", "riemann_trapezoid", ...) are captum's fixed rules with exactly ``max_points`` points.
+    ``n_steps``/``max_steps``: the former names of the budget, deprecated (``points_budget``).
+    ``reduction``: "sum" (signed sum over d_model), "l2" or "abs_sum" per token (``interp.attribution.reduction``);
+    the completeness error is that of the signed sums either way.
 
     ``internal_batch_size``: sequences per forward pass (at least ``batch``); None picks one that keeps the
     activations of a pass near 512 MiB (``auto_batch_size``). The result does not depend on it.
@@ -183,16 +147,18 @@ def embedding_ig(
     2.4% (median) in 9 s, against 51 points, 0.4% and 1.1 s in float32 (bench/results/gpu_real.md).
     Returns ``IGOutput`` with ``attributions`` [batch, pos]; ``n_steps`` = interpolation points used.
     """
+    max_points = points_budget(max_points, n_steps, max_steps, "embedding_ig")
+    check_reduction(reduction)
     with in_float32(model) if upcast else contextlib.nullcontext():
-        out = _integrate(model, tokens, objective, baseline, n_steps, internal_batch_size, method, max_steps, tolerance,
-                         progress)
+        out = _integrate(model, tokens, objective, baseline, max_points, internal_batch_size, method, tolerance,
+                         progress, reduction)
     if warn_threshold is not None:
         worst = float(out.completeness_error.max())
         if worst > warn_threshold:
             fix = ("the model computes in 16-bit floats, whose rounding limits completeness: pass upcast=True"
-                   if torch.finfo(_float_dtype(model)).bits < 32 and not upcast else "allow more steps (max_steps)")
+                   if torch.finfo(_float_dtype(model)).bits < 32 and not upcast else "allow more points (max_points)")
             warnings.warn(
-                f"IG completeness error {worst:.1%} with baseline {out.baseline!r} and {out.n_steps} steps: the "
+                f"IG completeness error {worst:.1%} with baseline {out.baseline!r} and {out.n_steps} points: the "
                 f"attributions do not add up to f(x) - f(baseline); {fix}",
                 stacklevel=2,
             )
@@ -220,24 +186,30 @@ def _float_dtype(model) -> torch.dtype:
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
-def _integrate(model, tokens, objective, baseline, n_steps, internal_batch_size, method, max_steps, tolerance,
-               progress) -> IGOutput:
+def points_budget(max_points: int, n_steps: int | None, max_steps: int | None, where: str) -> int:
+    """The IG point budget: ``max_points``, or the deprecated ``max_steps`` (else ``n_steps``) when one was given,
+    with a ``DeprecationWarning`` naming ``where``. Returns an int."""
+    if n_steps is None and max_steps is None:
+        return max_points
+    old = " and ".join(name for name, v in (("n_steps", n_steps), ("max_steps", max_steps)) if v is not None)
+    warnings.warn(f"{where}: {old} is deprecated and will be removed in the next release; pass max_points (the most "
+                  "path points IG evaluates; a fixed captum rule uses exactly that many)", DeprecationWarning, stacklevel=3)
+    return max_steps if max_steps is not None else n_steps
+
+
+def _integrate(model, tokens, objective, baseline, max_points, internal_batch_size, method, tolerance,
+               progress, reduction) -> IGOutput:
     """``embedding_ig`` without the upcast and the warning."""
     if method == "adaptive":
-        budget = max_steps if max_steps is not None else n_steps
-        out = adaptive_embedding_ig(model, tokens, objective, baseline=baseline, max_points=budget,
-                                    tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress)
-    else:
-        if internal_batch_size is None:
-            internal_batch_size = auto_batch_size(model, tokens)
-        while True:
-            out = _embedding_ig(model, tokens, objective, baseline=baseline, n_steps=n_steps,
-                                internal_batch_size=internal_batch_size, method=method)
-            if progress is not None:
-                progress(n_steps, max_steps or n_steps)
-            if max_steps is None or 2 * n_steps > max_steps or float(out.completeness_error.max()) <= tolerance:
-                break
-            n_steps *= 2
+        return adaptive_embedding_ig(model, tokens, objective, baseline=baseline, max_points=max_points,
+                                     tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress,
+                                     reduction=reduction)
+    if internal_batch_size is None:
+        internal_batch_size = auto_batch_size(model, tokens)
+    out = _embedding_ig(model, tokens, objective, baseline=baseline, n_steps=max_points,
+                        internal_batch_size=internal_batch_size, method=method, reduction=reduction)
+    if progress is not None:
+        progress(max_points, max_points)
     return out
 
 
@@ -271,8 +243,8 @@ def _setup(model, tokens: torch.Tensor, baseline: str, internal_batch_size: int 
     hook = embed_hook_name(model)
     device = model_device(model)
     tokens = tokens.to(device)
-    emb = _embeddings(model, tokens, hook)
-    return kind, hook, device, tokens, emb, _baseline_embeddings(model, tokens, emb, kind, hook)
+    emb = embeddings(model, tokens, hook)
+    return kind, hook, device, tokens, emb, baseline_embeddings(model, tokens, emb, kind, hook)
 
 
 @contextlib.contextmanager
@@ -288,15 +260,18 @@ def _input_grads_only(model) -> Iterator[None]:
             p.requires_grad_(g)
 
 
-def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: str = "auto", max_points: int = 400,
+def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: str = "auto", max_points: int = MAX_POINTS,
                           tolerance: float = 0.01, internal_batch_size: int | None = None,
-                          progress: Callable[[int, int], None] | None = None) -> IGOutput:
+                          progress: Callable[[int, int], None] | None = None, reduction: str = "sum") -> IGOutput:
     """IG on the token embeddings with the adaptive, baseline-graded Simpson rule (``quadrature.adaptive_simpson``).
 
     Same arguments as ``embedding_ig``; ``max_points``: the most interpolation points (each is one forward and
     backward pass per row). f(x) and f(baseline) come from the same passes as the gradients, so the stored
-    completeness error is exactly the one the rule controls. Returns ``IGOutput`` (``n_steps`` = points used).
+    completeness error is exactly the one the rule controls. ``reduction`` other than "sum": the rule integrates every
+    embedding dimension (its completeness check still on their total) and reduces at the end.
+    Returns ``IGOutput`` (``n_steps`` = points used).
     """
+    check_reduction(reduction)
     kind, hook, device, tokens, emb, base = _setup(model, tokens, baseline, internal_batch_size)
     n, t = tokens.shape
     dtype = emb.dtype
@@ -307,10 +282,16 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
         k = a.shape[0]
         e = (base[None] + a.to(device)[:, None, None, None] * diff[None]).reshape(k * n, t, -1).to(dtype)
         e.requires_grad_(True)
-        return [(hook, lambda act, hook, e=e: e)], e, lambda grad: (grad.double().view(k, n, t, -1) * diff[None]).sum(-1)
+        if reduction == "sum":
+            return [(hook, lambda act, hook, e=e: e)], e, lambda grad: (grad.double().view(k, n, t, -1) * diff[None]).sum(-1)
+        return [(hook, lambda act, hook, e=e: e)], e, lambda grad: (grad.double().view(k, n, t, -1) * diff[None]).flatten(2)
 
-    return adaptive_path_ig(model, tokens, objective, point, baseline=kind, max_points=max_points, tolerance=tolerance,
-                            internal_batch_size=internal_batch_size, progress=progress)
+    out = adaptive_path_ig(model, tokens, objective, point, baseline=kind, max_points=max_points, tolerance=tolerance,
+                           internal_batch_size=internal_batch_size, progress=progress)
+    if reduction == "sum":
+        return out
+    per_dim = out.attributions.view(n, t, -1)  # float32 of the float64 integrals: reduce those instead
+    return dataclasses.replace(out, attributions=reduce_tokens(per_dim, reduction), signed=per_dim.sum(-1), reduction=reduction)
 
 
 PathPoint = Callable[[torch.Tensor], tuple[list, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
@@ -327,7 +308,7 @@ def adaptive_path_ig(model, tokens: torch.Tensor, objective, point: PathPoint, *
     ``baseline`` names the path's start in the result. Returns ``IGOutput`` (``n_steps`` = points used).
     """
     if max_points < 1:
-        raise InterpError(f"the IG step budget must be at least 1, got {max_points}")
+        raise InterpError(f"max_points (the IG point budget) must be at least 1, got {max_points}")
     n, _ = tokens.shape
     per_pass = internal_batch_size or auto_batch_size(model, tokens)
     steps_per_pass = max(1, per_pass // n)
@@ -359,11 +340,11 @@ def adaptive_path_ig(model, tokens: torch.Tensor, objective, point: PathPoint, *
 
 
 def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, internal_batch_size: int | None,
-                  method: str) -> IGOutput:
+                  method: str, reduction: str = "sum") -> IGOutput:
     from captum.attr import IntegratedGradients
 
     if n_steps < 1:
-        raise InterpError(f"n_steps must be at least 1, got {n_steps}")
+        raise InterpError(f"max_points must be at least 1, got {n_steps}")
     kind, hook, _, tokens, emb, base = _setup(model, tokens, baseline, internal_batch_size)
     batch = tokens.shape[0]
     dtype = emb.dtype
@@ -384,11 +365,14 @@ def _embedding_ig(model, tokens, objective, *, baseline: str, n_steps: int, inte
         )
         with torch.no_grad():
             ends = forward(torch.cat([emb, base]).double(), torch.cat([tokens, tokens]))
+    attr = attr.detach()
     out = IGOutput(
-        attributions=attr.sum(-1).float().detach().cpu(),
+        attributions=reduce_tokens(attr, reduction).float().cpu(),
         objective=ends[:batch].float().cpu(),
         baseline_objective=ends[batch:].float().cpu(),
         baseline=kind,
         n_steps=n_steps,
+        reduction=reduction,
+        signed=None if reduction == "sum" else attr.sum(-1).float().cpu(),
     )
     return out

@@ -14,8 +14,9 @@ import torch
 
 from interp.attribution.attention_ig import attention_gate_ig
 from interp.attribution.forward import LastLogits, trailing_logits
-from interp.attribution.ig import embed_hook_name, embedding_ig
+from interp.attribution.ig import MAX_POINTS, embed_hook_name, embedding_ig, points_budget
 from interp.attribution.reagent import MASKS, REAGENT_REAL, reagent_scores
+from interp.attribution.reduction import check_reduction, reduce_tokens
 from interp.attribution.registry import MethodOutput, masked_scores, register
 from interp.attribution.samplers import TokenSampler, make_sampler
 from interp.errors import InterpError
@@ -86,11 +87,11 @@ def _starts_with_bos(model, tokens: torch.Tensor) -> bool:
 
 
 @register("integrated_gradients")
-def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_steps: PositiveInt = 50,
-                         max_steps: PositiveInt | None = 800, tolerance: NonNegativeFloat = 0.01,
-                         internal_batch_size: PositiveInt | None = None, objective: str = "prob",
-                         rule: str = "adaptive", progress: Callable[[int, int], None] | None = None,
-                         upcast: bool = True) -> MethodOutput:
+def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", max_points: PositiveInt = MAX_POINTS,
+                         tolerance: NonNegativeFloat = 0.01, internal_batch_size: PositiveInt | None = None,
+                         objective: str = "prob", rule: str = "adaptive", reduction: str = "sum",
+                         progress: Callable[[int, int], None] | None = None, upcast: bool = True,
+                         n_steps: PositiveInt | None = None, max_steps: PositiveInt | None = None) -> MethodOutput:
     """IG of the target probability w.r.t. the token embeddings; ``baseline`` "auto"/"zero"/"zero_keep_bos"/"pad".
 
     ``objective``: "prob" (default, as inseq and captum's LM examples), "logprob" or "logit". On SmolLM2 the
@@ -99,24 +100,28 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", n_
     to -inf near the zero baseline, a steep integrand the quadrature must resolve; bench/results/attribution_real.md).
 
     ``rule="adaptive"`` (default): composite Simpson on a grid graded towards the baseline, intervals bisected where
-    their exact completeness check fails, until the error is below ``tolerance`` or ``max_steps`` points were used
+    their exact completeness check fails, until the error is below ``tolerance`` or ``max_points`` points were used
     (a real LM's path has steep steps near the baseline that fixed rules hit or miss by chance; see
-    ``interp.attribution.quadrature``). A captum rule (``"gausslegendre"``, ``"riemann_trapezoid"``, ...) uses
-    ``n_steps`` points, doubled up to ``max_steps`` while the error exceeds ``tolerance`` (``max_steps=None``: no doubling).
+    ``interp.attribution.quadrature``). A captum rule (``"gausslegendre"``, ``"riemann_trapezoid"``, ...) uses exactly
+    ``max_points`` points (captum's ``n_steps``; pass e.g. ``max_points=50``). ``n_steps``/``max_steps``: the former
+    names of the budget, deprecated (``ig.points_budget``). ``reduction``: per token, "sum" (signed sum over d_model,
+    default), "l2" or "abs_sum" (``interp.attribution.reduction``); the completeness error is always the signed sums'.
     ``progress(points so far, budget)`` after each pass (an exception it raises stops the call). ``upcast``: a
     bfloat16/float16 model computes IG in float32 (``ig.in_float32``; its rounding otherwise swamps the 1% tolerance).
     """
+    budget = points_budget(max_points, n_steps, max_steps, "integrated_gradients")
     rows, target = _ig_rows(tokens, positions, objective)
-    out = embedding_ig(model, rows, target, baseline=baseline, n_steps=n_steps,
-                       internal_batch_size=internal_batch_size, max_steps=max_steps, tolerance=tolerance, method=rule,
-                       progress=progress, upcast=upcast)
+    out = embedding_ig(model, rows, target, baseline=baseline, max_points=budget,
+                       internal_batch_size=internal_batch_size, tolerance=tolerance, method=rule,
+                       progress=progress, upcast=upcast, reduction=reduction)
     return _ig_output(out, tokens, positions)
 
 
 @register("attention_ig")
-def attention_ig(model, tokens, positions, *, max_steps: PositiveInt = 400, tolerance: NonNegativeFloat = 0.01,
+def attention_ig(model, tokens, positions, *, max_points: PositiveInt = MAX_POINTS, tolerance: NonNegativeFloat = 0.01,
                  internal_batch_size: PositiveInt | None = None, objective: str = "prob", keep_bos: bool = True,
-                 progress: Callable[[int, int], None] | None = None, upcast: bool = True) -> MethodOutput:
+                 progress: Callable[[int, int], None] | None = None, upcast: bool = True,
+                 max_steps: PositiveInt | None = None) -> MethodOutput:
     """IG over attention gates (``interp.attribution.attention_ig``): how much the target's probability depends on
     each earlier position being read by attention, every layer and head, from nothing read to the model as it is.
 
@@ -126,19 +131,22 @@ def attention_ig(model, tokens, positions, *, max_steps: PositiveInt = 400, tole
     embedding IG finds the induction source on 8 of 8 prompts and this on 4; on prose it is less faithful than
     embedding IG, more than random (bench/results/attribution_real.md, 4d). It does not credit a token's effect on its
     own residual stream, so the last prompt token is scored only through its self-attention.
-    ``keep_bos``: the first position stays read when it is the BOS token (the attention sink). ``max_steps``: the most
-    path points, the rule stopping when the completeness error is below ``tolerance``; ``objective``, ``progress``,
-    ``upcast`` as for ``integrated_gradients``.
+    ``keep_bos``: the first position stays read when it is the BOS token (the attention sink). ``max_points``: the most
+    path points, the rule stopping when the completeness error is below ``tolerance`` (``max_steps``: its former name,
+    deprecated); ``objective``, ``progress``, ``upcast`` as for ``integrated_gradients``. One gate per position, so
+    there is no per-token reduction to choose.
     """
+    budget = points_budget(max_points, None, max_steps, "attention_ig")
     rows, target = _ig_rows(tokens, positions, objective)
     out = attention_gate_ig(model, rows, target,
-                            keep_first=keep_bos and _starts_with_bos(model, tokens), max_points=max_steps,
+                            keep_first=keep_bos and _starts_with_bos(model, tokens), max_points=budget,
                             tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress, upcast=upcast)
     return _ig_output(out, tokens, positions)
 
 
-def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _embedding_grads(model, tokens, positions, objective: str, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the objective w.r.t. the token embeddings: (grad, emb), each [target, pos, d_model]."""
+    check_reduction(reduction)
     rows = _rows(tokens, positions).to(model_device(model))
     fn = TargetObjective(positions, [int(tokens[p]) for p in positions], objective)
     hook = embed_hook_name(model)
@@ -162,17 +170,19 @@ def _embedding_grads(model, tokens, positions, objective: str) -> tuple[torch.Te
 
 
 @register("input_x_gradient")
-def input_x_gradient(model, tokens, positions, *, objective: str = "logprob") -> MethodOutput:
-    """Sum over d_model of embedding * d objective / d embedding (signed)."""
-    grad, emb = _embedding_grads(model, tokens, positions, objective)
-    return MethodOutput(masked_scores(_pad((grad * emb).sum(-1).cpu(), tokens.shape[0] - 1), positions))
+def input_x_gradient(model, tokens, positions, *, objective: str = "logprob", reduction: str = "sum") -> MethodOutput:
+    """embedding * d objective / d embedding, reduced over d_model per token (``reduction``: "sum", signed, default;
+    "l2" or "abs_sum")."""
+    grad, emb = _embedding_grads(model, tokens, positions, objective, reduction)
+    return MethodOutput(masked_scores(_pad(reduce_tokens(grad * emb, reduction).cpu(), tokens.shape[0] - 1), positions))
 
 
 @register("gradient_norm")
-def gradient_norm(model, tokens, positions, *, objective: str = "logprob") -> MethodOutput:
-    """||d objective / d embedding||_2 per token (non-negative)."""
-    grad, _emb = _embedding_grads(model, tokens, positions, objective)
-    return MethodOutput(masked_scores(_pad(grad.norm(dim=-1).cpu(), tokens.shape[0] - 1), positions))
+def gradient_norm(model, tokens, positions, *, objective: str = "logprob", reduction: str = "l2") -> MethodOutput:
+    """d objective / d embedding reduced over d_model per token: its L2 norm by default (non-negative); ``reduction``
+    "abs_sum" (L1) or "sum" (signed) too."""
+    grad, _emb = _embedding_grads(model, tokens, positions, objective, reduction)
+    return MethodOutput(masked_scores(_pad(reduce_tokens(grad, reduction).cpu(), tokens.shape[0] - 1), positions))
 
 
 @register("attention_last_layer")

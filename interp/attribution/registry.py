@@ -11,6 +11,7 @@ does before any of its modules, this one included; this module never imports the
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from interp.attribution.reduction import check_reduction
 from interp.attribution.result import TokenAttribution
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
@@ -147,18 +149,37 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _reduction(method: str, reduction: str | None) -> str | None:
+    """The per-token reduction ``method`` runs with: ``reduction``, or the method's own default (None when it scores
+    whole tokens). Raises ``InterpError`` for an unknown reduction, or any reduction given to a method without one."""
+    param = inspect.signature(METHODS[method]).parameters.get("reduction")
+    if param is None:
+        if reduction is not None:
+            takers = ", ".join(m for m in METHODS if "reduction" in inspect.signature(METHODS[m]).parameters)
+            raise InterpError(f"attribution method {method!r} scores whole tokens, so reduction={reduction!r:.40} has no "
+                              f"meaning for it: leave reduction out (it applies to {takers})")
+        return None
+    return check_reduction(param.default if reduction is None else reduction)
+
+
 def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] | None = None, *, method: str = "reagent",
-              generate: int | None = None, **options) -> TokenAttribution:
+              generate: int | None = None, reduction: str | None = None, **options) -> TokenAttribution:
     """Attribute the target token(s) after ``prompt`` to the prompt's tokens with ``method``.
 
     ``target=None``: the model's greedy next token; a string of several tokens or ``generate=N`` gives a
     ``[target, source]`` matrix, each target attributed over everything before it. ``method``: one of
     ``method_names()`` ("reagent", "integrated_gradients", "attention_ig", "input_x_gradient", "gradient_norm",
     "attention_last_layer", "occlusion", "random"); ``options`` go to the method (see its docstring).
-    Returns a ``TokenAttribution`` (scores [target, source]).
+    ``reduction``: how a method that scores every embedding dimension makes one score per token ("sum": signed sum,
+    "l2": L2 norm, "abs_sum"; ``interp.attribution.reduction``); None: the method's default (signed sum for IG and
+    input x gradient, L2 for gradient norm). Methods that score whole tokens (occlusion, ReAGent, attention, random)
+    refuse one. Returns a ``TokenAttribution`` (scores [target, source], ``reduction`` recorded).
     """
     if not isinstance(method, str) or method not in METHODS:
         raise InterpError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
+    if reduction is not None:  # given: the method gets it (and ``options`` records it); else its own default runs
+        options = {**options, "reduction": _reduction(method, reduction)}
+    reduction = _reduction(method, reduction)
     check_method_options(METHODS[method], options, method)
     full, positions = prepare_targets(model, prompt, target, generate)
     out = METHODS[method](model, full, positions, **options)
@@ -175,4 +196,5 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
         source_ids=[int(i) for i in full[:-1].tolist()],
         completeness_error=out.completeness_error,
         info=out.info,
+        reduction=reduction,
     )

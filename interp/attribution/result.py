@@ -42,12 +42,15 @@ class TokenAttribution(Result):
     source_ids: list[int] | None = None
     "[source] token ids of the sources (optional; the faithfulness metrics need them)"
     completeness_error: torch.Tensor | None = None
-    "[target] relative IG completeness error, or None for other methods"
+    "[target] relative IG completeness error of the signed sums (whatever ``reduction``), or None for other methods"
     marks: dict[str, list[int]] = field(default_factory=dict)
     """named lists of source positions for display, e.g. ``{"top_positive": [3, 7], "top_negative": [5]}``
     (steering fills these for the tokens it selected)"""
     info: dict[str, Any] = field(default_factory=dict)
     "method diagnostics (forward passes, steps, convergence, seeds)"
+    reduction: str | None = None
+    """how per-dimension scores became one per token: "sum" (signed sum over d_model), "l2" (L2 norm) or "abs_sum"
+    (``interp.attribution.reduction``); None for a method that scores whole tokens (occlusion, ReAGent, ...)"""
     _shapes = {"scores": "target source", "completeness_error": "target", "source_tokens": "source", "target_tokens": "target",
                "target_positions": "target", "target_ids": "target", "source_ids": "source"}
 
@@ -64,6 +67,11 @@ class TokenAttribution(Result):
         for name, idx in self.marks.items():
             if any(not 0 <= int(i) < n_s for i in idx):
                 raise ValueError(f"TokenAttribution: mark {name!r} has positions outside 0..{n_s - 1}")
+
+    @classmethod
+    def _from_entries(cls, entries) -> dict[str, Any]:
+        """One argument per field; a file written before ``reduction`` was recorded loads with None there."""
+        return {f.name: entries.take(f.name) for f in dataclasses.fields(cls) if f.name != "reduction" or f.name in entries}
 
     # ---- access --------------------------------------------------------------------------------
     @property

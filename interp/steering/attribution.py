@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from interp.attribution.ig import embedding_ig
+from interp.attribution.ig import embedding_ig, points_budget
 from interp.attribution.result import TokenAttribution
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
@@ -54,20 +54,22 @@ def top_k_positions(scores: torch.Tensor, k: int, *, exclude: Sequence[int] = ()
     return idx[order_desc], idx[order_asc]
 
 
-def contrast_token_scores(model, encoded: list[Encoded], *, n_steps: int = 21, baseline: str = "auto",
+def contrast_token_scores(model, encoded: list[Encoded], *, max_points: int = 21, baseline: str = "auto",
                           internal_batch_size: int | None = None, rows_per_call: int = 16, tolerance: float = 0.05,
-                          ig_method: str = "adaptive",
-                          progress: bool = False) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[float]]:
+                          ig_method: str = "adaptive", progress: bool = False,
+                          n_steps: int | None = None) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[float]]:
     """IG scores of every token of x ⊕ y⁺ and x ⊕ y⁻ for the contrastive objective, for each example.
 
-    IG uses the adaptive rule of ``embedding_ig`` with at most ``n_steps`` points per call (21, the default here,
+    IG uses the adaptive rule of ``embedding_ig`` with at most ``max_points`` points per call (21, the default here,
     is its starting grid graded towards the baseline; ``fit_grains`` passes 50, which steers twice as far on SmolLM2,
     bench/results/grains_real.md) and stops
     early at ``tolerance`` (``ig_method``: another rule of ``embedding_ig``, e.g. captum's "gausslegendre" with
-    ``n_steps`` points, as the reference code used). Rows of equal (prompt length, total length) are batched, ``rows_per_call`` per
-    IG call (fewer when ``internal_batch_size`` is smaller). Returns ([(scores⁺ [T⁺], scores⁻ [T⁻]) per example] float32, where
-    scores⁻ already carry the minus sign of f, and [relative completeness error of f per example]).
+    ``max_points`` points, as the reference code used). ``n_steps``: the budget's former name, deprecated.
+    Rows of equal (prompt length, total length) are batched, ``rows_per_call`` per IG call (fewer when
+    ``internal_batch_size`` is smaller). Returns ([(scores⁺ [T⁺], scores⁻ [T⁻]) per example] float32, where scores⁻
+    already carry the minus sign of f, and [relative completeness error of f per example]).
     """
+    max_points = points_budget(max_points, n_steps, None, "contrast_token_scores")
     rows = [(i, sign) for i in range(len(encoded)) for sign in (+1, -1)]
     groups: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
     for i, sign in rows:
@@ -78,7 +80,7 @@ def contrast_token_scores(model, encoded: list[Encoded], *, n_steps: int = 21, b
     delta: dict[tuple[int, int], tuple[float, float]] = {}
     for (p_len, _), members in tqdm(chunks, desc="GrAInS IG", disable=not progress):
         tokens = torch.stack([encoded[i].sequence(sign) for i, sign in members])
-        out = embedding_ig(model, tokens, answer_logprob_objective(p_len), baseline=baseline, n_steps=n_steps,
+        out = embedding_ig(model, tokens, answer_logprob_objective(p_len), baseline=baseline, max_points=max_points,
                            internal_batch_size=internal_batch_size, tolerance=tolerance, method=ig_method,
                            warn_threshold=None)
         for r, (i, sign) in enumerate(members):
@@ -94,11 +96,12 @@ def contrast_token_scores(model, encoded: list[Encoded], *, n_steps: int = 21, b
     return pairs, errors
 
 
-def grains_attribution(model, example: ContrastExample, *, n_steps: int = 100, baseline: str = "auto", k: int = 10,
-                       internal_batch_size: int | None = None) -> TokenAttribution:
+def grains_attribution(model, example: ContrastExample, *, max_points: int = 100, baseline: str = "auto", k: int = 10,
+                       internal_batch_size: int | None = None, n_steps: int | None = None) -> TokenAttribution:
     """Token attribution of f = log P(preferred | prompt) − log P(dispreferred | prompt) (sum over answer tokens).
 
-    IG: the adaptive rule, up to ``n_steps`` points per sequence, stopping at a 1% completeness error.
+    IG: the adaptive rule, up to ``max_points`` points per sequence, stopping at a 1% completeness error
+    (``n_steps``: the budget's former name, deprecated).
 
     Returns a ``TokenAttribution`` with two targets, the preferred and the dispreferred answer (both at the end
     of the prompt), and the prompt's tokens as sources: row 0 is IG over x ⊕ y⁺ (contribution to +log P(y⁺)),
@@ -107,8 +110,9 @@ def grains_attribution(model, example: ContrastExample, *, n_steps: int = 100, b
     "{top_positive,top_negative}_{preferred,dispreferred}" = GrAInS's per-sequence selections restricted to
     the prompt. ``info`` holds f(x), f(baseline), and the scores of the answer tokens of each sequence.
     """
+    max_points = points_budget(max_points, n_steps, None, "grains_attribution")
     enc = encode(model, example)
-    pairs, errors = contrast_token_scores(model, [enc], n_steps=n_steps, baseline=baseline,
+    pairs, errors = contrast_token_scores(model, [enc], max_points=max_points, baseline=baseline,
                                           internal_batch_size=internal_batch_size, tolerance=0.01)
     a_pos, a_neg = pairs[0]
     p = len(enc.prompt)
@@ -124,11 +128,12 @@ def grains_attribution(model, example: ContrastExample, *, n_steps: int = 100, b
         target_tokens=[example.preferred, example.dispreferred],
         scores=scores,
         method="grains",
-        options=dict(n_steps=n_steps, baseline=baseline, k=k, objective="log P(preferred) - log P(dispreferred)"),
+        options=dict(max_points=max_points, baseline=baseline, k=k, objective="log P(preferred) - log P(dispreferred)"),
         target_positions=[p, p],
         target_ids=[int(enc.preferred[0]), int(enc.dispreferred[0])],
         completeness_error=torch.tensor([errors[0], errors[0]]),
         marks=marks,
+        reduction="sum",
         info=dict(logprob_gap=gap, prompt=example.prompt, preferred=example.preferred, dispreferred=example.dispreferred,
                   answer_scores_preferred=a_pos[p:].tolist(), answer_scores_dispreferred=a_neg[p:].tolist(),
                   contrast_total=float(scores.sum()) + float(a_pos[p:].sum() + a_neg[p:].sum())),

@@ -178,7 +178,7 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     enc = [encode(model, e) for e in examples]
     completeness: list[float] = []
     if attribution_fn is None:
-        scores, completeness = contrast_token_scores(model, enc, n_steps=n_steps, baseline=baseline,
+        scores, completeness = contrast_token_scores(model, enc, max_points=n_steps, baseline=baseline,
                                                      internal_batch_size=internal_batch_size, ig_method=ig_method,
                                                      progress=progress)
     else:

@@ -7,6 +7,7 @@ import math
 import plotly.graph_objects as go
 
 from interp.attribution.compare import Comparison
+from interp.attribution.reduction import reduction_label
 from interp.attribution.result import TokenAttribution
 from interp.viz.common import DIVERGING, base_layout, label, labels
 
@@ -16,7 +17,13 @@ __all__ = ["token_figure", "matrix_figure", "comparison_figure"]
 def _hover(attr: TokenAttribution, i: int, j: int, value: float) -> str:
     marks = [name for name, idx in attr.marks.items() if j in idx]
     extra = f"<br>{', '.join(marks)}" if marks else ""
-    return f"{j}: {label(attr.source_tokens[j])}<br>score {value:+.4g}<br>target {label(attr.target_tokens[i])}{extra}"
+    how = f" ({reduction_label(attr.reduction)})" if attr.reduction else ""
+    return f"{j}: {label(attr.source_tokens[j])}<br>score{how} {value:+.4g}<br>target {label(attr.target_tokens[i])}{extra}"
+
+
+def _method(attr: TokenAttribution) -> str:
+    """The method's name for a title, with its per-token reduction when it has one ("integrated_gradients, L2 norm")."""
+    return f"{attr.method}, {reduction_label(attr.reduction)}" if attr.reduction else attr.method
 
 
 def token_figure(attr: TokenAttribution, target: int = -1, *, width: int = 12, title: str | None = None) -> go.Figure:
@@ -48,7 +55,7 @@ def token_figure(attr: TokenAttribution, target: int = -1, *, width: int = 12, t
                               line=dict(color="#555" if neg else "black", width=2, dash="dot" if neg else "solid"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed")
-    title = title or f"{attr.method}: attribution of {label(attr.target_tokens[i])!s}"
+    title = title or f"{_method(attr)}: attribution of {label(attr.target_tokens[i])!s}"
     return base_layout(fig, title, height=90 + 45 * lines)
 
 
@@ -63,7 +70,7 @@ def matrix_figure(attr: TokenAttribution, title: str | None = None) -> go.Figure
                                colorscale=DIVERGING, zmid=0, zmin=-top, zmax=top, colorbar=dict(title="score")))
     fig.update_xaxes(title="source token", tickangle=-45)
     fig.update_yaxes(title="target token", autorange="reversed")
-    return base_layout(fig, title or f"{attr.method}: target × source", height=160 + 28 * attr.n_targets)
+    return base_layout(fig, title or f"{_method(attr)}: target × source", height=160 + 28 * attr.n_targets)
 
 
 def comparison_figure(comp: Comparison, metric: str | None = None) -> go.Figure:

@@ -42,12 +42,12 @@ def test_error_falls_with_points_and_bits_do_not_depend_on_batching(smollm2, one
     batch sizes: same bits."""
     toks = smollm2.to_tokens(PROMPTS[0])
     fn = TargetObjective([toks.shape[1]], [int(smollm2(toks)[0, -1].argmax())])
-    out = embedding_ig(smollm2, toks, fn, max_steps=140, tolerance=0.0, warn_threshold=None)
+    out = embedding_ig(smollm2, toks, fn, max_points=140, tolerance=0.0, warn_threshold=None)
     (_, bound0, _), (_, bound1, err1) = out.history[0], out.history[-1]
     assert bound1 < 0.1 * bound0 and err1 < 0.05, out.history
     assert float(out.completeness_error) == pytest.approx(err1, rel=1e-3, abs=1e-6)
-    small = embedding_ig(smollm2, toks, fn, n_steps=21, internal_batch_size=3, warn_threshold=None)
-    again = embedding_ig(smollm2, toks, fn, n_steps=21, internal_batch_size=16, warn_threshold=None)
+    small = embedding_ig(smollm2, toks, fn, max_points=21, internal_batch_size=3, warn_threshold=None)
+    again = embedding_ig(smollm2, toks, fn, max_points=21, internal_batch_size=16, warn_threshold=None)
     assert small.n_steps == again.n_steps == 21
     assert torch.equal(small.attributions, again.attributions)
 

@@ -25,12 +25,13 @@ TEXTS = ["mia went to the park .", "tom found a key ."]
 
 # per method: (a misspelt option, a mistyped or out-of-range option, what the message must say about it)
 BAD = {
-    "integrated_gradients": [({"n_step": 8}, {"n_steps": "ten"}, "n_steps must be a whole number \\(at least 1\\), got str 'ten'"),
-                             ({"baseine": "zero"}, {"n_steps": 2.5}, "n_steps must be .*, got float 2.5"),
-                             ({"tolerence": 0.1}, {"max_steps": -4}, "max_steps must be at least 1, got -4"),
+    "integrated_gradients": [({"max_point": 8}, {"max_points": "ten"}, "max_points must be a whole number \\(at least 1\\), got str 'ten'"),
+                             ({"baseine": "zero"}, {"max_points": 2.5}, "max_points must be .*, got float 2.5"),
+                             ({"tolerence": 0.1}, {"max_points": -4}, "max_points must be at least 1, got -4"),
+                             ({"reductoin": "l2"}, {"reduction": "mean"}, "unknown per-token reduction 'mean'"),
                              ({"objectiv": "prob"}, {"objective": ["prob"]}, "objective must be a string, got list \\[.prob.\\]"),
                              ({"rules": "riemann_trapezoid"}, {"tolerance": -0.5}, "tolerance must be at least 0.0")],
-    "attention_ig": [({"max_step": 10}, {"max_steps": 0}, "max_steps must be at least 1, got 0"),
+    "attention_ig": [({"max_point": 10}, {"max_points": 0}, "max_points must be at least 1, got 0"),
                      ({"keep_bo": True}, {"keep_bos": "no"}, "keep_bos must be True or False, got str 'no'")],
     "input_x_gradient": [({"objectve": "prob"}, {"objective": ["logprob"]}, "objective must be a string, got list")],
     "gradient_norm": [({"objectives": "prob"}, {"objective": 1.5}, "objective must be a string, got float 1.5")],
@@ -73,8 +74,8 @@ def test_attribute_refuses_misspelt_and_mistyped_options(stories, method, misspe
 
 
 def test_a_misspelt_option_gets_the_closest_name(stories):
-    with pytest.raises(InterpError, match=r"has no option n_step \(did you mean n_steps\?\)"):
-        attribute(stories, PROMPT, method="integrated_gradients", n_step=8)
+    with pytest.raises(InterpError, match=r"has no option max_point \(did you mean max_points\?\)"):
+        attribute(stories, PROMPT, method="integrated_gradients", max_point=8)
 
 
 def test_numpy_and_tensor_numbers_are_still_options(stories):

@@ -88,21 +88,36 @@ def test_reagent_presets_fill_the_numbers_and_edits_show_custom():
     assert shown() == defaults
 
 
-def test_ig_points_box_shows_each_ig_methods_own_cap():
-    """Choosing an IG method puts its own ``max_steps`` default in the "IG max points" box, and the run gets it."""
+def test_ig_points_box_sends_max_points_and_reagent_keeps_its_own_max_steps():
+    """The "IG max points" box is sent as the IG methods' ``max_points`` (their one, shared default fills it); ReAGent's
+    "max steps" box is its update steps and never reaches an IG method; the per-token reduction box shows only for
+    methods that have one and starts at the method's own default."""
     import inspect
 
+    from interp.attribution.ig import MAX_POINTS
     from interp.attribution.registry import METHODS
     from widgets.attribution import AttributionExplorer
 
     model, _ = trigger_model()
     w = AttributionExplorer(model, "abcqdefgh", method="integrated_gradients", run=False)
+    w.max_steps.value = 7  # ReAGent's box
     for m in ("attention_ig", "integrated_gradients", "attention_ig"):
         w.method.value = m
-        cap = inspect.signature(METHODS[m]).parameters["max_steps"].default
-        assert w.n_steps.value == cap and w.options()["max_steps"] == cap
-    assert {inspect.signature(METHODS[m]).parameters["max_steps"].default for m in ("attention_ig",
-                                                                                     "integrated_gradients")} == {400, 800}
+        assert inspect.signature(METHODS[m]).parameters["max_points"].default == MAX_POINTS
+        assert w.max_points.value == MAX_POINTS and w.options()["max_points"] == MAX_POINTS
+        assert "max_steps" not in w.options()
+    w.max_points.value = 64
+    assert w.options()["max_points"] == 64
+    w.method.value = "reagent"
+    assert w.options()["max_steps"] == 7 and "max_points" not in w.options() and "reduction" not in w.options()
+    assert w.reduction.layout.display == "none"
+    w.method.value = "gradient_norm"
+    assert w.reduction.layout.display == "" and w.options()["reduction"] == "l2"
+    w.method.value = "integrated_gradients"
+    w.reduction.value = "abs_sum"
+    w.max_points.value = 60
+    assert w.run() and w.result.reduction == "abs_sum" and w.result.options["max_points"] == 60
+    assert "sum of |.|" in w.tokens_fig.layout.title.text
 
 
 def test_run_button_works_in_the_background_and_cancel_keeps_the_previous_result():

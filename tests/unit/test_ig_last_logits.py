@@ -30,10 +30,10 @@ def test_ig_with_kept_logits_equals_ig_with_all_logits(monkeypatch):
         return out
 
     monkeypatch.setattr(model, "run_with_hooks", spy)
-    kept = ig.embedding_ig(model, tokens, fn, max_steps=60, warn_threshold=None)
+    kept = ig.embedding_ig(model, tokens, fn, max_points=60, warn_threshold=None)
     assert set(shapes[1:]) == {1}  # every interpolation pass computed the last position's logits only
     shapes.clear()
-    full = ig.embedding_ig(model, tokens, lambda lg, t: fn(lg, t), max_steps=60, warn_threshold=None)  # no .keep
+    full = ig.embedding_ig(model, tokens, lambda lg, t: fn(lg, t), max_points=60, warn_threshold=None)  # no .keep
     assert set(shapes[1:]) == {tokens.shape[1]}
     # same path and rule; only the shape of the last matrix product differs (float32 rounding, ~1e-7 relative)
     torch.testing.assert_close(kept.attributions, full.attributions, rtol=1e-4, atol=1e-6)

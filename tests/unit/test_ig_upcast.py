@@ -50,9 +50,9 @@ def test_ig_on_bf16_equals_ig_on_float32_twin(folder):
     for n, t in _tensors(half).items():
         twin_t[n].data = t.detach().float()
     prompt = torch.tensor([1, 5, 9, 12, 7, 3, 8, 4, 9])
-    a = attribute(half, prompt, 6, method="integrated_gradients", max_steps=100)
-    b = attribute(twin, prompt, 6, method="integrated_gradients", max_steps=100)
+    a = attribute(half, prompt, 6, method="integrated_gradients", max_points=100)
+    b = attribute(twin, prompt, 6, method="integrated_gradients", max_points=100)
     assert torch.equal(a.scores, b.scores) and a.info["n_steps"] == b.info["n_steps"]
     assert all(t.dtype == torch.bfloat16 for n, t in _tensors(half).items() if n.endswith("weight"))
-    c = attribute(half, prompt, 6, method="integrated_gradients", max_steps=100, upcast=False)
+    c = attribute(half, prompt, 6, method="integrated_gradients", max_points=100, upcast=False)
     assert not torch.equal(a.scores, c.scores)

@@ -56,7 +56,7 @@ def add_to_report(report, model, prompt: str, *, preferred: str | None = None, d
     from interp.viz.steering import contrast_attribution_figure, contrast_token_view, steering_curves
 
     example = _contrast_for(model, prompt, preferred, dispreferred)
-    att = grains_attribution(model, example, n_steps=n_steps, k=2)
+    att = grains_attribution(model, example, max_points=n_steps, k=2)
     report.add_tokens(TITLE, contrast_token_view(att))
     report.add_figure(TITLE, contrast_attribution_figure(att))
     sets = {vectors.method: vectors} if isinstance(vectors, SteeringVectors) else dict(vectors or shipped_vectors(model))
