@@ -177,12 +177,13 @@ class Result:
         Raises ``InterpError`` naming the file when it is missing, not a (whole) safetensors file, of another
         result type, or when its tensors and fields do not make a valid ``cls``: the message names each field that
         is missing (a tensor or JSON field renamed or dropped) or unknown, a shape that disagrees, metadata of the
-        wrong type.
+        wrong type, tensor bytes that do not match the file's ``sha256``, or no ``sha256`` at all.
         """
         path = Path(path)
         if not path.is_file():
             raise InterpError(f"no {cls._what} file at {path}")
-        header, tensors = read_safetensors(path, what=cls._what)
+        header, tensors = read_safetensors(path, what=cls._what, require_checksum=False)
+        checked = _has_checksum(path)
         fmt = header.get("format")
         kind = header.get("type") or _OWN_FORMATS.get(str(fmt))
         if fmt != cls._format or kind != cls.__name__:
@@ -207,9 +208,13 @@ class Result:
                                           both and f"fields stored twice {both}") if x)
             raise InterpError(f"{path} is not a valid {cls.__name__} file ({what}): write it again with save()")
         try:
-            return cls(**kwargs)
+            result = cls(**kwargs)
         except (TypeError, ValueError, AttributeError, IndexError, KeyError) as e:
             raise InterpError(f"{path} is not a valid {cls.__name__} file: {e}") from None
+        if not checked:  # last, so a damaged structure is named first; a well-formed file is still not read unchecked
+            raise InterpError(f"{path} has no checksum (its 'sha256' metadata is missing: written by another tool or edited), "
+                              f"so it cannot be trusted: write it again with {cls.__name__}.save()")
+        return result
 
     # ---- display -----------------------------------------------------------------------------
     def summary(self) -> dict[str, str]:
@@ -246,10 +251,18 @@ def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metada
     return atomic_write(path, lambda p: p.write_bytes(data))
 
 
-def read_safetensors(path: str | Path, *, what: str = "result") -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+def _has_checksum(path: str | Path) -> bool:
+    """Whether safetensors file ``path`` (already read by ``read_safetensors``) carries a ``sha256`` in its metadata."""
+    with safe_open(str(path), framework="pt") as fh:
+        return "sha256" in (fh.metadata() or {})
+
+
+def read_safetensors(path: str | Path, *, what: str = "result", require_checksum: bool = True
+                     ) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """(metadata without ``sha256``, {name: tensor}) of a safetensors file; raises ``InterpError`` naming the file
-    when it is not a whole safetensors file (truncated, a pickle, corrupt header) or its tensor bytes do not match
-    the ``sha256`` written by ``write_safetensors`` (files without one are read unchecked)."""
+    when it is not a whole safetensors file (truncated, a pickle, corrupt header), its tensor bytes do not match
+    the ``sha256`` written by ``write_safetensors``, or it has no ``sha256`` (unless ``require_checksum=False``: then
+    the caller must refuse such a file itself, as ``Result.load`` does after naming any structural damage first)."""
     try:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}
@@ -258,6 +271,9 @@ def read_safetensors(path: str | Path, *, what: str = "result") -> tuple[dict[st
         raise InterpError(f"{path} is not a readable {what} file: {str(e)[:160]} (truncated, damaged or not safetensors; "
                           "write it again)") from None
     digest = header.pop("sha256", None)
+    if digest is None and require_checksum:
+        raise InterpError(f"{path} has no checksum (its 'sha256' metadata is missing: written by another tool or edited), "
+                          f"so it cannot be trusted: write the {what} again")
     if digest is not None:
         raw = Path(path).read_bytes()
         n = int.from_bytes(raw[:8], "little")
