@@ -160,6 +160,24 @@ def test_shard_without_a_recorded_checksum_is_refused(stories, tmp_path):
     assert len(LatentIndex.load(out)) > 0
 
 
+def test_damaged_faiss_cache_of_a_shard_is_built_again_not_read(stories, tmp_path):
+    from interp.io import sha256_file
+
+    out = tmp_path / "sharded"
+    index = _build(stories, out)
+    q = torch.randn(3, index.d_model, generator=torch.Generator().manual_seed(0))
+    want = index.search(q, k=4, backend="faiss")
+    cached = sorted((out / "faiss").glob("*.faiss"))
+    assert len(cached) == 2 * sum(1 for sh in index.shards if sh.rows)  # two layers of each shard that has rows
+    assert all((c.parent / (c.name + ".sha256")).read_text().strip() == sha256_file(c) for c in cached)
+    raw = bytearray(cached[0].read_bytes())
+    raw[len(raw) // 2] ^= 0x40  # a stored vector changed: FAISS itself reads it without complaint
+    cached[0].write_bytes(bytes(raw))
+    got = LatentIndex.open(out).search(q, k=4, backend="faiss")
+    assert torch.equal(got.rows, want.rows) and torch.equal(got.sims, want.sims)
+    assert cached[0].read_bytes() != bytes(raw)  # rebuilt and written again
+
+
 # ---- steering vectors and result files -------------------------------------------------------------------------
 def _strip_checksum(path, out):
     with safe_open(str(path), framework="pt") as fh:

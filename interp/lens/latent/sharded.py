@@ -2,11 +2,11 @@
 
 ``ShardedIndex(folder)`` (or ``LatentIndex.open(folder)``) checks the manifest and every shard header (names,
 dtypes, shapes, row counts), each shard's bytes against the SHA-256 in the manifest on its first use, and then reads
-vectors only while searching, one chunk of one shard at a time, so
-search memory is bounded by a chunk, not by the index. Results equal those of the same index in one piece
-(same candidates, same merge rule). ``backend="faiss"`` builds one FAISS index per shard and layer, kept in memory
-and written to ``<folder>/faiss/`` (keyed by shard, layer, index type and the shard file's size and time), so the
-next ``open`` reads it instead of training it again; a read-only folder keeps it in memory only.
+vectors only while searching, one chunk of one shard at a time, so search memory is bounded by a chunk, not by the
+index. Results equal those of the same index in one piece (same candidates, same merge rule). ``backend="faiss"``
+builds one FAISS index per shard and layer, kept in memory and written to ``<folder>/faiss/`` (keyed by shard, layer,
+index type and the shard's checksum, with its own SHA-256 beside it), so the next ``open`` reads it instead of
+training it again (a damaged one is built again); a read-only folder keeps it in memory only.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from interp.errors import InterpError
-from interp.io import atomic_write
+from interp.io import atomic_write, atomic_write_text, check_sha256, sha256_file
 from interp.lens.latent.base import IndexBase
 from interp.lens.latent.files import check_file, dtype_from_name, memmap, read_json, verify
 from interp.lens.latent.manifest import SHARDED_FORMAT, read_index_meta, shard_expect, shard_file
@@ -164,22 +164,27 @@ class ShardedIndex(IndexBase):
         return self._neighbors(best_s, best_g, layer_list)
 
     def _faiss_index(self, si: int, layer: int, spec: str, E: torch.Tensor, inv: torch.Tensor):
-        """The FAISS index of shard ``si`` and ``layer``: read from the folder's cache, else built and cached."""
+        """The FAISS index of shard ``si`` and ``layer``: read from the folder's cache (named by the shard's checksum,
+        checked against the SHA-256 written beside it), else built and cached."""
         faiss = _faiss()
-        st = self.shards[si].path.stat()
+        shard = self.shards[si]
+        shard_sum = str((self.meta.get("sha256") or {}).get(shard.path.relative_to(self.path).as_posix(), ""))[:16]
         tag = hashlib.sha256(spec.encode()).hexdigest()[:12]
-        file = self.path / "faiss" / f"shard{si}-layer{layer}-{tag}-{st.st_size}-{st.st_mtime_ns}.faiss"
+        file = self.path / "faiss" / f"shard{si}-layer{layer}-{tag}-{shard_sum}.faiss"
+        record = file.with_name(file.name + ".sha256")
         if file.is_file():
             try:
+                check_sha256(file, record.read_text().strip() if record.is_file() else None, "")
                 fi = faiss.read_index(str(file))
-                if fi.ntotal == self.shards[si].rows and fi.d == self.d_model:
+                if fi.ntotal == shard.rows and fi.d == self.d_model:
                     return fi
-            except RuntimeError:
-                pass  # a damaged cache file: build the index again
+            except (RuntimeError, InterpError, OSError):
+                pass  # a damaged or unrecorded cache file: build the index again
         fi = faiss_build(E, inv, spec)
         try:
             file.parent.mkdir(exist_ok=True)
             atomic_write(file, lambda tmp: faiss.write_index(fi, str(tmp)))
+            atomic_write_text(record, sha256_file(file) + "\n")  # after the file: a file without one is rebuilt
         except (OSError, InterpError):
             pass  # a read-only index folder: keep the FAISS index in memory only
         return fi
