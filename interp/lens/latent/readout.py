@@ -38,10 +38,10 @@ class LatentLensResult(Result):
     neighbours: list
     snippets: list
     match_percentile: torch.Tensor
-    """[layer, pos] float32 in 0..100: the percentage of the index's own nearest-neighbour cosines (stored rows of the
-    top-1's stored layer against their nearest other row) at or below this top-1 cosine. About 50: as good a match as
-    a typical corpus token gets; below 5 (``quality.WEAK``): the corpus holds nothing like this state, so the
-    neighbours are not a description. NaN when the index has fewer than 2 rows."""
+    """[layer, pos] float32 in 0..100: the percentage of corpus tokens, read at the same model layer and searched the
+    same way, whose nearest other corpus token is at most as close as this top-1 (``interp.lens.latent.quality``).
+    About 50: as good a match as a typical corpus token gets; below 5 (``quality.WEAK``): the corpus holds nothing like
+    this state, so the neighbours are not a description. NaN when the index has fewer than 2 rows."""
     _shapes = {"sims": "layer pos k", "rows": "layer pos k", "source_layers": "layer pos k", "match_percentile": "layer pos",
                "tokens": "pos", "layers": "layer", "labels": "layer", "neighbours": "layer pos k",
                "snippets": "layer pos k"}
@@ -106,5 +106,6 @@ def latent_lens(model, prompt: str | torch.Tensor, index, *, layer: int | list[i
         model=model_name(model), tokens=str_tokens(model, tokens), layers=layers, labels=[layer_label(x, n) for x in layers],
         sims=nb.sims.reshape(n_l, n_p, kk), rows=nb.rows.reshape(n_l, n_p, kk), source_layers=nb.layers.reshape(n_l, n_p, kk),
         neighbours=fold(nb.tokens), snippets=fold(nb.snippets),
-        match_percentile=match_percentile(index, nb.sims[:, 0], nb.layers[:, 0]).reshape(n_l, n_p),
+        match_percentile=match_percentile(model, index, layers, nb.sims[:, 0].reshape(n_l, n_p),
+                                          nb.layers[:, 0].reshape(n_l, n_p), search_layers),
     )
