@@ -106,4 +106,6 @@ class TokenAttribution(Result):
         if self.completeness_error is not None:
             worst = float(self.completeness_error.max())
             out["completeness error (max)"] = f"{worst:.2%}" if math.isfinite(worst) else str(worst)
+        if self.info.get("completeness_note"):  # GrAInS: the error in words, and why it is acceptable
+            out["completeness"] = str(self.info["completeness_note"])
         return out

@@ -90,4 +90,6 @@ def contrast_token_view(att):
         hover.append(f"f {total[i]:+.4f} (y+ row {float(att.scores[0, i]):+.4f}, y- row {float(att.scores[1, i]):+.4f}){tag}")
     caption = (f"Integrated Gradients of log P({att.target_tokens[0]!r}) - log P({att.target_tokens[1]!r}) per prompt token; "
                "red raises the preferred answer, blue the dispreferred one.")
+    if att.info.get("completeness_note"):  # grains_attribution states its IG completeness error and why
+        caption += " " + att.info["completeness_note"]
     return TokenView(list(att.source_tokens), total, hover, caption=caption)

@@ -257,6 +257,27 @@ def test_attribution_antisymmetry_and_mean_difference(gpt2):
         fit_mean_difference(gpt2, [ex], layers=[7])
 
 
+def test_grains_attribution_states_its_completeness_error_and_why():
+    """The contrast's IG completeness error is stored with each sequence's own error and change, and the result and its
+    view say why a large one is expected (a small difference of two large changes) and acceptable for steering."""
+    from interp.testing import random_model
+    from interp.viz.steering import contrast_token_view
+
+    llama = random_model("llama")
+    ex = ContrastExample("the cat sat on", " the", " a")
+    a = grains_attribution(llama, ex, k=2, baseline="zero", max_points=21)  # rotary + all-zero baseline: far from complete
+    c = a.info["completeness"]
+    assert c["contrast"] == pytest.approx(float(a.completeness_error[0]), rel=1e-6) and c["contrast"] > 0.01
+    assert c["change"] == pytest.approx(c["change_preferred"] - c["change_dispreferred"], abs=1e-9)
+    note = a.info["completeness_note"]
+    assert f"{c['contrast']:.1%} of the contrast" in note and f"{c['preferred']:.1%} (y+" in note
+    assert "difference of the two changes" in note and "top-k" in note
+    assert note in contrast_token_view(a).caption
+    assert a.summary()["completeness"] == note
+    ok = grains_attribution(llama, ex, k=2, max_points=200)
+    assert ok.info["completeness_note"].endswith(")." if ok.info["completeness"]["contrast"] <= 0.01 else "not chased.")
+
+
 # ---- evaluation, figures, report, widget ------------------------------------------------------------
 def test_evaluate_figures_report_and_playground(gpt2, tmp_path):
     from interp.report import Report
