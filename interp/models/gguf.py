@@ -25,7 +25,6 @@ is for a day (processes may still map it) and then removed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -40,6 +39,11 @@ from pathlib import Path
 
 from interp.errors import InterpError
 from interp.paths import cache_dir
+
+try:
+    import fcntl
+except ImportError:  # Windows: no fcntl; conversions there are not locked against each other
+    fcntl = None
 
 __all__ = ["hf_folder", "file_sha256", "architecture", "supported_architectures", "lock_wait", "MARKER"]
 
@@ -197,7 +201,14 @@ def _check(folder: Path, digest: str) -> str | None:
 def _locked(lock: Path, what: str) -> Iterator[None]:
     """Hold an exclusive ``fcntl`` lock on file ``lock``, waiting at most ``lock_wait()`` s (``InterpError`` after)."""
     wait = lock_wait()
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise InterpError(f"cannot convert {what}: the cache folder {lock.parent} is not writable ({e.strerror or e}); "
+                          "set INTERP_CACHE to a writable folder") from None
     try:
         deadline, told = time.monotonic() + wait, False
         while True:
@@ -242,7 +253,11 @@ def _remove(path: Path) -> None:
 
 def _convert_new(root: Path, key: str, path: Path, digest: str, arch: str, trust_remote_code: bool) -> Path:
     """Convert into a new temporary folder, write its manifest last, rename it to ``<key>.v<token>``; returns that."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=root))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=root))
+    except OSError as e:
+        raise InterpError(f"cannot convert {path.name} into {root}: {e.strerror or e}; set INTERP_CACHE to a writable "
+                          "folder with room for the float32 weights") from None
     try:
         mask = os.umask(0)
         os.umask(mask)
