@@ -170,10 +170,10 @@ def match_percentile(model, index, layers: list[int], sims: torch.Tensor, source
     """[layer, pos] float32 match percentiles (0..100) of the top-1 cosines ``sims`` [layer, pos] of queries taken at
     model ``layers`` [layer], whose top-1 came from stored layers ``source_layers`` [layer, pos]: the percentage of the
     query layer's reference (``query_reference``; ``stored_reference`` of the source layer for an index without its
-    corpus) at or below each cosine. NaN where there is no reference (an index of fewer than 2 rows)."""
+    corpus, or ``model=None``) at or below each cosine. NaN where there is no reference (an index of fewer than 2 rows)."""
     sims, source_layers = sims.float().cpu(), source_layers.cpu()
     out = torch.full(sims.shape, float("nan"))
-    refs = query_reference(model, index, layers, search_layers)
+    refs = query_reference(model, index, layers, search_layers) if model is not None else None
     for li, x in enumerate(layers):
         if refs is not None:
             out[li] = _percent(refs[x], sims[li])
