@@ -31,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,7 +55,7 @@ from interp.models import model_device
 from interp.results import Result
 
 __all__ = ["IGOutput", "embedding_ig", "in_float32", "adaptive_embedding_ig", "adaptive_path_ig", "auto_batch_size",
-           "BASELINES", "MAX_POINTS", "points_budget", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
+           "BASELINES", "MAX_POINTS", "deprecated", "points_budget", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
 
 _EPS = 1e-12
 _PASS_BYTES = 512 * 2**20
@@ -192,9 +194,19 @@ def points_budget(max_points: int, n_steps: int | None, max_steps: int | None, w
     if n_steps is None and max_steps is None:
         return max_points
     old = " and ".join(name for name, v in (("n_steps", n_steps), ("max_steps", max_steps)) if v is not None)
-    warnings.warn(f"{where}: {old} is deprecated and will be removed in the next release; pass max_points (the most "
-                  "path points IG evaluates; a fixed captum rule uses exactly that many)", DeprecationWarning, stacklevel=3)
+    deprecated(f"{where}: {old} is deprecated and will be removed in the next release; pass max_points (the most "
+               "path points IG evaluates; a fixed captum rule uses exactly that many)")
     return max_steps if max_steps is not None else n_steps
+
+
+def deprecated(message: str) -> None:
+    """A ``DeprecationWarning`` attributed to the first caller outside ``interp`` (so Python's default filter shows
+    it when that caller is a script or notebook)."""
+    inside = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    level, frame = 2, sys._getframe(1)  # stacklevel 2: the caller of this function
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, DeprecationWarning, stacklevel=level)
 
 
 def _integrate(model, tokens, objective, baseline, max_points, internal_batch_size, method, tolerance,

@@ -14,7 +14,7 @@ import torch
 
 from interp.attribution.attention_ig import attention_gate_ig
 from interp.attribution.forward import LastLogits, trailing_logits
-from interp.attribution.ig import MAX_POINTS, embed_hook_name, embedding_ig, points_budget
+from interp.attribution.ig import MAX_POINTS, deprecated, embed_hook_name, embedding_ig, points_budget
 from interp.attribution.reagent import MASKS, REAGENT_REAL, reagent_scores
 from interp.attribution.reduction import check_reduction, reduce_tokens
 from interp.attribution.registry import MethodOutput, masked_scores, register
@@ -104,11 +104,16 @@ def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", ma
     (a real LM's path has steep steps near the baseline that fixed rules hit or miss by chance; see
     ``interp.attribution.quadrature``). A captum rule (``"gausslegendre"``, ``"riemann_trapezoid"``, ...) uses exactly
     ``max_points`` points (captum's ``n_steps``; pass e.g. ``max_points=50``). ``n_steps``/``max_steps``: the former
-    names of the budget, deprecated (``ig.points_budget``). ``reduction``: per token, "sum" (signed sum over d_model,
+    names of the budget, deprecated (``ig.points_budget``; ``n_steps`` alone, as before, leaves the adaptive rule's
+    budget alone). ``reduction``: per token, "sum" (signed sum over d_model,
     default), "l2" or "abs_sum" (``interp.attribution.reduction``); the completeness error is always the signed sums'.
     ``progress(points so far, budget)`` after each pass (an exception it raises stops the call). ``upcast``: a
     bfloat16/float16 model computes IG in float32 (``ig.in_float32``; its rounding otherwise swamps the 1% tolerance).
     """
+    if rule == "adaptive" and n_steps is not None and max_steps is None:  # as before: n_steps never capped this rule
+        deprecated("integrated_gradients: n_steps is deprecated and never set the adaptive rule's budget (it still does "
+                   "not); pass max_points")
+        n_steps = None
     budget = points_budget(max_points, n_steps, max_steps, "integrated_gradients")
     rows, target = _ig_rows(tokens, positions, objective)
     out = embedding_ig(model, rows, target, baseline=baseline, max_points=budget,

@@ -142,6 +142,11 @@ def test_the_old_budget_names_still_work_with_a_deprecation_warning(llama):
     with pytest.warns(DeprecationWarning, match="n_steps is deprecated"):
         gl_old = attribute(llama, PROMPT, tgt, method="integrated_gradients", rule="gausslegendre", n_steps=20)
     assert torch.equal(gl.scores.nan_to_num(), gl_old.scores.nan_to_num()) and gl.info["n_steps"] == 20
+    default = attribute(llama, PROMPT, tgt, method="integrated_gradients")
+    with pytest.warns(DeprecationWarning, match="n_steps is deprecated and never set the adaptive rule's budget") as w:
+        alone = attribute(llama, PROMPT, tgt, method="integrated_gradients", n_steps=24)  # as before: no effect
+    assert torch.equal(default.scores.nan_to_num(), alone.scores.nan_to_num())
+    assert w[0].filename == __file__  # attributed to the caller, so a script or notebook sees it
     a = attribute(llama, PROMPT, tgt, method="attention_ig", max_points=30)
     with pytest.warns(DeprecationWarning, match="attention_ig: max_steps is deprecated"):
         b = attribute(llama, PROMPT, tgt, method="attention_ig", max_steps=30)
