@@ -30,7 +30,7 @@ from interp.lens.latent.manifest import read_index_meta
 from interp.lens.latent.search import Neighbors, check_k, check_queries, exact_topk_parts, faiss_build, faiss_topk, merge_topk
 from interp.lens.latent.sharded import ShardedIndex
 from interp.models import model_name
-from interp.validate import NonNegativeInt, PositiveInt, check_options
+from interp.validate import check_int, check_options
 
 __all__ = ["LatentIndex", "FORMAT", "unit_vectors"]
 
@@ -57,11 +57,14 @@ class LatentIndex(IndexBase):
 
     def __init__(
         self, *, d_model: int, layers: list[int], vocab: list[str], dtype: torch.dtype = torch.float16,
-        max_per_token: PositiveInt | None = 20, min_pos: NonNegativeInt = 2, dedup: bool = True, model: str = "",
-        decoder: str = "", n_layers: int | None = None, bos_id: int | None = None,
+        max_per_token: int | None = 20, min_pos: int = 2, dedup: bool = True, model: str = "", decoder: str = "",
+        n_layers: int | None = None, bos_id: int | None = None,
     ):
         if not layers:
             raise InterpError("give at least one layer to store")
+        check_int("min_pos", min_pos, minimum=0)  # a negative one would keep BOS and count from the end
+        if max_per_token is not None:
+            check_int("max_per_token", max_per_token, minimum=1)  # None: no cap; 0 or less would keep nothing
         self.d_model, self.layers, self.vocab, self.dtype = d_model, list(layers), vocab, dtype
         self.max_per_token, self.min_pos, self.dedup = max_per_token, min_pos, dedup
         self.model_name, self.decoder, self.n_layers, self.bos_id = model, decoder, n_layers, bos_id
