@@ -285,3 +285,36 @@ def test_stable_bytes_do_not_depend_on_the_process():
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_ROOT,
                            check=True).stdout.strip() for _ in range(3)}
     assert seen == {here}
+
+
+# ---- the report's faithfulness table says why a method is below random -----------------------------------------
+def test_faithfulness_caption_explains_a_method_below_random_on_soft_ns():
+    from interp.report.sections.attribution import _below_random
+
+    assert _below_random({}, 12) == ""
+    text = _below_random({"integrated_gradients": (0.29, 0.36), "reagent": (0.19, 0.0)}, 12)
+    assert "integrated_gradients 0.29, 36% of its scores negative" in text and "reagent 0.19;" in text
+    assert "random importances about 0.4" in text and "min-max sends those to 0" in text
+
+
+def test_report_faithfulness_table_carries_the_sentence_when_a_method_is_below_random(stories, monkeypatch, tmp_path):
+    """A method whose scores are all negative but one (min-max keeps almost nothing) lands below random on soft NS;
+    the table's caption then names it, with its mean keep probability."""
+    import dataclasses
+
+    import interp.report.sections.attribution as section
+    from interp.attribution.registry import attribute
+    from interp.report import Report
+
+    def one_hot(model, prompt, target, method, **options):
+        a = attribute(model, prompt, target, method="attention_last_layer")
+        scores = torch.full_like(a.scores, -1.0)
+        scores[:, 1] = 1.0
+        return dataclasses.replace(a, scores=torch.where(a.scores.isnan(), a.scores, scores), method=method)
+
+    monkeypatch.setattr(section, "attribute", one_hot)
+    report = Report("t")
+    section.add_to_report(report, stories, PROMPT, methods={"one_hot": {}})
+    page = report.save(tmp_path / "r.html").read_text()
+    assert "Below random on soft NS (mean keep probability: one_hot 0.0" in page
+    assert "of its scores negative" in page
