@@ -8,6 +8,7 @@ ZOO_DIR = DATA_DIR / "models"
 ZOO_MODELS = {
     "stories": "GPT-2-style LM on the synthetic stories corpus (facts, copies, reliable/unreliable sources)",
     "bb": "Bigram-Backcopy model of Guo et al. 2024 (3 layers, one head each): attention sinks emerge",
+    "scenes-vlm": "LLaVA-shaped VLM of the scene world (CLIP tower, MLP connector, small Llama LM; 16 visual tokens)",
 }
 
 

@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from interp.zoo import train
 
-    if a.name == "stories":
+    if a.name == "scenes-vlm":
+        from interp.zoo.vlm_build import build_scenes_vlm
+
+        stats = build_scenes_vlm(a.out or zoo_path("scenes-vlm"), seed=a.seed)
+    elif a.name == "stories":
         r = train.StoriesRecipe(seed=a.seed)
         if a.steps:
             r.steps = a.steps

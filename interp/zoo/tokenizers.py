@@ -17,17 +17,21 @@ def _wrap(tok: Tokenizer, bos: str, pad: str) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=bos, pad_token=pad, unk_token=None)
 
 
-def train_bpe(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained on ``texts`` (deterministic for the same texts in the same order)."""
+def train_bpe(texts: list[str], vocab_size: int, extra_special: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on ``texts`` (deterministic for the same texts in the same order); BOS is id 0, PAD 1,
+    then ``extra_special`` (e.g. ``("<image>",)``) in order."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[BOS, PAD], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab_size, special_tokens=[BOS, PAD, *extra_special], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
-    return _wrap(tok, BOS, PAD)
+    wrapped = _wrap(tok, BOS, PAD)
+    if extra_special:
+        wrapped.add_special_tokens({"additional_special_tokens": list(extra_special)})
+    return wrapped
 
 
 def char_tokenizer(symbols: list[str], bos: str = "<bos>", pad: str = "<pad>") -> PreTrainedTokenizerFast:
