@@ -13,9 +13,13 @@ __all__ = ["Explorer", "SinkExplorer", "SteeringPlayground"]
 
 
 def __getattr__(name: str):
-    """Lazy access to the explorers, e.g. ``widgets.AttributionExplorer`` (imports its analysis only when used)."""
+    """Lazy access to the explorers, e.g. ``widgets.VisualTokenExplorer`` (imports its analysis only when used)."""
     if name == "AttributionExplorer":
         from widgets.attribution import AttributionExplorer
 
         return AttributionExplorer
+    if name == "VisualTokenExplorer":
+        from widgets.vision import VisualTokenExplorer
+
+        return VisualTokenExplorer
     raise AttributeError(f"module 'widgets' has no attribute {name!r}")
