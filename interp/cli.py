@@ -44,11 +44,21 @@ def _report(a: argparse.Namespace) -> int:
         raise InterpError(f"--out {out}: folder {out.parent} does not exist")
     if a.subnetwork and not Path(a.subnetwork).is_file():
         raise InterpError(f"--subnetwork {a.subnetwork}: no such file")
+    if a.image is not None:
+        from interp.models.vision import to_image
+
+        to_image(Path(a.image), where="--image")  # missing, not an image, huge, transparent: exit 2 before any work
     from interp.models import load_model, to_tokens
     from interp.prompts import default_prompt
     from interp.report import build_report
 
     model = load_model(a.model, device=a.device)
+    if a.image is not None:
+        from interp.models.vision import is_vlm
+
+        if not is_vlm(model):
+            raise InterpError(f"--image: model {a.model!r} is a text-only model and cannot take images: give a "
+                              "vision-language model (e.g. --model scenes-vlm)")
     if a.prompt is None:  # the model's own default, cut to leave room for the generated tokens
         a.prompt = default_prompt(model, room=REPORT_NEW_TOKENS)
     n_prompt, n_ctx = to_tokens(model, a.prompt).shape[-1], int(getattr(model.cfg, "n_ctx", 0) or 0)
@@ -60,6 +70,8 @@ def _report(a: argparse.Namespace) -> int:
 
         Subnetwork.load(a.subnetwork, model)  # a damaged file or one made for another model: exit 2 before any work
     options = {"subnetwork": a.subnetwork} if a.subnetwork else {}
+    if a.image is not None:
+        options["image"] = Path(a.image)
     report = build_report(model, a.prompt, progress=not a.quiet, **options)
     path = report.save(out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {len(report.sections)} sections)")
@@ -73,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default="stories", help="zoo name, local HF directory or hub name (default: stories)")
     r.add_argument("--prompt", default=None, help="text to analyse (default: chosen by model, interp.prompts.default_prompt)")
     r.add_argument("--out", default="report.html", help="output HTML file (default: report.html)")
+    r.add_argument("--image", help="an image file for a vision-language model: adds the visual-token section")
     r.add_argument("--subnetwork", help="a saved bigram subnetwork (.safetensors) to add its section")
     r.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")

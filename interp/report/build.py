@@ -13,11 +13,12 @@ from tqdm.auto import tqdm
 
 from interp.models import model_name
 from interp.report.document import Report
-from interp.report.sections import attribution, extreme, lens, overview, steering, subnetworks
+from interp.report.sections import attribution, extreme, lens, overview, steering, subnetworks, vision
 from interp.validate import check_known, check_types, option_names
 
 SECTIONS: list[tuple[str, Callable[..., None]]] = [
     ("Lenses", lens.add_to_report),
+    ("Visual tokens", vision.add_to_report),
     ("Extreme tokens", extreme.add_to_report),
     ("Token attribution", attribution.add_to_report),
     ("Steering", steering.add_to_report),

@@ -123,7 +123,7 @@ def patch_figure(result: VisualLensResult, image, *, layer: int | None = None, v
     for c in range(1, n_cols):
         fig.add_shape(type="line", x0=c * cw, x1=c * cw, y0=0, y1=h, line=dict(color="white", width=1))
     how = "verdict" if verdict is not None else ("score" if values is not None else f"top-1 {what}")
-    base_layout(fig, title or f"{result.lens} lens at layer {result.layers[row]}: patches coloured by {how}", height=520)
+    base_layout(fig, title or f"{result.lens} lens at layer {result.layers[row]}: patches coloured by {how}", height=480)
     fig.update_xaxes(range=[0, w], showgrid=False, zeroline=False, showticklabels=False, constrain="domain")
     fig.update_yaxes(range=[h, 0], showgrid=False, zeroline=False, showticklabels=False, scaleanchor="x", constrain="domain")
     return fig
