@@ -115,7 +115,8 @@ def patch_figure(result: VisualLensResult, image, *, layer: int | None = None, v
                       colorbar=dict(title=escape("top-1 " + what if values is None else "score")))
     fig = go.Figure()
     fig.add_trace(go.Image(source=image_uri(pixels), x0=0.5, y0=0.5, dx=1, dy=1, hoverinfo="skip", name="image"))
-    fig.add_trace(go.Heatmap(z=z, x=xs, y=ys, text=grid_words, texttemplate="%{text}", textfont=dict(size=11, color="white"),
+    cells = [[None if np.isnan(x) else float(x) for x in line] for line in z]  # None, not NaN: widget messages are strict JSON
+    fig.add_trace(go.Heatmap(z=cells, x=xs, y=ys, text=grid_words, texttemplate="%{text}", textfont=dict(size=11, color="white"),
                              customdata=hover, hovertemplate="%{customdata}<extra></extra>", opacity=opacity, xgap=1, ygap=1,
                              name="patches", **colour))
     for r in range(1, n_rows):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import json
 
 import numpy as np
 import pytest
@@ -94,6 +95,8 @@ def test_verdict_colours_hit_miss_and_not_judged(result, scene):
         else:
             assert z[r, c] == float(hits[0, v])
     assert fig.data[1].colorbar.ticktext == ("miss", "hit")
+    # unjudged cells are None, not NaN: a widget's messages are strict JSON (NaN broke the figure's update)
+    json.dumps([list(row) for row in fig.data[1].z], allow_nan=False)
 
 
 def test_values_override_and_shape_errors(result, scene):
