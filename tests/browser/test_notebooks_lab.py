@@ -302,8 +302,22 @@ def test_notebook_in_lab(lab_page, lab, src):
     assert not [o for c in saved.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     _check_page(page, lab)
     _screenshot(page, src.stem, nb.explorers().first if n else None)
+    if src.stem == "07_vision_language":  # its VisualTokenExplorer: a click on a patch shows that patch's words by layer
+        _check_patch_click(nb, nb.explorers().first)
     if src.stem == "00_tour":  # the tour ends by exporting one report: it must open offline, cleanly
         _check_report(page.context, ARTIFACTS / "tour_report.html", "tour_report")
+
+
+def _check_patch_click(nb: LabNotebook, view, timeout_s: float = 120.0) -> None:
+    """Click patch (row 1, col 2) of the 4 x 4 grid of a ``VisualTokenExplorer``: its words-by-layer table appears."""
+    view.scroll_into_view_if_needed()
+    _wait_controls_enabled(view, 300)
+    plot = view.locator(".js-plotly-plot .nsewdrag").first  # the plot area (the image and its grid fill it)
+    box = plot.bounding_box()
+    plot.click(position={"x": box["width"] * 2.5 / 4, "y": box["height"] * 1.5 / 4})
+    view.get_by_text(re.compile(r"patch \(row 1, col 2\) of image 0.*top words by layer")).wait_for(timeout=timeout_s * 1000)
+    assert view.locator(".widget-html table tr").count() >= 2, "the clicked patch's table has no rows"
+    _screenshot(nb.page, "visual_token_click", view)
 
 
 def _check_report(context, path: Path, name: str) -> None:
