@@ -35,7 +35,8 @@ def _parts(prompt_or_image) -> tuple[list, list[Scene] | None]:
 class VisualTokenExplorer(Explorer):
     """The visual tokens of a vision-language model, read by a lens: the image with its patch grid, each patch coloured
     by its top-1 score (or, when the planted truth is known, by whether a top word names what it shows), hover for its
-    top words at the chosen layer; click a patch (or call ``select(row, col)``) for its top words at every layer.
+    top words at the chosen layer; click a patch (or call ``select(row, col)``; or tick "follow hover" and hover it) for
+    its top words at every layer.
 
     ``prompt_or_image``: a ``interp.zoo.scenes.Scene`` (its truth is then known), an image (PIL, array, ``Path``) or a
     prompt's list of text and image parts. ``index``: a ``LatentIndex`` of the model's text side, which adds the
@@ -66,12 +67,13 @@ class VisualTokenExplorer(Explorer):
         colours = [(v, key) for key, v in _COLOURS.items() if key == "score" or self.truth is not None]
         self.colour = W.Dropdown(options=colours, value="truth" if self.truth is not None else "score", description="colour",
                                  layout=W.Layout(width="300px"))
+        self.hover = W.Checkbox(value=False, description="follow hover", indent=False, layout=W.Layout(width="120px"))
         self.image = W.Dropdown(options=list(range(len(self.images))), value=0, description="image",
                                 layout=W.Layout(width="150px", display="" if len(self.images) > 1 else "none"))
         self.fig = Figure()
         self.note = W.HTML("")
         self.detail = W.HTML("<i>click a patch for its top words at every layer</i>")
-        controls = [self.lens, self.layer, self.colour, self.image]
+        controls = [self.lens, self.layer, self.colour, self.hover, self.image]
         super().__init__(controls, [self.note, self.fig, self.detail], export_path=export_path)
         self.results: dict = {}
         self.selected: tuple[int, int] | None = None
@@ -112,17 +114,30 @@ class VisualTokenExplorer(Explorer):
         fig = patch_figure(r, self.images[img], layer=self.layer.value, verdict=verdict, keep=keep, shows=shows, image_index=img)
         show_figure(self.fig, fig)
         self.fig.data[1].on_click(self._clicked)
+        self.fig.data[1].on_hover(self._hovered)
         self.progress(2, 2)
         if self.selected is not None:
             self.select(*self.selected)
 
-    def _clicked(self, trace, points, state) -> None:
+    @staticmethod
+    def _patch_at(trace, points) -> tuple[int, int] | None:
+        """(row, col) of the patch under a click or hover event's point, or None without a point."""
         if not points.xs:
-            return
+            return None
         xs, ys = list(trace.x), list(trace.y)  # patch centres, in pixels
         col = min(range(len(xs)), key=lambda i: abs(xs[i] - points.xs[0]))
         row = min(range(len(ys)), key=lambda i: abs(ys[i] - points.ys[0]))
-        self.run(lambda: self.select(row, col))
+        return row, col
+
+    def _clicked(self, trace, points, state) -> None:
+        at = self._patch_at(trace, points)
+        if at is not None:
+            self.run(lambda: self.select(*at))
+
+    def _hovered(self, trace, points, state) -> None:
+        at = self._patch_at(trace, points) if self.hover.value and self.result is not None else None
+        if at is not None and at != self.selected:
+            self.select(*at)  # no run(): a hover must not disable the controls
 
     def select(self, row: int, col: int) -> str:
         """Show the top words of patch (``row``, ``col``) of the chosen image at every layer (the chosen layer in bold,

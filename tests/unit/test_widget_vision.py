@@ -69,6 +69,31 @@ def test_select_marks_words_that_name_the_patch(vlm):
     assert f"{shape.capitalize()} ✓" in html
 
 
+def test_follow_hover_and_two_images(vlm):
+    a, b = world.scene(0), world.scene(1)
+    e = VisualTokenExplorer(vlm, [a, " and ", b])
+    assert e.truth == [a, b] and e.image.layout.display == "" and e.image.options == (0, 1)
+    hover = SimpleNamespace(xs=[42.0], ys=[42.0])
+    e._hovered(e.fig.data[1], hover, None)
+    assert e.selected is None  # "follow hover" is off by default
+    e.hover.value = True
+    e._hovered(e.fig.data[1], hover, None)
+    assert e.selected == (3, 3) and "patch (row 3, col 3) of image 0" in e.detail.value
+    e.image.value = 1  # the second image: its pixels, its truth, the same patch selected
+    assert np.array_equal(_png(e.fig.data[0].source), b.pixels)
+    cell = b.cells[3][3]
+    assert "of image 1" in e.detail.value and (f"shows {' '.join(cell)}" if cell else ", empty") in e.detail.value
+
+
+def _png(uri: str) -> np.ndarray:
+    import base64
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+
+
 def test_bad_inputs(vlm):
     with pytest.raises(InterpError, match="needs a vision-language model"):
         VisualTokenExplorer(random_model("llama"), world.scene(0))
