@@ -118,21 +118,29 @@ def _draw(img: np.ndarray, r: int, c: int, colour: tuple[int, int, int], shape: 
     img[r * CELL:(r + 1) * CELL, c * CELL:(c + 1) * CELL][mask] = tint
 
 
-def scene(index: int, split: str = "train") -> Scene:
-    """Scene number ``index`` of ``split`` ("train" or "heldout"): the same pixels and truth on every machine."""
+def scene(index: int, split: str = "train", max_objects: int | None = None) -> Scene:
+    """Scene number ``index`` of ``split`` ("train" or "heldout"): the same pixels and truth on every machine.
+
+    By default each cell holds an object with probability 0.55; ``max_objects=n``: a sparse scene of 1..n objects
+    in random cells (another seed stream, so sparse and dense scenes of one index differ)."""
     if split not in _SPLIT_SEED:
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
-    seed = _SPLIT_SEED[split] + int(index)
+    seed = _SPLIT_SEED[split] + int(index) + (0 if max_objects is None else 500_000 + 1_000 * int(max_objects))
     rng = np.random.default_rng(seed)
     img = np.empty((SIZE, SIZE, 3), dtype=np.int64)
     img[:] = _BACKGROUND
     img += rng.integers(-6, 7, size=img.shape)
     cells = []
     colours = list(COLOURS)
+    full = None
+    if max_objects is not None:
+        n = 1 + int(rng.integers(max_objects))
+        full = set(rng.choice(GRID * GRID, size=n, replace=False).tolist())
     for r in range(GRID):
         row = []
         for c in range(GRID):
-            if rng.random() < _P_EMPTY:
+            empty = rng.random() < _P_EMPTY if full is None else (r * GRID + c) not in full
+            if empty:
                 row.append(None)
                 continue
             colour, shape = colours[int(rng.integers(len(colours)))], SHAPES[int(rng.integers(len(SHAPES)))]
@@ -142,9 +150,9 @@ def scene(index: int, split: str = "train") -> Scene:
     return Scene(pixels=np.clip(img, 0, 255).astype(np.uint8), cells=tuple(cells), seed=seed)
 
 
-def scenes(n: int, split: str = "train", start: int = 0) -> list[Scene]:
-    """Scenes ``start .. start + n - 1`` of ``split``."""
-    return [scene(i, split) for i in range(start, start + n)]
+def scenes(n: int, split: str = "train", start: int = 0, max_objects: int | None = None) -> list[Scene]:
+    """Scenes ``start .. start + n - 1`` of ``split`` (sparse ones of 1..``max_objects`` objects when given)."""
+    return [scene(i, split, max_objects) for i in range(start, start + n)]
 
 
 _TEMPLATES = (

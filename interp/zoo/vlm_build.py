@@ -46,7 +46,7 @@ def build_scenes_vlm(out: str | Path, seed: int = 0) -> dict:
         raise RuntimeError(f"the tokenizer splits {split}: raise its vocabulary size")
     tower, stats = vt.train_tower(vt.TowerRecipe(seed=seed))
     lm, s2 = vt.train_text_lm(tok, seed=seed, steps=400)
-    r = vt.ConnectorRecipe(seed=seed, steps=400, batch=32, lr=3e-3, threads=1)
+    r = vt.ConnectorRecipe(seed=seed, steps=1500, batch=32, lr=3e-3, threads=1, lm_lr=1e-3)
     projector, s3 = vt.train_connector(lm, tok, tower, image_id, r)
     stats |= s2 | s3
     stats["heldout_caption_acc"] = vt.caption_accuracy(lm, tok, tower, projector, image_id)

@@ -51,10 +51,14 @@ class TowerRecipe:
 class ConnectorRecipe:
     seed: int = 0
     images: int = 3000
-    steps: int = 400
-    batch: int = 16
+    steps: int = 500
+    batch: int = 8
     lr: float = 2e-3
     threads: int = 2
+    max_objects: int | None = 3
+    """captions of sparse scenes of 1..max_objects objects (None: dense scenes); the image is needed to name them"""
+    lm_lr: float = 0.0
+    """> 0: the LM is trained too, at this learning rate (the zoo VLM only; the SmolLM2 VLM keeps its LM frozen)"""
 
 
 def pixel_values(images: list[np.ndarray]) -> torch.Tensor:
@@ -177,18 +181,21 @@ def _projector(vision_config, text_config) -> torch.nn.Module:
                                                 projector_hidden_act="gelu", vision_feature_layer=-1))
 
 
-def _connector_loss(lm, projector, feats, seqs, starts, image_id, pad):
+def _connector_loss(lm, projector, feats, seqs, starts, image_id, pad) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [n, vocab], targets [n]) at the caption tokens only: the unembedding runs on those positions alone
+    (SmolLM2's 49k-word head over every position cost most of a step)."""
     x, mask = _pad(seqs, pad)
     emb = lm.get_input_embeddings()(x.clamp(max=lm.config.vocab_size - 1))
     vis = projector(feats)  # [b, GRID^2, d]
     is_img = (x == image_id).unsqueeze(-1)
     emb = emb.masked_scatter(is_img, vis.to(emb.dtype))
-    logits = lm(inputs_embeds=emb, attention_mask=mask).logits[:, :-1]
+    hidden = lm.model(inputs_embeds=emb, attention_mask=mask).last_hidden_state[:, :-1]
     tgt = x[:, 1:].clone()
     for i, s in enumerate(starts):
         tgt[i, : s - 1] = -100
     tgt = tgt.masked_fill(mask[:, 1:] == 0, -100)
-    return logits, tgt
+    keep = tgt != -100
+    return lm.lm_head(hidden[keep]), tgt[keep]
 
 
 def train_connector(lm, tokenizer, tower, image_id: int, r: ConnectorRecipe) -> tuple[torch.nn.Module, dict]:
@@ -196,38 +203,48 @@ def train_connector(lm, tokenizer, tower, image_id: int, r: ConnectorRecipe) -> 
     torch.manual_seed(r.seed)
     torch.set_num_threads(r.threads)
     projector = _projector(tower.config, lm.config)
-    train = world.scenes(r.images, "train")
+    train = world.scenes(r.images, "train", max_objects=r.max_objects)
     with torch.no_grad():
         feats = torch.cat([tower_features(tower, pixel_values([s.pixels for s in train[i:i + 256]]))
                            for i in range(0, len(train), 256)])
     bos = lm.config.bos_token_id
     pairs = [caption_ids(tokenizer, s, bos, image_id) for s in train]
-    opt = torch.optim.AdamW(projector.parameters(), lr=r.lr, weight_decay=0.0)
+    groups = [{"params": list(projector.parameters()), "base": r.lr}]
+    if r.lm_lr > 0:
+        lm.train()
+        for p in lm.parameters():
+            p.requires_grad_(True)
+        groups.append({"params": list(lm.parameters()), "base": r.lm_lr})
+    opt = torch.optim.AdamW(groups, lr=r.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(r.seed)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     t0, losses = time.time(), []
-    for step in tqdm(range(r.steps), desc="connector", leave=False):
+    for step in tqdm(range(r.steps), desc="connector", leave=False, mininterval=30):
         for group in opt.param_groups:
-            group["lr"] = r.lr * min(1.0, (step + 1) / 20) * 0.5 * (1 + np.cos(np.pi * step / r.steps))
+            group["lr"] = group["base"] * min(1.0, (step + 1) / 20) * 0.5 * (1 + np.cos(np.pi * step / r.steps))
         pick = torch.randint(len(train), (r.batch,), generator=g).tolist()
         logits, tgt = _connector_loss(lm, projector, feats[pick], [pairs[i][0] for i in pick], [pairs[i][1] for i in pick],
                                       image_id, pad)
-        loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=-100)
+        loss = F.cross_entropy(logits, tgt)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if (step + 1) % 50 == 0:
+            tqdm.write(f"connector step {step + 1}: mean loss of the last 50 {np.mean(losses[-50:]):.4f}")
     projector.eval()
-    for p in projector.parameters():
+    lm.eval()
+    for p in [*projector.parameters(), *lm.parameters()]:
         p.requires_grad_(False)
     return projector, {"connector_final_loss": float(np.mean(losses[-20:])), "connector_seconds": round(time.time() - t0, 1)}
 
 
 @torch.no_grad()
-def caption_accuracy(lm, tokenizer, tower, projector, image_id: int, n: int = 200, with_image: bool = True) -> float:
+def caption_accuracy(lm, tokenizer, tower, projector, image_id: int, n: int = 200, with_image: bool = True,
+                     max_objects: int | None = 3) -> float:
     """Teacher-forced accuracy of the next-token argmax on the colour and shape words of ``n`` held-out captions
-    (``with_image=False`` feeds the projector zeros: the text-only floor)."""
-    held = world.scenes(n, "heldout")
+    (scenes of 1..``max_objects`` objects; ``with_image=False`` feeds the projector zeros: the text-only floor)."""
+    held = world.scenes(n, "heldout", max_objects=max_objects)
     pix = pixel_values([s.pixels for s in held])
     feats = tower_features(tower, pix)
     if not with_image:
@@ -239,7 +256,7 @@ def caption_accuracy(lm, tokenizer, tower, projector, image_id: int, n: int = 20
         pairs = [caption_ids(tokenizer, s, lm.config.bos_token_id, image_id) for s in held[i:i + 32]]
         logits, tgt = _connector_loss(lm, projector, feats[i:i + 32], [p[0] for p in pairs], [p[1] for p in pairs], image_id, pad)
         keep = torch.isin(tgt, torch.tensor(sorted(attr)))
-        hit += (logits.argmax(-1)[keep] == tgt[keep]).sum().item()
+        hit += (logits[keep].argmax(-1) == tgt[keep]).sum().item()
         tot += keep.sum().item()
     return hit / max(tot, 1)
 
