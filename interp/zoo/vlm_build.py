@@ -89,10 +89,13 @@ def _card(s: dict, seed: int) -> str:
     return f"""# scenes-vlm
 
 A LLaVA-shaped vision-language model of the scene world (`interp.zoo.scenes`), built connector-only like the
-LatentLens paper's models: a small CLIP vision tower (2 layers, d 64, one 12-pixel patch per grid cell: 16 visual
-tokens per 48x48 image) trained on per-patch colour and shape labels, then frozen; a stories-sized Llama LM (4 layers,
-d 128) pretrained on text about the world, then frozen; LLaVA's two-layer GELU projector trained through both on
-captions ("<image> red circle, blue cross."). A standard `LlavaForConditionalGeneration` folder.
+LatentLens paper's models, with one difference: a small CLIP vision tower (2 layers, d 64, one 12-pixel patch per grid
+cell: 16 visual tokens per 48x48 image) trained on per-patch colour and shape labels, then frozen; a stories-sized Llama
+LM (4 layers, d 128) pretrained on text about the world; LLaVA's two-layer GELU projector trained on captions of sparse
+scenes of 1-3 objects ("<image> red circle, blue cross."), **with the LM trained too** (lr 1e-3 against the projector's
+3e-3): with the LM frozen the projector learned nothing in 300-800 steps (caption accuracy at the text-only floor), as a
+tiny LM trained only on these templates has no mechanism for reading earlier context. The real-LM VLM (`smollm2-vlm`)
+keeps its LM frozen, as in the paper. A standard `LlavaForConditionalGeneration` folder.
 
 Reproduce: `python -m interp.zoo train scenes-vlm` (seed {seed}, one CPU thread).
 
