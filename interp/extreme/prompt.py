@@ -39,12 +39,23 @@ class PromptView(Result):
 
 
 @torch.no_grad()
-def inspect_prompt(model, prompt: str | torch.Tensor) -> PromptView:
-    """Run ``prompt`` (a string, BOS prepended, or 1-D ids) once and return its ``PromptView``."""
-    ids = to_tokens(model, prompt) if isinstance(prompt, str) else torch.as_tensor(prompt).reshape(1, -1).to(model.cfg.device)
+def inspect_prompt(model, prompt: str | torch.Tensor | list) -> PromptView:
+    """Run ``prompt`` once and return its ``PromptView``. ``prompt``: a string (BOS prepended), 1-D ids, or for a
+    vision-language model a list of text and image parts (``interp.models.vision``); visual tokens are labelled
+    ``<img R,C>`` by the patch (row, column) they show (``<img I:R,C>`` for image I > 0)."""
+    kw, labels = {}, {}
+    if isinstance(prompt, (list, tuple)):
+        from interp.models.vision import encode
+
+        vin = encode(model, prompt)
+        ids = vin.ids.to(model.cfg.device)
+        kw = {k: v.to(model.cfg.device) for k, v in vin.forward_kwargs().items()}
+        labels = {int(p): f"<img {f'{i}:' if i else ''}{r},{c}>" for p, (i, r, c) in zip(vin.visual, vin.patches.tolist())}
+    else:
+        ids = to_tokens(model, prompt) if isinstance(prompt, str) else torch.as_tensor(prompt).reshape(1, -1).to(model.cfg.device)
     n_l = model.cfg.n_layers
     names = lambda n: n.endswith(("hook_pattern", "attn.hook_v", "hook_resid_post"))  # noqa: E731
-    _, cache = model.run_with_cache(ids, names_filter=names)
+    _, cache = model.run_with_cache(ids, names_filter=names, **kw)
     kv = _kv_index(model)
     pats, vals, res = [], [], []
     for layer in range(n_l):
@@ -59,6 +70,7 @@ def inspect_prompt(model, prompt: str | torch.Tensor) -> PromptView:
     h = torch.stack(res)  # [layer, pos, d]
     absmax, argmax = h.abs().max(-1)
     return PromptView(
-        model=model_name(model), tokens=str_tokens(model, ids), patterns=torch.stack(pats), value_norms=torch.stack(vals),
+        model=model_name(model), tokens=[labels.get(i, t) for i, t in enumerate(str_tokens(model, ids))],
+        patterns=torch.stack(pats), value_norms=torch.stack(vals),
         resid_norms=h.norm(dim=-1), absmax=absmax, argmax_dim=argmax, median_abs=h.abs().flatten(1).median(-1).values,
     )

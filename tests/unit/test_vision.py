@@ -120,3 +120,14 @@ def test_images_need_a_vlm_and_lenses_need_images(vlms):
         visual_lens(vlms["llava-clip"], [_img()], lens="latent")
     with pytest.raises(InterpError, match="unknown lens"):
         visual_lens(vlms["llava-clip"], [_img()], lens="tuned-ish")
+
+
+def test_the_sink_view_takes_an_image_prompt(vlms):
+    from interp.extreme.prompt import inspect_prompt
+
+    m = vlms["llava-clip"]
+    v = inspect_prompt(m, ["ab ", _img(4)])
+    vin = encode(m, ["ab ", _img(4)])
+    assert len(v.tokens) == vin.ids.shape[1] and v.patterns.shape[-1] == vin.ids.shape[1]
+    assert [v.tokens[p] for p in vin.visual[:5].tolist()] == ["<img 0,0>", "<img 0,1>", "<img 0,2>", "<img 0,3>", "<img 1,0>"]
+    assert torch.allclose(v.patterns.sum(-1), torch.ones(()), atol=1e-5)
