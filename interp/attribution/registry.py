@@ -22,6 +22,7 @@ import torch
 
 from interp.attribution.reduction import check_reduction
 from interp.attribution.result import TokenAttribution
+from interp.attribution.vision import encode_prompt, visual_info, visual_inputs, visual_label
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
 from interp.validate import check_int, check_options, prompt_tokens
@@ -162,7 +163,7 @@ def _reduction(method: str, reduction: str | None) -> str | None:
     return check_reduction(param.default if reduction is None else reduction)
 
 
-def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] | None = None, *, method: str = "reagent",
+def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list[int] | None = None, *, method: str = "reagent",
               generate: int | None = None, reduction: str | None = None, **options) -> TokenAttribution:
     """Attribute the target token(s) after ``prompt`` to the prompt's tokens with ``method``.
 
@@ -173,7 +174,11 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
     ``reduction``: how a method that scores every embedding dimension makes one score per token ("sum": signed sum,
     "l2": L2 norm, "abs_sum"; ``interp.attribution.reduction``); None: the method's default (signed sum for IG and
     input x gradient, L2 for gradient norm). Methods that score whole tokens (occlusion, ReAGent, attention, random)
-    refuse one. Returns a ``TokenAttribution`` (scores [target, source], ``reduction`` recorded).
+    refuse one. ``prompt`` for a vision-language model may be a list of text and image parts
+    (``interp.models.vision``; a text-only model refuses images): every method then scores the visual tokens too, at
+    the connector's output (``interp.attribution.vision``: what replaces a patch for occlusion and ReAGent); visual
+    tokens are named ``<img R,C>`` and ``info["visual"]`` holds their positions and patches
+    (``TokenAttribution.patch_scores``). Returns a ``TokenAttribution`` (scores [target, source], ``reduction`` recorded).
     """
     if not isinstance(method, str) or method not in METHODS:
         raise InterpError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
@@ -181,9 +186,16 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
         options = {**options, "reduction": _reduction(method, reduction)}
     reduction = _reduction(method, reduction)
     check_method_options(METHODS[method], options, method)
-    full, positions = prepare_targets(model, prompt, target, generate)
-    out = METHODS[method](model, full, positions, **options)
+    vin = encode_prompt(model, prompt) if isinstance(prompt, (list, tuple)) else None
+    with visual_inputs(model, vin):
+        full, positions = prepare_targets(model, prompt if vin is None else vin.ids, target, generate)
+        out = METHODS[method](model, full, positions, **options)
     names = str_tokens(model, full)
+    info = out.info
+    if vin is not None and vin.visual.numel():  # visual tokens named by their patch; which score is which patch
+        for p, patch in zip(vin.visual.tolist(), vin.patches.tolist()):
+            names[p] = visual_label(*patch)
+        info = {**info, "visual": visual_info(vin)}
     return TokenAttribution(
         model=model_name(model),
         source_tokens=names[:-1],
@@ -195,6 +207,6 @@ def attribute(model, prompt: str | torch.Tensor, target: str | int | list[int] |
         target_ids=[int(full[p]) for p in positions],
         source_ids=[int(i) for i in full[:-1].tolist()],
         completeness_error=out.completeness_error,
-        info=out.info,
+        info=info,
         reduction=reduction,
     )

@@ -88,6 +88,21 @@ class TokenAttribution(Result):
         r = self.row(target) * (1 if sign >= 0 else -1)
         return r.topk(min(k, r.numel())).indices.tolist()
 
+    def patch_scores(self, target: int = -1) -> torch.Tensor:
+        """[image, rows, cols] scores of the visual tokens of an image prompt for one target, laid out by patch (NaN
+        for a patch without a visual token before the target); ``ValueError`` for a result without images (its
+        ``info`` has no "visual" entry, as for text prompts and files written before images were attributed)."""
+        vis = self.info.get("visual")
+        if not vis or not vis.get("positions"):
+            raise ValueError("this TokenAttribution has no visual tokens (a text prompt, or no image in the prompt)")
+        patches = torch.tensor(vis["patches"], dtype=torch.long).reshape(-1, 3)
+        rows, cols = (int(g) for g in vis["grid"])
+        grid = torch.full((int(patches[:, 0].max()) + 1, rows, cols), math.nan)
+        r = self.scores[range(self.n_targets)[target]]
+        for p, (i, y, x) in zip(vis["positions"], patches.tolist()):
+            grid[i, y, x] = r[p]
+        return grid
+
     def sequence(self) -> torch.Tensor:
         """[source + 1] token ids: the sources followed by the last target (needs ``source_ids`` and ``target_ids``)."""
         if self.source_ids is None or self.target_ids is None:
