@@ -22,7 +22,7 @@ import torch
 
 from interp.attribution.reduction import check_reduction
 from interp.attribution.result import TokenAttribution
-from interp.attribution.vision import encode_prompt, visual_info, visual_inputs, visual_label
+from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs, visual_label
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
 from interp.validate import check_int, check_options, prompt_tokens
@@ -186,7 +186,7 @@ def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list
         options = {**options, "reduction": _reduction(method, reduction)}
     reduction = _reduction(method, reduction)
     check_method_options(METHODS[method], options, method)
-    vin = encode_prompt(model, prompt) if isinstance(prompt, (list, tuple)) else None
+    vin = encode_prompt(model, prompt) if is_parts(prompt) else None
     with visual_inputs(model, vin):
         full, positions = prepare_targets(model, prompt if vin is None else vin.ids, target, generate)
         out = METHODS[method](model, full, positions, **options)

@@ -31,12 +31,18 @@ import torch
 
 from interp.errors import InterpError
 from interp.models import model_device
-from interp.models.vision import VisionInput, encode
+from interp.models.vision import VisionInput, encode, has_images
 
-__all__ = ["REPLACEMENT", "encode_prompt", "visual_inputs", "visual_info", "visual_label", "connector_features"]
+__all__ = ["REPLACEMENT", "is_parts", "encode_prompt", "visual_inputs", "visual_info", "visual_label", "connector_features"]
 
 REPLACEMENT = "mean visual token of the same image"
 """what occlusion and ReAGent put at a visual position they replace (module docstring)"""
+
+
+def is_parts(prompt: Any) -> bool:
+    """True for a prompt of parts: a list or tuple holding an image, or only text (a list of ids is not one)."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and (
+        has_images(prompt) or all(isinstance(p, str) for p in prompt))
 
 
 def encode_prompt(model, prompt: list | tuple) -> VisionInput:

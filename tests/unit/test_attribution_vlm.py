@@ -154,3 +154,10 @@ def test_text_models_refuse_images():
     for method in ("integrated_gradients", "occlusion"):
         with pytest.raises(InterpError, match="text-only model"):
             attribute(text_only, ["hi ", _img()], target="x", method=method)
+    with pytest.raises(InterpError, match="text or a token-id tensor"):  # a list of ids is no list of parts
+        attribute(text_only, [0, 5, 7], target="x", method="occlusion")
+
+
+def test_a_part_that_is_neither_text_nor_an_image_is_refused(vlms):
+    with pytest.raises(InterpError, match="parts are text"):
+        attribute(vlms["llava-clip"], [_img(), 5], target="x", method="occlusion")
