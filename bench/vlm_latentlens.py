@@ -58,20 +58,28 @@ def main(argv: list[str] | None = None) -> int:
     n_layers = model.cfg.n_layers
     res, secs = {}, []
     for lens in ("latent", "embedding", "logit"):
-        hits, keep = [], []
-        for s in held:
+        parts = {"top5": [], "top1": [], "top5_shuffled": [], "top1_shuffled": []}
+        keep = []
+        for i, s in enumerate(held):
             t = time.perf_counter()
             r = visual_lens(model, [s.pixels], lens=lens, index=index if lens == "latent" else None, k=5)
             if lens == "latent":
                 secs.append(time.perf_counter() - t)
-            hits.append(patch_hits(r, [s]))
+            for k in (5, 1):
+                parts[f"top{k}"].append(patch_hits(r, [s], k=k))
+                parts[f"top{k}_shuffled"].append(patch_hits(r, [s], k=k, shuffle_seed=i))
             keep.append(shown(r, [s]))
-        h, k = torch.cat(hits, 1), torch.cat(keep)
-        res[lens] = {"per_layer": [rate(h[i], k) for i in range(h.shape[0])], "overall": rate(h, k),
-                     "best_layer": rate(h.any(0, keepdim=True), k), "patches": int(k.sum())}
+        kk = torch.cat(keep)
+        hh = {name: torch.cat(v, 1) for name, v in parts.items()}
+        res[lens] = {name: {"per_layer": [rate(h[j], kk) for j in range(h.shape[0])], "overall": rate(h, kk)}
+                     for name, h in hh.items()}
+        res[lens]["patches"] = int(kk.sum())
+        res[lens]["best"] = max(range(n_layers + 1), key=lambda j: res[lens]["top5"]["per_layer"][j][0]
+                                - res[lens]["top5_shuffled"]["per_layer"][j][0])
     tok = model.tokenizer
     vocab = [tok.convert_tokens_to_string([t]) for t in tok.convert_ids_to_tokens(list(range(model.cfg.d_vocab)))]
     floor = random_word_rate(vocab, held)
+    fmt = lambda x: f"{x[0]:.3f} +- {x[1]:.3f}"  # noqa: E731
     lines = [
         f"# LatentLens vs embedding lens vs logit lens on `{a.model}`, judged by planted truth",
         "",
@@ -79,22 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         f"--prose {a.prose} --threads {a.threads}` (2-core CPU). {a.images} held-out dense scenes, "
         f"{res['latent']['patches']} object patches (empty patches left out). Index: {len(index)} rows at layers "
         f"{index.layers}, from {a.captions} descriptions of coloured shapes + {a.prose} reference-manual paragraphs, built in "
-        f"{build_s:.0f} s (reused when the folder exists). A token is interpretable when one of its top-5 words names its "
-        "patch's colour or shape (synonym list in `interp.zoo.scenes.SYNONYMS`). Rates +- binomial standard error.",
+        f"{build_s:.0f} s (reused when the folder exists). A token is interpretable when one of its top-k words names its "
+        "patch's colour or shape (synonym list in `interp.zoo.scenes.SYNONYMS`). *Shuffled*: the same words judged "
+        "against another object patch of the same image (the control: words that name some attribute but not this "
+        "patch's score there too). Rates +- binomial standard error.",
         "",
-        "| lens | overall (all layers) | at any layer | best layer |",
-        "|---|---|---|---|",
+        "| lens | layer (largest top-5 gap over shuffled) | top-5 | top-5 shuffled | top-1 | top-1 shuffled | "
+        "all layers: top-5 / shuffled |",
+        "|---|---|---|---|---|---|---|",
     ]
     for lens, v in res.items():
-        best = max(range(n_layers + 1), key=lambda i: v["per_layer"][i][0])
-        lines.append(f"| {lens} | {v['overall'][0]:.3f} +- {v['overall'][1]:.3f} | {v['best_layer'][0]:.3f} +- "
-                     f"{v['best_layer'][1]:.3f} | {best}: {v['per_layer'][best][0]:.3f} |")
-    lines.append(f"| random words (floor) | {floor[0]:.3f} +- {floor[1]:.3f} | | |")
-    lines += ["", "Per layer (0 = the connector's output as the LM's input, " + f"{n_layers} = the last block's output):", "",
-              "| layer | " + " | ".join(res) + " |", "|---" * (len(res) + 1) + "|"]
-    for i in range(n_layers + 1):
-        lines.append(f"| {i} | " + " | ".join(f"{v['per_layer'][i][0]:.3f} +- {v['per_layer'][i][1]:.3f}" for v in res.values()) + " |")
-    lines += ["", f"LatentLens over all {16} visual tokens of one image at all {n_layers + 1} layers: median "
+        j = v["best"]
+        lines.append(f"| {lens} | {j} | {fmt(v['top5']['per_layer'][j])} | {fmt(v['top5_shuffled']['per_layer'][j])} | "
+                     f"{fmt(v['top1']['per_layer'][j])} | {fmt(v['top1_shuffled']['per_layer'][j])} | "
+                     f"{v['top5']['overall'][0]:.3f} / {v['top5_shuffled']['overall'][0]:.3f} |")
+    lines.append(f"| random words (floor, top-5) | | {fmt(floor)} | | | | |")
+    lines += ["", "Per layer, top-5 rate (shuffled control in brackets); 0 = the connector's output as the LM's input, "
+              f"{n_layers} = the last block's output:", "", "| layer | " + " | ".join(res) + " |", "|---" * (len(res) + 1) + "|"]
+    for j in range(n_layers + 1):
+        lines.append(f"| {j} | " + " | ".join(f"{v['top5']['per_layer'][j][0]:.3f} ({v['top5_shuffled']['per_layer'][j][0]:.3f})"
+                                               for v in res.values()) + " |")
+    lines += ["", f"LatentLens over all 16 visual tokens of one image at all {n_layers + 1} layers: median "
               f"{statistics.median(secs):.2f} s (min {min(secs):.2f}, max {max(secs):.2f}) over {len(secs)} images, "
               f"{a.threads} threads, forward pass included.", ""]
     a.out.write_text("\n".join(lines), encoding="utf-8")

@@ -3,7 +3,9 @@
 A visual token is *interpretable* under a lens at a layer when one of its top-``k`` words names an attribute its patch
 shows: the word, stripped and lower-cased, is one of ``interp.zoo.scenes.SYNONYMS`` of the patch's colour or shape.
 Empty patches show no attribute and are left out. Floors: the same test on ``k`` words drawn uniformly from the
-vocabulary (``random_word_rate``).
+vocabulary (``random_word_rate``), and the **shuffled-patch control** (``patch_hits(..., shuffle_seed=s)``): each token's
+words judged against another object patch's attributes. With six colours and four shapes a lens whose top words are
+always attribute words scores high on both; only the gap between them says the words follow the patch.
 """
 
 from __future__ import annotations
@@ -26,12 +28,22 @@ def names_attribute(word: str, attributes: Sequence[str | None]) -> bool:
     return _WORDS.get(word.strip().lower()) in {a for a in attributes if a}
 
 
-def patch_hits(result: VisualLensResult, truth: list[world.Scene], k: int | None = None) -> torch.Tensor:
+def patch_hits(result: VisualLensResult, truth: list[world.Scene], k: int | None = None,
+               shuffle_seed: int | None = None) -> torch.Tensor:
     """[layer, vis] bool: does a top-``k`` word (all stored words by default) name an attribute of the token's patch?
-    ``truth[i]`` is the scene shown by image ``i`` of the prompt. Rows of empty patches are False (see ``shown``)."""
+    ``truth[i]`` is the scene shown by image ``i`` of the prompt. Rows of empty patches are False (see ``shown``).
+    ``shuffle_seed``: judge each object patch against the attributes of another object patch of the prompt, in a random
+    cyclic order (the control; needs two object patches or more)."""
+    cells = [truth[img].cells[r][c] for img, r, c in result.patches.tolist()]
+    if shuffle_seed is not None:
+        objs = [v for v, cell in enumerate(cells) if cell is not None]
+        order = torch.randperm(len(objs), generator=torch.Generator().manual_seed(shuffle_seed)).tolist()
+        moved = list(cells)
+        for j, v in enumerate(order):  # each object patch takes the attributes of the next one in a random cycle
+            moved[objs[v]] = cells[objs[order[(j + 1) % len(order)]]]
+        cells = moved
     out = torch.zeros(len(result.layers), result.visual.numel(), dtype=torch.bool)
-    for v, (img, r, c) in enumerate(result.patches.tolist()):
-        cell = truth[img].cells[r][c]
+    for v, cell in enumerate(cells):
         if cell is None:
             continue
         for li in range(len(result.layers)):
