@@ -161,3 +161,26 @@ def test_text_models_refuse_images():
 def test_a_part_that_is_neither_text_nor_an_image_is_refused(vlms):
     with pytest.raises(InterpError, match="parts are text"):
         attribute(vlms["llava-clip"], [_img(), 5], target="x", method="occlusion")
+
+
+def test_image_heatmap(vlms):
+    from interp.viz.attribution_vision import patch_grid, patch_heatmap
+
+    m = vlms["llava-clip"]
+    img = _img(8)
+    a = attribute(m, ["ab ", img], target="c", method="input_x_gradient")
+    vin = encode(m, ["ab ", img])
+    grid = patch_grid(a)
+    assert grid.shape == vin.grid and torch.equal(grid.flatten(), a.scores[0, vin.visual])
+    fig = patch_heatmap(a, img, truth=(1, 2))
+    heat = next(t for t in fig.data if t.type == "heatmap")
+    numbered = {(r, c): t for r, line in enumerate(heat.text) for c, t in enumerate(line) if t}
+    best = grid.flatten().topk(3).indices.tolist()
+    assert numbered == {divmod(j, vin.grid[1]): str(k + 1) for k, j in enumerate(best)}
+    assert heat.zmid == 0 if float(grid.min()) < 0 else heat.zmin == 0
+    assert any(s.type == "rect" for s in fig.layout.shapes)
+    text = attribute(m, "abc", target="d", method="input_x_gradient")
+    with pytest.raises(InterpError, match="no image heatmap"):
+        patch_grid(text)
+    with pytest.raises(InterpError, match="image 1 is not"):
+        patch_grid(a, image=1)
