@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from interp.errors import InterpError
 
-__all__ = ["TOY_PROMPT", "REAL_PROMPT", "BB_PROMPT", "default_prompt", "is_toy"]
+__all__ = ["TOY_PROMPT", "REAL_PROMPT", "BB_PROMPT", "SCENES_PROMPT", "default_prompt", "is_toy"]
 
 TOY_PROMPT = "one day mia found a key in the garden . then mia took the"
 REAL_PROMPT = "The capital of France is Paris, and the capital of Germany is"
@@ -18,6 +18,8 @@ BB_PROMPT = "XfXgFA2CFrudqzqQUlvSYE0GJ.cksy9jzjdt9YWH"
 """40 symbols of the Bigram-Backcopy task the ``bb`` models were trained on: ``BBTask.from_seed(0).sample(1, 41,
 torch.Generator().manual_seed(0))`` without its BOS. Its triggers f, n, z are followed by a copy of the symbol before
 them ("XfX", "zqz"...), so the sinks and the copy heads have something to do; 41 tokens with BOS in a 64-token context."""
+SCENES_PROMPT = "the red circle is next to the blue square. a green"
+"""For ``scenes-vlm``, whose small LM knows only descriptions of coloured shapes (``interp.zoo.scenes``)."""
 _TOY_VOCAB = 1000
 """A vocabulary smaller than this is a toy one (the zoo's word tokenizer, the test models' characters)."""
 
@@ -40,7 +42,8 @@ def default_prompt(model, *, room: int = 0) -> str:
     from interp.zoo import bundled_name
 
     name = bundled_name(model) or ""
-    prompt = BB_PROMPT if name.startswith("bb") else TOY_PROMPT if is_toy(model) else REAL_PROMPT
+    prompt = (BB_PROMPT if name.startswith("bb") else SCENES_PROMPT if name == "scenes-vlm" else TOY_PROMPT if is_toy(model)
+              else REAL_PROMPT)
     n_ctx = int(getattr(model.cfg, "n_ctx", 0) or 0)
     if not n_ctx:
         return prompt
