@@ -47,11 +47,24 @@ def bundled_tuned_lens(model):
     return lens.to(model.cfg.device).eval()
 
 
+VLM_INDEX = {"smollm2-vlm": DATA_DIR / "vlm" / "smollm2-vlm-index"}
+"""Shipped LatentLens indexes of the VLMs' text side (1,000 descriptions of coloured shapes + 20 manual paragraphs)."""
+
+
 def default_index(model, n_docs: int = 150, progress: bool = False):
-    """A small LatentLens index for the bundled ``stories`` model (``n_docs`` training-split documents, 20 rows
-    per token, a few seconds on a CPU), or ``None`` for other models (no corpus is bundled for them)."""
+    """A small LatentLens index for a bundled model, or ``None`` for other models (no corpus is bundled for them):
+    ``stories``: ``n_docs`` training-split documents, 20 rows per token (a few seconds on a CPU); ``scenes-vlm``: 300
+    text descriptions of coloured shapes (``interp.zoo.scenes.caption_corpus``; under a second); ``smollm2-vlm``: the
+    shipped index ``data/vlm/smollm2-vlm-index`` (checked against its recorded SHA-256s on load)."""
     from interp.lens.latent import LatentIndex
 
-    if bundled_name(model) != "stories":
+    name = bundled_name(model) or Path(model_name(model)).name
+    if name in VLM_INDEX and (VLM_INDEX[name] / "index.json").is_file():
+        return LatentIndex.load(VLM_INDEX[name])
+    if name == "scenes-vlm":
+        from interp.zoo.scenes import caption_corpus
+
+        return LatentIndex.build(model, caption_corpus(300, seed=1), max_per_token=20, progress=progress)
+    if name != "stories":
         return None
     return LatentIndex.build(model, stories_texts(n_docs, "train"), max_per_token=20, progress=progress)

@@ -29,7 +29,7 @@ def _index(model, latent_index):
         return latent_index, ""
     if latent_index:
         return LatentIndex.load(latent_index), ""
-    index = default_index(model)  # stories only: a small index over 150 training-split documents
+    index = default_index(model)  # bundled models only (stories, the VLMs): see interp.lens.bundled.default_index
     if index is not None:
         return index, "built from 150 training documents"
     return None, "No LatentLens index for this model: pass latent_index=<folder> (build one with LatentIndex.build)."

@@ -11,7 +11,6 @@ from interp.lens.latent import LatentIndex
 from interp.lens.visual import visual_lens
 from interp.models.vision import is_vlm
 from interp.viz.common import visible
-from interp.zoo import bundled_name
 
 TITLE = "Visual tokens"
 MAX_COLUMNS = 9
@@ -21,16 +20,18 @@ _WHAT = {"logit": "logit lens (probability of the top word)", "embedding": "embe
 
 
 def _index(model, latent_index) -> tuple[LatentIndex | None, str]:
-    """The LatentLens index: ``latent_index`` (an index or its folder), else for ``scenes-vlm`` a small one built from
-    the scene world's caption corpus; (None, why) otherwise."""
+    """The LatentLens index: ``latent_index`` (an index or its folder), else the bundled model's default index
+    (``interp.lens.bundled.default_index``: scene-world descriptions for ``scenes-vlm``, the shipped index for
+    ``smollm2-vlm``); (None, why) otherwise."""
     if isinstance(latent_index, LatentIndex):
         return latent_index, "the given index"
     if latent_index:
         return LatentIndex.load(latent_index), f"index {latent_index}"
-    if bundled_name(model) == "scenes-vlm":
-        from interp.zoo.scenes import caption_corpus
+    from interp.lens.bundled import default_index
 
-        return LatentIndex.build(model, caption_corpus(300), progress=False), "an index of 300 scene-world captions"
+    index = default_index(model)
+    if index is not None:
+        return index, "the bundled index of descriptions of coloured shapes (interp.lens.bundled.default_index)"
     return None, "No LatentLens index for this model: pass latent_index=<folder> (build one with interp index build)."
 
 
