@@ -52,17 +52,10 @@ VLM_MODELS: dict[str, VlmModel] = {
 }
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def vlm_folder(name: str) -> Path:
     """The cached LLaVA folder of named VLM ``name`` (assembled on first use); ``InterpError`` when its parts or
     its base model are missing."""
+    from interp.models.gguf import file_sha256 as _sha
     from interp.models.gguf import hf_folder
     from interp.models.real import real_model_file
 

@@ -35,11 +35,10 @@ N_COLOUR, N_SHAPE = len(world.COLOURS) + 1, len(world.SHAPES) + 1  # + "none"
 
 
 @dataclass
-class TowerRecipe:
+class _Run:
+    """What decides a training run: seed, images drawn from, optimiser steps, batch, learning rate, CPU threads."""
+
     seed: int = 0
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 4
     images: int = 3000
     steps: int = 300
     batch: int = 64
@@ -48,9 +47,18 @@ class TowerRecipe:
 
 
 @dataclass
-class ConnectorRecipe:
-    seed: int = 0
-    images: int = 3000
+class TowerRecipe(_Run):
+    """The vision tower's shape and run (per-patch colour and shape classification)."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+
+
+@dataclass
+class ConnectorRecipe(_Run):
+    """The projector's run through the frozen (or, ``lm_lr > 0``, trained) LM on captions."""
+
     steps: int = 500
     batch: int = 8
     lr: float = 2e-3

@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 import interp.report
-from interp.cli import main
 from interp.models import vision
 from interp.report import Report
 from interp.testing import random_vlm_dir
 from interp.zoo import scenes as world
+from tests.robustness.test_cli_and_security import _one_line_error, _run
 
 pytestmark = [pytest.mark.robustness, pytest.mark.usefixtures("one_thread_module")]
 
@@ -35,15 +35,6 @@ def quick_report(monkeypatch):
     return calls
 
 
-def _run(capsys, *args) -> tuple[int, str]:
-    code = main(["report", "--quiet", *args])
-    return code, capsys.readouterr().err
-
-
-def _one_line_error(code: int, err: str, match: str) -> None:
-    assert code == 2
-    assert err.startswith("interp: error: ") and err.strip().count("\n") == 0, err
-    assert match in err, err
 
 
 def _png(path, arr):
