@@ -10,6 +10,7 @@ logit soft-cap is applied when the config has one. A tuned lens (``lens=TunedLen
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -182,14 +183,15 @@ def _either_form(model, word: str, bare: int, spaced: int, next_logprobs: torch.
 
 
 @torch.no_grad()
-def residual_stack(model, tokens: torch.Tensor, incl_mid: bool = False) -> tuple[list[str], torch.Tensor]:
-    """Run ``tokens`` [1, pos] once; returns (row labels, stacked residuals [layer, pos, d_model])."""
+def residual_stack(model, tokens: torch.Tensor, incl_mid: bool = False, **forward) -> tuple[list[str], torch.Tensor]:
+    """Run ``tokens`` [1, pos] once (``forward``: extra model inputs such as a VLM's ``pixel_values``); returns (row
+    labels, stacked residuals [layer, pos, d_model])."""
     rows = lens_rows(model, incl_mid)
     names = {name for _, name in rows}
     missing = sorted(n for n in names if n not in model.hook_dict)
     if missing:
         raise InterpError(f"this model has no {missing[0]} hook (parallel attention and MLP have no mid stream): use incl_mid=False")
-    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names, **forward)
     return [label for label, _ in rows], torch.stack([cache[name][0] for _, name in rows])
 
 
@@ -206,7 +208,9 @@ def logit_lens(
 ) -> LensResult:
     """Decode every residual stream of ``prompt`` through the model's final norm and unembedding.
 
-    ``prompt``: text (BOS prepended as the model does) or a [1, pos] / [pos] id tensor.
+    ``prompt``: text (BOS prepended as the model does), a [1, pos] / [pos] id tensor, or for a vision-language model a
+    list of text and image parts (``interp.models.vision``; visual tokens are labelled ``<img R,C>`` by their patch,
+    and ``interp.lens.visual.visual_lens`` reads them by patch).
     ``target``: a word or token id whose rank and probability are tracked at every [layer, pos]. A word that is a
     token both bare and with a leading space (``"Paris"``: ``'Paris'`` and ``' Paris'``) tracks the form the model
     continues the prompt with (higher final probability at the last position); ``target_note`` says which and names both ids.
@@ -218,16 +222,28 @@ def logit_lens(
     top_k = check_int("top_k", top_k, minimum=1)
     check_bool("incl_mid", incl_mid)
     check_bool("keep_logprobs", keep_logprobs)
-    tokens = prompt_tokens(model, prompt)
+    forward, labels_at = {}, {}
+    if isinstance(prompt, (list, tuple)):
+        from interp.models.vision import encode
+
+        vin = encode(model, prompt)
+        tokens = vin.ids.to(model.cfg.device)
+        forward = {k: v.to(model.cfg.device) for k, v in vin.forward_kwargs().items()}
+        labels_at = {int(p): f"<img {f'{i}:' if i else ''}{r},{c}>" for p, (i, r, c) in zip(vin.visual, vin.patches.tolist())}
+    else:
+        tokens = prompt_tokens(model, prompt)
     if target is not None:
         resolve_target(model, target)  # a bad target fails before the forward pass
-    labels, stack = residual_stack(model, tokens, incl_mid)
+    labels, stack = residual_stack(model, tokens, incl_mid, **forward)
     if lens is not None:
         if incl_mid:
             raise InterpError("a tuned lens has translators only for the resid_pre streams: use incl_mid=False")
         lens.check_model(model)
         stack = lens.translate_stack(stack)
-    return _summarise(model, tokens, labels, stack, target, top_k, "logit" if lens is None else "tuned", keep_logprobs)
+    out = _summarise(model, tokens, labels, stack, target, top_k, "logit" if lens is None else "tuned", keep_logprobs)
+    if labels_at:
+        out = dataclasses.replace(out, tokens=[labels_at.get(i, t) for i, t in enumerate(out.tokens)])
+    return out
 
 
 CHUNK_ELEMENTS = 1 << 23

@@ -131,3 +131,16 @@ def test_the_sink_view_takes_an_image_prompt(vlms):
     assert len(v.tokens) == vin.ids.shape[1] and v.patterns.shape[-1] == vin.ids.shape[1]
     assert [v.tokens[p] for p in vin.visual[:5].tolist()] == ["<img 0,0>", "<img 0,1>", "<img 0,2>", "<img 0,3>", "<img 1,0>"]
     assert torch.allclose(v.patterns.sum(-1), torch.ones(()), atol=1e-5)
+
+
+def test_logit_lens_takes_an_image_prompt(vlms):
+    from interp.lens.logit import logit_lens
+
+    m = vlms["llava-clip"]
+    img = _img(5)
+    r = logit_lens(m, ["ab ", img, " cd"], top_k=3)
+    vin = encode(m, ["ab ", img, " cd"])
+    assert len(r.tokens) == vin.ids.shape[1] and r.tokens[vin.visual[0]] == "<img 0,0>"
+    with torch.no_grad():
+        probs = m(vin.ids, pixel_values=vin.pixel_values)[0].softmax(-1)
+    assert torch.allclose(r.top_probs[-1], probs.topk(3, dim=-1).values, atol=1e-5)
