@@ -60,34 +60,52 @@ def random_model(family: str = "gpt2", **kwargs):
     return load_model(random_model_dir(family, **kwargs), device="cpu")
 
 
-VLM_FAMILIES = ("llava-clip", "llava-siglip")
+VLM_FAMILIES = ("llava-clip", "llava-siglip", "gemma3")
 
 
 def random_vlm_dir(family: str = "llava-clip", out: str | Path | None = None, *, seed: int = 0, image_size: int = 32,
                    patch_size: int = 8) -> Path:
-    """Write a random-weight LLaVA-shaped VLM (``family``: CLIP or SigLIP tower, tiny Llama LM, character tokenizer with
-    an ``<image>`` token) to ``out`` (a new temporary folder by default); ``(image_size / patch_size)^2`` visual tokens."""
+    """Write a random-weight VLM of ``family`` to ``out`` (a new temporary folder by default): "llava-clip" /
+    "llava-siglip" (LLaVA with that tower and a tiny Llama LM; ``(image_size / patch_size)^2`` visual tokens) or "gemma3"
+    (Gemma 3 multimodal: SigLIP tower pooled to 4 visual tokens, a tiny Gemma 3 LM); a character tokenizer with
+    ``<image>`` (and Gemma's ``<boi>`` / ``<eoi>``) tokens."""
     import json
 
-    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration, SiglipVisionConfig
+    from transformers import (
+        CLIPVisionConfig,
+        Gemma3Config,
+        Gemma3ForConditionalGeneration,
+        Gemma3TextConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        SiglipVisionConfig,
+    )
 
     from interp.zoo.tokenizers import char_tokenizer
 
     if family not in VLM_FAMILIES:
         raise ValueError(f"unknown VLM family {family!r}; choose one of {VLM_FAMILIES}")
     tok = char_tokenizer(_SYMBOLS)
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    image_id = tok.convert_tokens_to_ids("<image>")
+    tok.add_special_tokens({"additional_special_tokens": ["<image>", "<boi>", "<eoi>"]})
+    image_id, boi, eoi = (tok.convert_tokens_to_ids(t) for t in ("<image>", "<boi>", "<eoi>"))
     vis = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=image_size,
                patch_size=patch_size)
-    tower = CLIPVisionConfig(**vis) if family == "llava-clip" else SiglipVisionConfig(**vis)
-    text = _config("llama", len(tok), 64, 2, 4, 128, tok.bos_token_id)
-    # SigLIP has no CLS token: LLaVA reads all its patches ("full"); CLIP's CLS is dropped ("default")
-    strategy = "default" if family == "llava-clip" else "full"
-    cfg = LlavaConfig(vision_config=tower, text_config=text, image_token_id=image_id, vision_feature_layer=-1,
-                      vision_feature_select_strategy=strategy, projector_hidden_act="gelu")
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(cfg)
+    if family == "gemma3":
+        text = Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                num_key_value_heads=2, head_dim=16, vocab_size=len(tok), max_position_embeddings=128,
+                                sliding_window=64, bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id)
+        cfg = Gemma3Config(vision_config=SiglipVisionConfig(**vis), text_config=text, mm_tokens_per_image=4,
+                           image_token_index=image_id, boi_token_index=boi, eoi_token_index=eoi)
+        model = Gemma3ForConditionalGeneration(cfg)
+    else:
+        tower = CLIPVisionConfig(**vis) if family == "llava-clip" else SiglipVisionConfig(**vis)
+        text = _config("llama", len(tok), 64, 2, 4, 128, tok.bos_token_id)
+        # SigLIP has no CLS token: LLaVA reads all its patches ("full"); CLIP's CLS is dropped ("default")
+        strategy = "default" if family == "llava-clip" else "full"
+        cfg = LlavaConfig(vision_config=tower, text_config=text, image_token_id=image_id, vision_feature_layer=-1,
+                          vision_feature_select_strategy=strategy, projector_hidden_act="gelu")
+        model = LlavaForConditionalGeneration(cfg)
     out = Path(out) if out else Path(tempfile.mkdtemp(prefix=f"interp-{family}-"))
     model.save_pretrained(out)
     tok.save_pretrained(out)
@@ -96,7 +114,7 @@ def random_vlm_dir(family: str = "llava-clip", out: str | Path | None = None, *,
 
 
 def random_vlm(family: str = "llava-clip", **kwargs):
-    """A random-weight LLaVA-shaped ``TransformerBridge`` of ``family`` ("llava-clip", "llava-siglip") on the CPU."""
+    """A random-weight VLM ``TransformerBridge`` of ``family`` (one of ``VLM_FAMILIES``) on the CPU."""
     from interp.models import load_model
 
     return load_model(random_vlm_dir(family, **kwargs), device="cpu")

@@ -60,7 +60,7 @@ def _embedding_module(model) -> torch.nn.Module:
     inner = getattr(embed, "original_component", None)
     if not isinstance(inner, torch.nn.Module):
         raise InterpError("attribution over images needs a bridge whose 'embed' wraps the token embedding; this model has none")
-    if float(getattr(embed, "_output_contribution_scale", 1.0)) != 1.0:
+    if float(getattr(embed, "_output_contribution_scale", 1.0)) != 1.0 or hasattr(inner, "embed_scale"):
         raise InterpError("attribution over images does not support a model that scales its token embeddings (Gemma-style) "
                           "yet: use a LLaVA model with a Llama-style LM (e.g. 'scenes-vlm', 'smollm2-vlm')")
     return inner

@@ -150,6 +150,26 @@ def _pixels(images: list[np.ndarray], side: int, mean, std) -> torch.Tensor:
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
+def _layout(cfg, side: int) -> tuple[int, int, tuple[list[int], list[int]]]:
+    """(visual tokens per grid side, tokens before the first patch's (-1: the first patch is dropped), (ids before,
+    ids after) each image's slots) for a VLM config.
+
+    LLaVA: one token per tower patch; a CLIP-style tower has a CLS first (SigLIP none); the "default" feature strategy
+    drops the first token, "full" keeps all. Gemma 3: the patches are average-pooled to ``mm_tokens_per_image`` tokens
+    (a square grid, row-major), framed by its begin- and end-of-image tokens as its processor does.
+    """
+    per_patch = side // int(cfg.vision_config.patch_size)
+    if getattr(cfg, "model_type", "") == "gemma3":
+        n = int(cfg.mm_tokens_per_image)
+        per_side = int(round(n ** 0.5))
+        before = [cfg.boi_token_index] if isinstance(getattr(cfg, "boi_token_index", None), int) else []
+        after = [cfg.eoi_token_index] if isinstance(getattr(cfg, "eoi_token_index", None), int) else []
+        return per_side, 0, (before, after)
+    has_cls = getattr(cfg.vision_config, "model_type", "") != "siglip_vision_model"
+    drop = 1 if getattr(cfg, "vision_feature_select_strategy", "default") == "default" else 0
+    return per_patch, int(has_cls) - drop, ([], [])
+
+
 def encode(model, prompt) -> VisionInput:
     """Token ids, pixel values and visual-token bookkeeping of ``prompt`` (a string, or a list of text and image
     parts: see the module docstring) for ``model``. Raises ``InterpError`` for images given to a text-only model,
@@ -174,12 +194,7 @@ def encode(model, prompt) -> VisionInput:
         cfg = _hf_config(model)
         image_id = _image_token(cfg)
         side, mean, std = _processor(model)
-        per_side = side // int(cfg.vision_config.patch_size)
-        # the tower's tokens: a CLS first for CLIP-style towers (not SigLIP), then the patches; LLaVA's "default"
-        # strategy drops the first token, "full" keeps them all
-        has_cls = getattr(cfg.vision_config, "model_type", "") != "siglip_vision_model"
-        drop = 1 if getattr(cfg, "vision_feature_select_strategy", "default") == "default" else 0
-        cls = int(has_cls) - drop  # visual tokens before the first patch's (-1: the first patch itself is dropped)
+        per_side, cls, wrap = _layout(cfg, side)
         grid = (per_side, per_side)
         marker = tok.convert_ids_to_tokens(image_id)
     for i, part in enumerate(parts):
@@ -196,11 +211,13 @@ def encode(model, prompt) -> VisionInput:
         elif _is_image(part):
             n_img = len(pix)
             pix.append(to_image(part, where=f"prompt part {i}"))
+            ids.extend(wrap[0])
             start = len(ids)
             ids.extend([image_id] * (per_side * per_side + cls))
             for j in range(max(0, -cls), per_side * per_side):
                 visual.append(start + cls + j)
                 patches.append((n_img, j // per_side, j % per_side))
+            ids.extend(wrap[1])
         else:
             raise InterpError(f"part {i} of the prompt is a {type(part).__name__}: parts are text (str) or images "
                               "(PIL image, numpy array, pathlib.Path)")
