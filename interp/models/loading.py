@@ -111,7 +111,7 @@ def load_model(
         kwargs["device"] = device
     quiet = io.StringIO()
     try:
-        with contextlib.redirect_stderr(quiet), _quiet_loggers():
+        with contextlib.redirect_stderr(quiet), _quiet_loggers(), _no_runtime_installs():
             model = TransformerBridge.boot_transformers(target, **kwargs)
     except InterpError:
         raise
@@ -258,6 +258,30 @@ def _apply_custom_attention(model) -> None:
         from interp.zoo.relu_attention import patch_bridge
 
         patch_bridge(model)
+
+
+@contextlib.contextmanager
+def _no_runtime_installs():
+    """Stop the bridge from installing packages while it loads a model.
+
+    TransformerLens 4.3 runs ``pip install torchvision`` (unpinned) when a multimodal model's ``AutoProcessor`` fails to
+    load, which on a CPU machine replaced torch 2.13.0+cpu by a CUDA build of 2.14.1 in the middle of a test run. The
+    workbench never needs that processor (``interp.models.vision`` prepares images itself), so the installer is swapped
+    for one that declines; the processor stays unset, as the bridge allows."""
+    try:
+        from transformer_lens.model_bridge.sources.transformers import helpers
+    except ImportError:  # another TransformerLens layout: nothing to guard
+        yield
+        return
+    old = getattr(helpers, "_ensure_torchvision", None)
+    if old is None:
+        yield
+        return
+    helpers._ensure_torchvision = lambda: False
+    try:
+        yield
+    finally:
+        helpers._ensure_torchvision = old
 
 
 @contextlib.contextmanager

@@ -147,3 +147,18 @@ def test_logit_lens_takes_an_image_prompt(vlms):
     with torch.no_grad():
         probs = m(vin.ids, pixel_values=vin.pixel_values)[0].softmax(-1)
     assert torch.allclose(r.top_probs[-1], probs.topk(3, dim=-1).values, atol=1e-5)
+
+
+def test_loading_a_vlm_installs_nothing(monkeypatch):
+    """TransformerLens 4.3 runs ``pip install torchvision`` when a multimodal model's AutoProcessor fails to load; on a
+    CPU machine that swapped torch for a CUDA build mid-run. load_model declines it: no subprocess is started."""
+    import subprocess
+
+    from transformer_lens.model_bridge.sources.transformers import helpers
+
+    calls = []
+    monkeypatch.setattr(subprocess, "check_call", lambda *a, **k: calls.append(a))
+    before = helpers._ensure_torchvision
+    m = random_vlm("gemma3")  # its AutoProcessor fails to load here, which is what triggers the install
+    assert calls == [] and helpers._ensure_torchvision is before
+    assert m.original_model is not None
