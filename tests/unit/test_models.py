@@ -42,7 +42,7 @@ def test_stories_knows_its_facts(stories):
 
 
 def test_unknown_model_error_lists_zoo():
-    with pytest.raises(InterpError, match="Bundled models: bb, stories.*network"):
+    with pytest.raises(InterpError, match="Bundled models: bb, scenes-vlm, stories.*smollm2-vlm.*network"):
         load_model("./no/such/dir")
     with pytest.raises(InterpError, match="empty"):
         load_model("  ")
