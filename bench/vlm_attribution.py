@@ -36,18 +36,6 @@ RUNS = {
 }
 
 
-def cuts(scene: world.Scene) -> list[tuple[str, str, tuple[int, int]]]:
-    """(caption so far, next word with its space, deciding patch) at each object's colour and shape word."""
-    out, text = [], ""
-    for k, (r, c, colour, shape) in enumerate(scene.objects):
-        text += "," if k else ""
-        out.append((text, " " + colour, (r, c)))
-        text += " " + colour
-        out.append((text, " " + shape, (r, c)))
-        text += " " + shape
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-vlm")
@@ -65,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     for i in range(a.scenes):
         s = world.scene(i, "heldout", max_objects=3)
-        for text, word, (r, c) in cuts(s):
+        for text, word, (r, c) in s.caption_cuts():
             n += 1
             prompt = [s.pixels, text] if text else [s.pixels]
             target = model.tokenizer.encode(word, add_special_tokens=False)[:1]

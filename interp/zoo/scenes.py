@@ -89,6 +89,18 @@ class Scene:
                             "wrong": wrong[int(rng.integers(len(wrong)))], "patch": (r, c)})
         return out
 
+    def caption_cuts(self) -> list[tuple[str, str, tuple[int, int]]]:
+        """Planted truth for attribution: (caption so far, the next word with its space, the (row, col) of the patch
+        that decides it), cut before every object's colour word and before its shape word."""
+        out, text = [], ""
+        for k, (r, c, colour, shape) in enumerate(self.objects):
+            text += "," if k else ""
+            out.append((text, " " + colour, (r, c)))
+            text += " " + colour
+            out.append((text, " " + shape, (r, c)))
+            text += " " + shape
+        return out
+
     def patch_truth(self) -> list[tuple[int, int, str | None, str | None]]:
         """(row, col, colour or None, shape or None) of every patch, row-major: ``GRID * GRID`` entries."""
         return [(r, c, *(cell or (None, None))) for r, row in enumerate(self.cells) for c, cell in enumerate(row)]

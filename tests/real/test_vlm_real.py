@@ -79,3 +79,31 @@ def test_lens_ordering_on_a_sample(vlm):
         gap[lens] = max(rate(h[j], k)[0] - rate(hs[j], k)[0] for j in range(h.shape[0]))
     assert overall["latent"] > overall["embedding"] > overall["logit"], overall
     assert gap["latent"] >= 0.4 > max(gap["embedding"], gap["logit"]), gap
+
+
+def test_attribution_finds_the_deciding_patch(vlm):
+    """Issue 34's floor on the SmolLM2 VLM: a gradient method and IG put the deciding patch in the top 3 of the 16 visual
+    tokens on >= 80% of planted cuts. bench/results/vlm_attribution.md (106 cuts of 26 held-out scenes): gradient norm
+    0.991, IG (signed sum) 0.925, random 0.170; on the 20 cuts of the first 5 scenes used here 20/20 and 19/20. IG's
+    completeness error stays under 1% (the bench's worst: 0.0099)."""
+    import warnings
+
+    from interp.attribution import attribute
+
+    hits = {"gradient_norm": 0, "integrated_gradients": 0}
+    n = 0
+    for i in range(5):
+        s = world.scene(i, "heldout", max_objects=3)
+        for text, word, (r, c) in s.caption_cuts():
+            n += 1
+            prompt = [s.pixels, text] if text else [s.pixels]
+            target = vlm.tokenizer.encode(word, add_special_tokens=False)[:1]
+            for method in hits:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    a = attribute(vlm, prompt, target=target, method=method)
+                vis = a.info["visual"]
+                hits[method] += vis["patches"].index([0, r, c]) in a.row(-1)[vis["positions"]].topk(3).indices.tolist()
+                if a.completeness_error is not None:
+                    assert float(a.completeness_error.max()) < 0.01
+    assert n >= 20 and all(h >= 0.8 * n for h in hits.values()), (hits, n)

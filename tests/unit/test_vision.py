@@ -46,6 +46,10 @@ def test_captions_and_questions_follow_the_cells():
             colour, shape = s.cells[r][c]
             assert q["question"] == f"what colour is the {shape}?" and q["answer"] == colour and q["wrong"] != colour
             assert sum(o[3] == shape for o in s.objects) == 1
+        cuts = s.caption_cuts()
+        assert len(cuts) == 2 * len(s.objects)
+        for (text, word, (r, c)), nxt in zip(cuts, cuts[1:] + [(s.caption()[:-1], None, None)]):
+            assert nxt[0] == text + word and word.strip() in s.cells[r][c]  # the deciding patch shows the next word
 
 
 @pytest.mark.parametrize("family", VLM_FAMILIES)

@@ -46,18 +46,6 @@ FLOORS = {"gradient_norm": 0.80, "input_x_gradient_abs": 0.80, "integrated_gradi
           "integrated_gradients_abs": 0.80, "occlusion": 0.80, "reagent": 0.70}
 
 
-def cuts(scene: world.Scene) -> list[tuple[str, str, tuple[int, int]]]:
-    """(caption so far, next word with its space, deciding patch (row, col)) at each object's colour and shape word."""
-    out, text = [], ""
-    for k, (r, c, colour, shape) in enumerate(scene.objects):
-        text += "," if k else ""
-        out.append((text, " " + colour, (r, c)))
-        text += " " + colour
-        out.append((text, " " + shape, (r, c)))
-        text += " " + shape
-    return out
-
-
 @pytest.fixture(scope="module")
 def measured():
     """name -> (hits [cut] bool, worst IG completeness error or None)."""
@@ -66,7 +54,7 @@ def measured():
     worst = {name: 0.0 for name in RUNS}
     for i in range(N_SCENES):
         s = world.scene(i, "heldout", max_objects=3)
-        for text, word, (r, c) in cuts(s):
+        for text, word, (r, c) in s.caption_cuts():
             prompt = [s.pixels, text] if text else [s.pixels]
             target = vlm.tokenizer.encode(word, add_special_tokens=False)[:1]
             for name, (method, options) in RUNS.items():
