@@ -43,9 +43,10 @@ def inspect_prompt(model, prompt: str | torch.Tensor | list) -> PromptView:
     """Run ``prompt`` once and return its ``PromptView``. ``prompt``: a string (BOS prepended), 1-D ids, or for a
     vision-language model a list of text and image parts (``interp.models.vision``); visual tokens are labelled
     ``<img R,C>`` by the patch (row, column) they show (``<img I:R,C>`` for image I > 0)."""
+    from interp.models.vision import encode, is_parts
+
     kw, labels = {}, {}
-    if isinstance(prompt, (list, tuple)):
-        from interp.models.vision import encode
+    if is_parts(prompt):
 
         vin = encode(model, prompt)
         ids = vin.ids.to(model.cfg.device)

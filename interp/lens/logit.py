@@ -222,9 +222,10 @@ def logit_lens(
     top_k = check_int("top_k", top_k, minimum=1)
     check_bool("incl_mid", incl_mid)
     check_bool("keep_logprobs", keep_logprobs)
+    from interp.models.vision import encode, is_parts
+
     forward, labels_at = {}, {}
-    if isinstance(prompt, (list, tuple)):
-        from interp.models.vision import encode
+    if is_parts(prompt):
 
         vin = encode(model, prompt)
         tokens = vin.ids.to(model.cfg.device)

@@ -23,7 +23,7 @@ import torch
 
 from interp.errors import InterpError
 
-__all__ = ["VisionInput", "is_vlm", "has_images", "to_image", "encode", "MAX_PIXELS"]
+__all__ = ["VisionInput", "is_vlm", "is_parts", "has_images", "to_image", "encode", "MAX_PIXELS"]
 
 MAX_PIXELS = 40_000_000
 """images with more pixels than this are refused (a 'decompression bomb' guard; about 6,300 x 6,300)"""
@@ -74,6 +74,11 @@ def _is_image(part) -> bool:
     except ImportError:  # pragma: no cover - PIL comes with the notebook extras
         return False
     return isinstance(part, Image.Image)
+
+
+def is_parts(prompt) -> bool:
+    """True when ``prompt`` is a non-empty list (or tuple) of text and image parts (a list of token ids is not)."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, str) or _is_image(p) for p in prompt)
 
 
 def has_images(prompt) -> bool:
