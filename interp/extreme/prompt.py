@@ -49,9 +49,8 @@ def inspect_prompt(model, prompt: str | torch.Tensor | list) -> PromptView:
     if is_parts(prompt):
 
         vin = encode(model, prompt)
-        ids = vin.ids.to(model.cfg.device)
-        kw = {k: v.to(model.cfg.device) for k, v in vin.forward_kwargs().items()}
-        labels = {int(p): f"<img {f'{i}:' if i else ''}{r},{c}>" for p, (i, r, c) in zip(vin.visual, vin.patches.tolist())}
+        ids, kw = vin.on(model.cfg.device)
+        labels = vin.labels()
     else:
         ids = to_tokens(model, prompt) if isinstance(prompt, str) else torch.as_tensor(prompt).reshape(1, -1).to(model.cfg.device)
     n_l = model.cfg.n_layers

@@ -228,9 +228,8 @@ def logit_lens(
     if is_parts(prompt):
 
         vin = encode(model, prompt)
-        tokens = vin.ids.to(model.cfg.device)
-        forward = {k: v.to(model.cfg.device) for k, v in vin.forward_kwargs().items()}
-        labels_at = {int(p): f"<img {f'{i}:' if i else ''}{r},{c}>" for p, (i, r, c) in zip(vin.visual, vin.patches.tolist())}
+        tokens, forward = vin.on(model.cfg.device)
+        labels_at = vin.labels()
     else:
         tokens = prompt_tokens(model, prompt)
     if target is not None:

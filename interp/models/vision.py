@@ -47,6 +47,14 @@ class VisionInput:
         """The keyword arguments the model's forward needs beside ``ids`` (``pixel_values`` when there are images)."""
         return {} if self.pixel_values is None else {"pixel_values": self.pixel_values}
 
+    def on(self, device) -> tuple[torch.Tensor, dict]:
+        """(``ids`` [1, seq], the forward's keyword arguments) on ``device``."""
+        return self.ids.to(device), {k: v.to(device) for k, v in self.forward_kwargs().items()}
+
+    def labels(self) -> dict[int, str]:
+        """{position: ``"<img R,C>"``} naming the patch each visual token shows (``"<img I:R,C>"`` for image I > 0)."""
+        return {int(p): f"<img {f'{i}:' if i else ''}{r},{c}>" for p, (i, r, c) in zip(self.visual, self.patches.tolist())}
+
 
 def _hf_config(model):
     return getattr(getattr(model, "original_model", None), "config", None)
