@@ -10,7 +10,6 @@ sums the steps in float64, captum does both in float32), and the top 3 positions
 from __future__ import annotations
 
 import pytest
-import torch
 
 from interp.attribution import attribute
 from interp.attribution.captum_ref import captum_layer_ig
@@ -22,16 +21,8 @@ CASES = [("The capital of France is", " Paris"), ("Anna gave the ball to Tom. Th
 POINTS = 32
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.parametrize("prompt, target", CASES)
-def test_ig_equals_captum_layer_ig_on_smollm2(smollm2, one_thread, prompt, target):
+def test_ig_equals_captum_layer_ig_on_smollm2(smollm2, one_thread_module, prompt, target):
     (tid,) = smollm2.tokenizer(target, add_special_tokens=False).input_ids
     per_dim = captum_layer_ig(smollm2, smollm2.to_tokens(prompt)[0], tid, n_steps=POINTS, baseline="auto", reduction=None)
     for reduction in ("sum", "l2"):
