@@ -31,18 +31,12 @@ import torch
 
 from interp.errors import InterpError
 from interp.models import model_device
-from interp.models.vision import VisionInput, encode, has_images
+from interp.models.vision import VisionInput, encode, is_parts, visual_label
 
 __all__ = ["REPLACEMENT", "is_parts", "encode_prompt", "visual_inputs", "visual_info", "visual_label", "connector_features"]
 
 REPLACEMENT = "mean visual token of the same image"
 """what occlusion and ReAGent put at a visual position they replace (module docstring)"""
-
-
-def is_parts(prompt: Any) -> bool:
-    """True for a prompt of parts: a list or tuple holding an image, or only text (a list of ids is not one)."""
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and (
-        has_images(prompt) or all(isinstance(p, str) for p in prompt))
 
 
 def encode_prompt(model, prompt: list | tuple) -> VisionInput:
@@ -124,11 +118,6 @@ def visual_inputs(model, vin: VisionInput | None) -> Iterator[None]:
         yield
     finally:
         handle.remove()
-
-
-def visual_label(image: int, row: int, col: int) -> str:
-    """``<img R,C>`` (``<img I:R,C>`` for image I > 0): the name of the visual token of that patch."""
-    return f"<img {f'{image}:' if image else ''}{row},{col}>"
 
 
 def visual_info(vin: VisionInput) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import torch
 
 from interp.errors import InterpError
 
-__all__ = ["VisionInput", "is_vlm", "is_parts", "has_images", "to_image", "encode", "MAX_PIXELS"]
+__all__ = ["VisionInput", "is_vlm", "is_parts", "visual_label", "has_images", "to_image", "encode", "MAX_PIXELS"]
 
 MAX_PIXELS = 40_000_000
 """images with more pixels than this are refused (a 'decompression bomb' guard; about 6,300 x 6,300)"""
@@ -53,7 +53,7 @@ class VisionInput:
 
     def labels(self) -> dict[int, str]:
         """{position: ``"<img R,C>"``} naming the patch each visual token shows (``"<img I:R,C>"`` for image I > 0)."""
-        return {int(p): f"<img {f'{i}:' if i else ''}{r},{c}>" for p, (i, r, c) in zip(self.visual, self.patches.tolist())}
+        return {int(p): visual_label(*patch) for p, patch in zip(self.visual, self.patches.tolist())}
 
 
 def _hf_config(model):
@@ -85,8 +85,15 @@ def _is_image(part) -> bool:
 
 
 def is_parts(prompt) -> bool:
-    """True when ``prompt`` is a non-empty list (or tuple) of text and image parts (a list of token ids is not)."""
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, str) or _is_image(p) for p in prompt)
+    """True for a prompt of parts: a non-empty list or tuple holding an image, or only text (a list of ids is not one;
+    a list with an image and a part of another kind is, so that ``encode`` names the bad part)."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and (
+        has_images(prompt) or all(isinstance(p, str) for p in prompt))
+
+
+def visual_label(image: int, row: int, col: int) -> str:
+    """``<img R,C>`` (``<img I:R,C>`` for image I > 0): the name of the visual token of that patch in token views."""
+    return f"<img {f'{image}:' if image else ''}{row},{col}>"
 
 
 def has_images(prompt) -> bool:

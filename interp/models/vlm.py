@@ -64,7 +64,7 @@ def vlm_folder(name: str) -> Path:
     if not parts.is_file():
         raise InterpError(f"the parts of {name!r} are missing from {spec.parts}; retrain them: python -m interp.models.vlm train {name}")
     lm = hf_folder(real_model_file(spec.base))
-    key = hashlib.sha256((_sha(parts) + _sha(spec.parts / "config.json") + _sha(lm / "model.safetensors")).encode()).hexdigest()[:16]
+    key = hashlib.sha256((_sha(parts) + _sha(spec.parts / "config.json") + _lm_sha(lm)).encode()).hexdigest()[:16]
     root = cache_dir("vlm")
     out = root / f"{name}-{key}"
     if (out / _MARK).is_file():
@@ -81,6 +81,17 @@ def vlm_folder(name: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _lm_sha(lm: Path) -> str:
+    """SHA-256 of the LM's weights: the one its conversion manifest records (``hf_folder`` has just checked the file
+    against it, so it is not read a second time), else hashed here."""
+    from interp.models.gguf import MARKER, file_sha256
+
+    try:
+        return str(json.loads((lm / MARKER).read_text(encoding="utf-8"))["files"]["model.safetensors"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return file_sha256(lm / "model.safetensors")
 
 
 def _assemble(folder: Path, spec: VlmModel, lm: Path) -> None:
@@ -131,8 +142,8 @@ def train(name: str, steps: int | None = None, threads: int | None = None, out: 
 
     spec = VLM_MODELS[name]
     folder = hf_folder(real_model_file(spec.base))
-    tok = AutoTokenizer.from_pretrained(folder)
-    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False).eval()
     for p in lm.parameters():
         p.requires_grad_(False)
     r = ConnectorRecipe()
