@@ -25,7 +25,6 @@ is for a day (processes may still map it) and then removed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from interp.errors import InterpError
+from interp.io import sha256_file
 from interp.paths import cache_dir
 
 try:
@@ -64,21 +64,13 @@ def lock_wait() -> float:
         raise InterpError(f"INTERP_GGUF_LOCK_WAIT must be a number of seconds, got {os.environ['INTERP_GGUF_LOCK_WAIT']!r}") from None
 
 
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes (memoised per path, size and modification time)."""
     p = Path(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
-        _HASHES[key] = _hash_file(p)
+        _HASHES[key] = sha256_file(p)
     return _HASHES[key]
 
 
@@ -191,7 +183,7 @@ def _check(folder: Path, digest: str) -> str | None:
         state = (str(f), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, want)
         if state in _VERIFIED:
             continue
-        if _hash_file(f) != want:
+        if sha256_file(f) != want:
             return f"{name} does not match its SHA-256 in {MARKER} (damaged or changed)"
         _VERIFIED.add(state)
     return None
@@ -263,7 +255,7 @@ def _convert_new(root: Path, key: str, path: Path, digest: str, arch: str, trust
         os.umask(mask)
         os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the cache is shared
         _convert(path, tmp, digest, arch, trust_remote_code)
-        files = {e.name: _hash_file(Path(e.path)) for e in os.scandir(tmp) if e.name != MARKER}
+        files = {e.name: sha256_file(Path(e.path)) for e in os.scandir(tmp) if e.name != MARKER}
         info = {"sha256": digest, "source": os.fspath(path), "architecture": arch, "dtype": "float32", "files": files}
         manifest = tmp / MARKER
         manifest.unlink(missing_ok=True)
