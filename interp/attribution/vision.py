@@ -31,7 +31,7 @@ import torch
 
 from interp.errors import InterpError
 from interp.models import model_device
-from interp.models.vision import VisionInput, encode, is_parts, visual_label
+from interp.models.vision import VisionInput, encode, image_token_id, is_parts, visual_label
 
 __all__ = ["REPLACEMENT", "is_parts", "encode_prompt", "visual_inputs", "visual_info", "visual_label", "connector_features"]
 
@@ -60,12 +60,6 @@ def _embedding_module(model) -> torch.nn.Module:
     return inner
 
 
-def _image_token_id(model) -> int:
-    cfg = model.original_model.config
-    return int(getattr(cfg, "image_token_id", None) if getattr(cfg, "image_token_id", None) is not None
-               else cfg.image_token_index)
-
-
 @torch.no_grad()
 def connector_features(model, vin: VisionInput) -> torch.Tensor:
     """[slots, d_model] the connector's output for every image-token slot of ``vin.ids``, in order (what the Hugging
@@ -78,7 +72,7 @@ def connector_features(model, vin: VisionInput) -> torch.Tensor:
     if isinstance(feats, (list, tuple)):
         feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in feats])
     feats = feats.reshape(-1, feats.shape[-1])
-    slots = int((vin.ids == _image_token_id(model)).sum())
+    slots = int((vin.ids == image_token_id(model)).sum())
     if feats.shape[0] != slots:
         raise InterpError(f"the connector gave {feats.shape[0]} visual features for {slots} image-token slots: this model's "
                           "image layout is not supported by attribution")
@@ -94,7 +88,7 @@ def visual_inputs(model, vin: VisionInput | None) -> Iterator[None]:
         yield
         return
     module = _embedding_module(model)
-    image_id = _image_token_id(model)
+    image_id = image_token_id(model)
     feats = connector_features(model, vin)  # [slots, d]
     slots = (vin.ids[0] == image_id).nonzero()[:, 0].to(feats.device)  # [slots]
     n_img = vin.pixel_values.shape[0]

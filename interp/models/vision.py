@@ -23,7 +23,7 @@ import torch
 
 from interp.errors import InterpError
 
-__all__ = ["VisionInput", "is_vlm", "is_parts", "visual_label", "has_images", "to_image", "encode", "MAX_PIXELS"]
+__all__ = ["VisionInput", "is_vlm", "is_parts", "visual_label", "image_token_id", "has_images", "to_image", "encode", "MAX_PIXELS"]
 
 MAX_PIXELS = 40_000_000
 """images with more pixels than this are refused (a 'decompression bomb' guard; about 6,300 x 6,300)"""
@@ -64,6 +64,12 @@ def is_vlm(model) -> bool:
     """True for a LLaVA-shaped vision-language model (a vision config and an image token id)."""
     cfg = _hf_config(model)
     return cfg is not None and getattr(cfg, "vision_config", None) is not None and _image_token(cfg) is not None
+
+
+def image_token_id(model) -> int | None:
+    """The id of the image-slot token of a VLM (``None`` for a text-only model)."""
+    cfg = _hf_config(model)
+    return None if cfg is None else _image_token(cfg)
 
 
 def _image_token(cfg) -> int | None:
