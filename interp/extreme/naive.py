@@ -33,6 +33,11 @@ def naive_scan(model, texts: Texts, *, max_len: int | None = None, thresholds: T
     """Same statistics as ``interp.extreme.scan`` from full caches, with plain loops (slow; for checking)."""
     t = thresholds or Thresholds()
     rows, caches = naive_cache(model, texts, max_len)
+    return naive_stats(model, rows, caches, t)
+
+
+def naive_stats(model, rows: list[torch.Tensor], caches: list[dict], t: Thresholds) -> ExtremeTokenReport:
+    """The ``ExtremeTokenReport`` statistics of full caches (``naive_cache``'s output; also image prompts' caches)."""
     n_l, n_h = model.cfg.n_layers, model.cfg.n_heads
     n_kv = getattr(model.cfg, "n_key_value_heads", None) or n_h
     sink, gu, vf, vo = (torch.zeros(n_l, n_h, dtype=torch.float64) for _ in range(4))

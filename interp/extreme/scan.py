@@ -336,7 +336,14 @@ def scan(
     tensors are ``[layer, head]`` or ``[layer]``; its ``sink_heads``, ``drain_heads`` and ``peak_layers`` apply
     ``thresholds`` (stored in the report). At most ``max_events`` massive activations are kept (largest first).
     For corpora spread over processes or machines, see ``interp.scale.scan_corpus`` (merges ``scan_partial`` parts).
+    Prompts with images (a vision-language model; each prompt a list of text and image parts) go to
+    ``interp.extreme.vision.scan_images``, whose ``VisionExtremeReport`` adds the split by first / visual / text token.
     """
+    from interp.extreme.vision import is_image_prompts, scan_images
+
+    if is_image_prompts(texts):
+        return scan_images(model, texts, batch_size=batch_size, max_len=max_len, thresholds=thresholds,
+                           max_events=max_events, progress=progress)
     t = thresholds or Thresholds()
     batch_size = check_batch_size(batch_size)
     rows = encode(model, texts, max_len)
@@ -387,5 +394,9 @@ def finish_scan(model, acc: _Accumulator) -> ExtremeTokenReport:
 
 
 def _decoder(model):
+    """id -> token string; a negative id is a visual token's patch code (``interp.extreme.vision``): ``<img R,C>``."""
+    from interp.extreme.vision import code_label
+
     tok = getattr(model, "tokenizer", None)
-    return (lambda i: tok.decode([i])) if tok is not None else str
+    text = (lambda i: tok.decode([i])) if tok is not None else str
+    return lambda i: code_label(i) if i < 0 else text(i)
