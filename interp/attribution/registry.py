@@ -23,6 +23,7 @@ import torch
 from interp.attribution.reduction import check_reduction
 from interp.attribution.result import TokenAttribution
 from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs, visual_label
+from interp.batch import BatchResult, is_batch, run_batch
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
 from interp.validate import check_int, check_options, prompt_tokens
@@ -164,7 +165,7 @@ def _reduction(method: str, reduction: str | None) -> str | None:
 
 
 def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list[int] | None = None, *, method: str = "reagent",
-              generate: int | None = None, reduction: str | None = None, **options) -> TokenAttribution:
+              generate: int | None = None, reduction: str | None = None, **options) -> TokenAttribution | BatchResult:
     """Attribute the target token(s) after ``prompt`` to the prompt's tokens with ``method``.
 
     ``target=None``: the model's greedy next token; a string of several tokens or ``generate=N`` gives a
@@ -179,7 +180,12 @@ def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list
     the connector's output (``interp.attribution.vision``: what replaces a patch for occlusion and ReAGent); visual
     tokens are named ``<img R,C>`` and ``info["visual"]`` holds their positions and patches
     (``TokenAttribution.patch_scores``). Returns a ``TokenAttribution`` (scores [target, source], ``reduction`` recorded).
+    A list of prompts (``interp.batch.is_batch``; ``target`` then a list with one target per prompt, or one for all)
+    returns a ``BatchResult`` of one ``TokenAttribution`` per prompt.
     """
+    if is_batch(prompt):  # a list of prompts: each run alone, one bar (interp.batch)
+        return run_batch(attribute, model, prompt, spread=("target",), target=target, method=method, generate=generate,
+                         reduction=reduction, **options)
     if not isinstance(method, str) or method not in METHODS:
         raise InterpError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
     if reduction is not None:  # given: the method gets it (and ``options`` records it); else its own default runs

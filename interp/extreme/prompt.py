@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.batch import BatchResult, is_batch, run_batch
 from interp.extreme.scan import _kv_index, head_w_o
 from interp.models import model_name, str_tokens, to_tokens
 from interp.results import Result
@@ -39,10 +40,13 @@ class PromptView(Result):
 
 
 @torch.no_grad()
-def inspect_prompt(model, prompt: str | torch.Tensor | list) -> PromptView:
+def inspect_prompt(model, prompt: str | torch.Tensor | list) -> PromptView | BatchResult:
     """Run ``prompt`` once and return its ``PromptView``. ``prompt``: a string (BOS prepended), 1-D ids, or for a
     vision-language model a list of text and image parts (``interp.models.vision``); visual tokens are labelled
-    ``<img R,C>`` by the patch (row, column) they show (``<img I:R,C>`` for image I > 0)."""
+    ``<img R,C>`` by the patch (row, column) they show (``<img I:R,C>`` for image I > 0). A list of prompts
+    (``interp.batch.is_batch``) returns a ``BatchResult`` of one ``PromptView`` per prompt."""
+    if is_batch(prompt):  # a list of prompts: each run alone, one bar (interp.batch)
+        return run_batch(inspect_prompt, model, prompt)
     from interp.models.vision import encode, is_parts
 
     kw, labels = {}, {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.batch import BatchResult, is_batch, run_batch
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
 from interp.results import Result
@@ -205,7 +206,7 @@ def logit_lens(
     lens=None,
     incl_mid: bool = False,
     keep_logprobs: bool = False,
-) -> LensResult:
+) -> LensResult | BatchResult:
     """Decode every residual stream of ``prompt`` through the model's final norm and unembedding.
 
     ``prompt``: text (BOS prepended as the model does), a [1, pos] / [pos] id tensor, or for a vision-language model a
@@ -217,8 +218,12 @@ def logit_lens(
     ``lens``: ``None`` for the logit lens, or a ``TunedLens`` trained for this model.
     ``incl_mid``: add each block's mid-stream (between attention and MLP) as extra rows (logit lens only).
     Returns a ``LensResult`` with [layer, pos] statistics and [layer, pos, k] top-k; the full
-    [layer, pos, vocab] log-probabilities only when ``keep_logprobs``.
+    [layer, pos, vocab] log-probabilities only when ``keep_logprobs``. A list of prompts (``interp.batch.is_batch``; a
+    ``target`` list gives one target per prompt) returns a ``BatchResult`` of one ``LensResult`` per prompt.
     """
+    if is_batch(prompt):  # a list of prompts: each run alone, one bar, a BatchResult of LensResults (interp.batch)
+        return run_batch(logit_lens, model, prompt, spread=("target",), target=target, top_k=top_k, lens=lens,
+                         incl_mid=incl_mid, keep_logprobs=keep_logprobs)
     top_k = check_int("top_k", top_k, minimum=1)
     check_bool("incl_mid", incl_mid)
     check_bool("keep_logprobs", keep_logprobs)

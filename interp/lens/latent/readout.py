@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.batch import BatchResult, is_batch, run_batch
 from interp.errors import InterpError
 from interp.lens.latent.layers import layer_hook, layer_label, layer_states
 from interp.lens.latent.quality import WEAK, match_percentile
@@ -73,14 +74,18 @@ class LatentLensResult(Result):
 
 @torch.no_grad()
 def latent_lens(model, prompt: str | torch.Tensor, index, *, layer: int | list[int] | None = None, k: int = 5,
-                search_layers: list[int] | None = None, allow_other_model: bool = False) -> LatentLensResult:
+                search_layers: list[int] | None = None, allow_other_model: bool = False) -> LatentLensResult | BatchResult:
     """Describe each position of ``prompt`` at model ``layer`` (an int, a list, or ``None`` for 0..n_layers)
     by its top-``k`` LatentLens neighbours over the index's stored layers (or ``search_layers``).
 
     ``index``: a ``LatentIndex`` or a ``ShardedIndex`` (``LatentIndex.open``). Returns a ``LatentLensResult``
     ([layer, pos, k], with a [layer, pos] match percentile of each top-1). The index must come from the same model
-    unless ``allow_other_model`` (then only d_model must match).
+    unless ``allow_other_model`` (then only d_model must match). A list of prompts (``interp.batch.is_batch``) returns a
+    ``BatchResult`` of one ``LatentLensResult`` per prompt.
     """
+    if is_batch(prompt):  # a list of prompts: each run alone, one bar (interp.batch)
+        return run_batch(latent_lens, model, prompt, index=index, layer=layer, k=k, search_layers=search_layers,
+                         allow_other_model=allow_other_model)
     check_k(k)
     index._check_model(model, strict=not allow_other_model)
     n = model.cfg.n_layers
