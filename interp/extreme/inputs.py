@@ -49,6 +49,9 @@ def encode(model, texts: Texts, max_len: int | None = None, min_len: int = 2) ->
                 if not t.strip():
                     raise InterpError(f"text {i} is empty: give at least one word")
                 rows.append(text_ids(model, t, max_len=limit))
+            elif isinstance(t, (list, tuple)):
+                raise InterpError(f"text {i} is a list of parts (an image prompt): scan it with interp.extreme.scan, "
+                                  "which takes image + text prompts of a vision-language model")
             else:
                 raise InterpError(f"text {i} is a {type(t).__name__}; give strings or token-id tensors")
     if not rows:

@@ -336,14 +336,10 @@ def scan(
     tensors are ``[layer, head]`` or ``[layer]``; its ``sink_heads``, ``drain_heads`` and ``peak_layers`` apply
     ``thresholds`` (stored in the report). At most ``max_events`` massive activations are kept (largest first).
     For corpora spread over processes or machines, see ``interp.scale.scan_corpus`` (merges ``scan_partial`` parts).
-    Prompts with images (a vision-language model; each prompt a list of text and image parts) go to
-    ``interp.extreme.vision.scan_images``, whose ``VisionExtremeReport`` adds the split by first / visual / text token.
+    Prompts with images (a vision-language model; each prompt a list of text and image parts): ``interp.extreme.scan``
+    (the package's entry point) sends them to ``interp.extreme.vision.scan_images``, whose ``VisionExtremeReport`` adds
+    the split by first / visual / text token.
     """
-    from interp.extreme.vision import is_image_prompts, scan_images
-
-    if is_image_prompts(texts):
-        return scan_images(model, texts, batch_size=batch_size, max_len=max_len, thresholds=thresholds,
-                           max_events=max_events, progress=progress)
     t = thresholds or Thresholds()
     batch_size = check_batch_size(batch_size)
     rows = encode(model, texts, max_len)
@@ -395,7 +391,7 @@ def finish_scan(model, acc: _Accumulator) -> ExtremeTokenReport:
 
 def _decoder(model):
     """id -> token string; a negative id is a visual token's patch code (``interp.extreme.vision``): ``<img R,C>``."""
-    from interp.extreme.vision import code_label
+    from interp.extreme.labels import code_label
 
     tok = getattr(model, "tokenizer", None)
     text = (lambda i: tok.decode([i])) if tok is not None else str

@@ -1,11 +1,12 @@
 """The extreme-token scan over image + text prompts of a vision-language model: who keeps the sinks and the massive
 activations, the first (BOS) token, the visual tokens or the text tokens?
 
-``scan_images(model, prompts)`` (also reached through ``interp.extreme.scan(model, prompts)`` when the prompts hold
-images) runs the same streaming statistics as ``scan`` (same hooks, same reductions, batched with right padding and
-the batch's images in prompt order) and adds, per layer, a split of every position into three **kinds**: ``first``
-(position 0: BOS), ``visual`` (an image-token slot, filled with the connector's output) and ``text`` (every other
-token). Each prompt is a list of text and image parts (``interp.models.vision``); a plain string is a text prompt.
+``scan_images(model, prompts)`` (also reached through ``interp.extreme.scan(model, prompts)``, the package's entry
+point, when the prompts hold images) runs the same streaming statistics as ``scan`` (same hooks, same reductions,
+batched with right padding and the batch's images in prompt order) and adds, per layer, a split of every position
+into three **kinds**: ``first`` (position 0: BOS), ``visual`` (an image-token slot, filled with the connector's
+output) and ``text`` (every other token). Each prompt is a list of text and image parts (``interp.models.vision``);
+a plain string is a text prompt.
 Definitions added to those of ``interp.extreme.scan`` (each prompt weighs the same; means over prompts):
 
 * attention mass ``mass [layer, head, kind]``: for one prompt, the mean over queries ``t >= 1`` of the attention
@@ -32,24 +33,14 @@ from tqdm.auto import tqdm
 
 from interp.errors import InterpError
 from interp.extreme.inputs import batches, pad_id
+from interp.extreme.labels import code_label, patch_code
 from interp.extreme.scan import ExtremeTokenReport, Thresholds, _Accumulator, _hooks, finish_scan, is_massive
-from interp.models.vision import encode, has_images, is_parts, is_vlm, visual_label
+from interp.models.vision import encode, has_images, image_token_id, is_parts, is_vlm
 
 __all__ = ["KINDS", "VisionExtremeReport", "VisionRows", "scan_images", "is_image_prompts", "encode_prompts", "code_label"]
 
 KINDS = ("first", "visual", "text")
 """the position kinds, in the order of every ``kind`` axis"""
-_STEP = 1000  # label codes: -(1 + (image * _STEP + row) * _STEP + col); grids and image counts stay far below 1000
-
-
-def _code(image: int, row: int, col: int) -> int:
-    return -(1 + (image * _STEP + row) * _STEP + col)
-
-
-def code_label(code: int) -> str:
-    """The ``<img R,C>`` name of a negative label code (what the scan stores in place of a visual token's id)."""
-    c = -int(code) - 1
-    return visual_label(c // (_STEP * _STEP), (c // _STEP) % _STEP, c % _STEP)
 
 
 @dataclass(frozen=True)
@@ -98,7 +89,7 @@ def encode_prompts(model, prompts, max_len: int | None = None) -> VisionRows:
         kinds[0] = 0
         codes = ids.clone()
         for pos, (im, r, c) in zip(vin.visual.tolist(), vin.patches.tolist()):
-            codes[pos] = _code(im, r, c)
+            codes[pos] = patch_code(im, r, c)
         out.ids.append(ids)
         out.codes.append(codes)
         out.kinds.append(kinds)
@@ -251,8 +242,6 @@ def scan_images(model, prompts: Sequence, *, batch_size: int = 8, max_len: int |
     hooks = _hooks(model, acc)
     device = model.cfg.device
     pad = pad_id(model)
-    from interp.models.vision import image_token_id
-
     if pad == image_token_id(model):  # a pad equal to the image slot would ask for one more image
         pad = 0 if pad != 0 else 1
     n_batches = math.ceil(len(rows.ids) / batch_size)

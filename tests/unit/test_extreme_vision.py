@@ -96,3 +96,7 @@ def test_bad_image_prompts(vlm, random_models):
         scan_images(vlm, [[_image(0)]], batch_size=0, progress=False)
     with pytest.raises(InterpError, match="parts are text"):
         scan(vlm, [[_image(0), 1.5]], progress=False)
+    from interp.extreme.scan import scan as scan_texts  # the text-only scan names the entry point that takes images
+
+    with pytest.raises(InterpError, match=r"an image prompt\): scan it with interp.extreme.scan"):
+        scan_texts(vlm, [[_image(0), "x"]], progress=False)
