@@ -36,8 +36,11 @@ def _models(_: argparse.Namespace) -> int:
 
 
 def _report(a: argparse.Namespace) -> int:
+    from interp.models.options import check_chat_options, model_options
     from interp.validate import check_text
 
+    opts = model_options(a)  # --device, --dtype, --threads: a bad value is exit 2 before any work
+    check_chat_options(a)
     if a.prompt is not None and not a.prompt.strip():
         raise InterpError("--prompt is empty: give at least one word")
     if a.prompt is not None:
@@ -54,10 +57,11 @@ def _report(a: argparse.Namespace) -> int:
 
         to_image(Path(a.image), where="--image")  # missing, not an image, huge, transparent: exit 2 before any work
     from interp.models import load_model, to_tokens
+    from interp.models.options import chat_text
     from interp.prompts import default_prompt
     from interp.report import build_report
 
-    model = load_model(a.model, device=a.device)
+    model = load_model(a.model, **opts)
     if a.image is not None:
         from interp.models.vision import is_vlm
 
@@ -66,6 +70,7 @@ def _report(a: argparse.Namespace) -> int:
                               "vision-language model (e.g. --model scenes-vlm)")
     if a.prompt is None:  # the model's own default, cut to leave room for the generated tokens
         a.prompt = default_prompt(model, room=REPORT_NEW_TOKENS)
+    a.prompt = chat_text(model, a.prompt, a)  # --chat: the prompt as a user turn; no template is exit 2 naming the model
     n_prompt, n_ctx = to_tokens(model, a.prompt).shape[-1], int(getattr(model.cfg, "n_ctx", 0) or 0)
     if n_ctx and n_prompt + REPORT_NEW_TOKENS > n_ctx:
         raise InterpError(f"--prompt has {n_prompt} tokens; the report generates {REPORT_NEW_TOKENS} more and the model's "
@@ -84,6 +89,8 @@ def _report(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from interp.models.options import add_chat_options, add_model_options
+
     p = argparse.ArgumentParser(prog="interp", description="Interpretability workbench for transformer LMs.")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report", help="run every analysis on a prompt and write one self-contained HTML report")
@@ -92,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="report.html", help="output HTML file (default: report.html)")
     r.add_argument("--image", help="an image file for a vision-language model: adds the visual-token section")
     r.add_argument("--subnetwork", help="a saved bigram subnetwork (.safetensors) to add its section")
-    r.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)")
+    add_chat_options(r)
+    add_model_options(r)
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=_report)
     m = sub.add_parser("models", help="list the bundled models")

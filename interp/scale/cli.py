@@ -32,25 +32,48 @@ def _layers(value: str | None) -> list[int] | None:
         raise InterpError(f"--layers {value!r}: give layer numbers such as 1,2,4") from None
 
 
-def _backend_args(p: argparse.ArgumentParser) -> None:
+def _backend_args(p: argparse.ArgumentParser, dtype_flag: str = "--dtype") -> None:
+    from interp.models.options import add_model_options
+
+    add_model_options(p, dtype_flag=dtype_flag, device_default="cpu; --device, --dtype and --threads apply to the local "
+                      "backend and the driver, Ray workers load float32 on their own GPU or one CPU thread")
     p.add_argument("--backend", choices=("local", "ray"), default="local", help="local (in-process, default) or ray")
     p.add_argument("--workers", type=int, default=2, help="Ray workers (model actors; one GPU each where there are GPUs)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
     p.add_argument("--shard-docs", type=int, default=64, help="documents per shard (default 64)")
-    p.add_argument("--device", help="device of the local backend (default: cpu)")
     p.add_argument("--field", default="text", help="text field of .jsonl / .parquet corpora (default: text)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _model(a: argparse.Namespace, dtype_flag: str = "--dtype"):
+    """The model for a corpus job: for the local backend, loaded here with ``--device`` (default cpu), ``--dtype`` and
+    ``--threads``; for Ray, its name (workers load it themselves), refusing a ``--dtype`` they would not apply."""
+    from interp.models.options import model_options
+
+    opts = model_options(a, dtype_flag=dtype_flag)
+    if a.backend == "local":
+        from interp.models import load_model
+
+        return load_model(a.model, device=opts["device"] or "cpu", dtype=opts["dtype"])
+    if opts["dtype"] is not None:
+        raise InterpError(f"{dtype_flag} applies to the local backend: Ray workers load the model in float32; drop "
+                          f"{dtype_flag} or use --backend local")
+    return a.model
 
 
 def _build(a: argparse.Namespace) -> int:
     from interp.lens.latent.files import DTYPES
     from interp.scale.index import build_index
 
+    if a.dtype not in DTYPES:
+        raise InterpError(f"--dtype {a.dtype!r} is not a storage type of the index: use one of {', '.join(DTYPES)}")
     if a.max_per_token < 0:
         raise InterpError(f"--max-per-token must be 0 (no cap) or a positive count, got {a.max_per_token}")
-    index = build_index(a.model, _corpus(a.corpus), out=a.out, layers=_layers(a.layers), backend=a.backend, workers=a.workers,
+    corpus = _corpus(a.corpus)
+    model = _model(a, "--model-dtype")
+    index = build_index(model, corpus, out=a.out, layers=_layers(a.layers), backend=a.backend, workers=a.workers,
                         shard_docs=a.shard_docs, batch_size=a.batch_size, max_per_token=a.max_per_token or None,
-                        dtype=DTYPES[a.dtype], device=a.device, address=a.address, progress=not a.quiet, field=a.field)
+                        dtype=DTYPES[a.dtype], address=a.address, progress=not a.quiet, field=a.field)
     print(f"wrote {a.out}: {len(index):,} rows x layers {index.layers} in {len(index.shards)} shards")
     return 0
 
@@ -58,14 +81,17 @@ def _build(a: argparse.Namespace) -> int:
 def _search(a: argparse.Namespace) -> int:
     from interp.lens.latent import LatentIndex, latent_lens
     from interp.models import load_model
+    from interp.models.options import chat_text, check_chat_options, model_options
     from interp.validate import check_text
 
+    opts = model_options(a)
+    check_chat_options(a)
     if not a.prompt.strip():
         raise InterpError("the prompt is empty: give at least one word")
     check_text("the prompt", a.prompt)  # bytes that are not UTF-8 arrive as lone surrogates
     index = LatentIndex.open(a.index)
-    model = load_model(a.model or index.model_name, device=a.device)
-    r = latent_lens(model, a.prompt, index, layer=a.layer, k=a.k)
+    model = load_model(a.model or index.model_name, **opts)
+    r = latent_lens(model, chat_text(model, a.prompt, a), index, layer=a.layer, k=a.k)
     for pos, tok in enumerate(r.tokens):
         hits = "  ".join(f"{s:.2f} {snip}" for s, snip in zip(r.sims[0, pos].tolist(), r.snippets[0][pos]))
         print(f"{pos:3d} {tok!r:14s} {hits}")
@@ -78,8 +104,9 @@ def _scan(a: argparse.Namespace) -> int:
     out = Path(a.out)
     if out.is_dir() or not out.parent.exists():
         raise InterpError(f"--out {out}: give a file name in an existing folder, such as report.html")
-    report = scan_corpus(a.model, _corpus(a.corpus), backend=a.backend, workers=a.workers, shard_docs=a.shard_docs,
-                         device=a.device, address=a.address, progress=not a.quiet, field=a.field)
+    corpus = _corpus(a.corpus)
+    report = scan_corpus(_model(a), corpus, backend=a.backend, workers=a.workers, shard_docs=a.shard_docs,
+                         address=a.address, progress=not a.quiet, field=a.field)
     path = _write_scan(report, out, a.corpus)
     print(f"wrote {path} ({report.n_texts} texts, {report.n_tokens} tokens; sink heads {report.sink_heads})")
     return 0
@@ -106,6 +133,8 @@ def _write_scan(r, out: Path, corpus: str) -> Path:
 
 def register(sub) -> None:
     """Add ``index build``, ``index search`` and ``scan`` to the ``interp`` command's subparsers ``sub``."""
+    from interp.models.options import add_chat_options, add_model_options
+
     idx = sub.add_parser("index", help="sharded LatentLens indexes of a corpus (build, search)")
     isub = idx.add_subparsers(dest="index_cmd", required=True)
     b = isub.add_parser("build", help="build or resume a sharded LatentLens index")
@@ -115,9 +144,10 @@ def register(sub) -> None:
     b.add_argument("--out", required=True, help="index folder (re-running resumes it)")
     b.add_argument("--batch-size", type=int, default=16, help="documents per forward pass (default 16)")
     b.add_argument("--max-per-token", type=int, default=20, help="rows kept per token id (0: no cap; default 20)")
-    b.add_argument("--dtype", choices=["float16", "bfloat16"], default="float16",
-                   help="stored vectors (default float16; bfloat16 searches faster on CPUs with AVX512-BF16)")
-    _backend_args(b)
+    b.add_argument("--dtype", default="float16",
+                   help="stored vectors: float16 (default), bfloat16 (searches faster on CPUs with AVX512-BF16) or "
+                        "float32; the model's own precision is --model-dtype")
+    _backend_args(b, dtype_flag="--model-dtype")
     b.set_defaults(func=_build)
     s = isub.add_parser("search", help="LatentLens neighbours of each token of a prompt")
     s.add_argument("index", help="index folder")
@@ -125,7 +155,8 @@ def register(sub) -> None:
     s.add_argument("--layer", type=int, required=True, help="model layer of the prompt's states")
     s.add_argument("--k", type=int, default=3, help="neighbours per token (default 3)")
     s.add_argument("--model", help="model (default: the one the index was built with)")
-    s.add_argument("--device", help="cpu, cuda, ...")
+    add_model_options(s)
+    add_chat_options(s)
     s.set_defaults(func=_search)
     c = sub.add_parser("scan", help="extreme-token scan of a corpus into an HTML report")
     c.add_argument("--model", required=True, help="zoo name, named real model, .gguf file or local HF folder")

@@ -8,6 +8,7 @@ shown in the report instead.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -36,15 +37,22 @@ def add_attribution(report, attr: TokenAttribution, title: str | None = None) ->
         report.add_figure(title, matrix_figure(attr))
 
 
-def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None = None, target=None) -> None:
-    """Attribute the greedy next token (or ``target``) with each method and add tokens + a faithfulness table."""
+def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None = None, target=None,
+                  progress: Callable[[str, int, int], None] | None = None) -> None:
+    """Attribute the greedy next token (or ``target``) with each method and add tokens + a faithfulness table.
+    ``progress(what, done, total)``, when given, is told each of the 2 steps per method (attribution, faithfulness)."""
     rows, keeps, n_sources = [], {}, 1
-    for method, opts in (methods or REPORT_METHODS).items():
+    chosen = methods or REPORT_METHODS
+    tick = progress or (lambda what, done, total: None)
+    total = 2 * len(chosen)
+    for i, (method, opts) in enumerate(chosen.items()):
         try:
+            tick(method, 2 * i, total)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 attr = attribute(model, prompt, target, method=method, **opts)
             add_attribution(report, attr, f"Token attribution: {method}")
+            tick(f"{method} faithfulness", 2 * i + 1, total)
             f = faithfulness(model, attr, n_samples=4)
             rows.append([method, *(round(f[k], 4) for k in ("soft_ns_vs_random", "soft_nc_vs_random",
                                                               "hard_sufficiency", "hard_comprehensiveness"))])
@@ -55,6 +63,7 @@ def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None
                                  sum(float((r < 0).float().mean()) for r in rows_) / len(rows_))
         except Exception as e:  # one failing method must not sink the report
             report.add_error(f"Token attribution: {method}", f"{type(e).__name__}: {e}")
+    tick("done", total, total)
     if rows:
         report.add_table(
             "Token attribution: faithfulness",

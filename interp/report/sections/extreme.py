@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from interp.extreme.prompt import inspect_prompt
 from interp.extreme.scan import Thresholds, scan
 from interp.report.document import Report
 
 
-def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None = None, thresholds: Thresholds | None = None
-                  ) -> None:
+def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None = None, thresholds: Thresholds | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> None:
     """Add the "Extreme tokens" section for ``prompt`` (and ``texts``, when given, as the scanned corpus).
 
-    One streaming scan and one cached forward pass of the prompt: a few seconds on ``stories``.
+    One streaming scan and one cached forward pass of the prompt: a few seconds on ``stories``. ``progress(what, done,
+    total)``, when given, is told the 3 steps (scan, the prompt's cached pass, figures) and the end.
     """
     from interp.viz.extreme import attention_pattern, massive_scatter, norms_by_position, sink_heatmap, summary_rows, top_head_rows
 
+    tick = progress or (lambda what, done, total: None)
     title = "Extreme tokens"
+    tick(f"scan of {len(texts or [prompt])} text(s)", 0, 3)
     r = scan(model, texts or [prompt], thresholds=thresholds, progress=False)
+    tick("the prompt's cached pass", 1, 3)
     view = inspect_prompt(model, prompt)
+    tick("figures", 2, 3)
     t = r.thresholds
     report.add_text(title, (
         f"Attention sinks, value-state drains, residual peaks and massive activations over {r.n_texts} text(s), "
@@ -40,6 +47,7 @@ def add_to_report(report: Report, model, prompt: str, *, texts: list[str] | None
     report.add_figure(title, norms_by_position(view, *best))
     report.add_figure(title, massive_scatter(view, r))
     add_layer_tables(report, title, r)
+    tick("done", 3, 3)
 
 
 def add_layer_tables(report: Report, title: str, r) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from interp.lens.bundled import bundled_tuned_lens, default_index
@@ -35,16 +37,27 @@ def _index(model, latent_index):
     return None, "No LatentLens index for this model: pass latent_index=<folder> (build one with LatentIndex.build)."
 
 
+STEPS = ("logit lens", "logit lens of the target", "tuned lens", "LatentLens")
+"""The steps the section reports to its ``progress`` callback, in order."""
+
+
 @torch.no_grad()
 def add_to_report(report, model, prompt: str, *, lens_target: str | None = None, tuned_lens=None, latent_index=None,
-                  stride: int = 1) -> None:
+                  stride: int = 1, progress: Callable[[str, int, int], None] | None = None) -> None:
     """Add the lens section for ``prompt``: logit-lens heat-maps (final top-1 probability, KL), the target
     probability by layer (target = ``lens_target`` or the model's top next token), the tuned lens when one
-    fits the model, and LatentLens neighbours of the last position (stories, or a given ``latent_index``)."""
+    fits the model, and LatentLens neighbours of the last position (stories, or a given ``latent_index``).
+    ``progress(what, done, total)``, when given, is told each of ``STEPS`` before it runs and the end."""
     from interp.viz.lens import latent_heatmap, lens_heatmap, neighbour_table, target_line
 
+    def tick(i: int) -> None:
+        if progress is not None:
+            progress(STEPS[i] if i < len(STEPS) else "done", i, len(STEPS))
+
+    tick(0)
     base = logit_lens(model, prompt, top_k=5)
     target = lens_target if lens_target is not None else int(base.top_ids[-1, -1, 0])
+    tick(1)
     logit = logit_lens(model, prompt, target=target, top_k=5)
     report.section(TITLE, note="Each residual stream decoded through the model's own final norm and unembedding (logit lens); "
                                "rows are block inputs, the top row is the model's output.")
@@ -53,6 +66,7 @@ def add_to_report(report, model, prompt: str, *, lens_target: str | None = None,
                               "hover: top-5. Early layers often decode to the input token or to near-uniform junk.")
     report.add_figure(TITLE, lens_heatmap(logit, "kl", stride=stride), caption=KL_CAPTION)
     lines = {"logit lens": logit}
+    tick(2)
     tuned, note = _tuned(model, tuned_lens)
     if tuned is not None:
         tl = logit_lens(model, prompt, target=target, top_k=5, lens=tuned)
@@ -65,9 +79,11 @@ def add_to_report(report, model, prompt: str, *, lens_target: str | None = None,
     elif note:
         report.add_text(TITLE, note)
     report.add_figure(TITLE, target_line(lines), caption=logit.target_note or f"Target: the model's top next token {logit.target!r}.")
+    tick(3)
     index, note = _index(model, latent_index)
     if index is None:
         report.add_text(TITLE, note)
+        tick(4)
         return
     n = model.cfg.n_layers
     mid = default_layers(n)[len(default_layers(n)) // 2] if n > 1 else n
@@ -82,3 +98,4 @@ def add_to_report(report, model, prompt: str, *, lens_target: str | None = None,
     pct = float(ll.match_percentile[row, -1])
     report.add_figure(TITLE, neighbour_table(ll, query=row, pos=-1),
                       caption=f"Match percentile of the top-1: {pct:.0f}" + (" (weak: not a description)." if pct < WEAK else "."))
+    tick(4)
