@@ -60,15 +60,20 @@ def random_model(family: str = "gpt2", **kwargs):
     return load_model(random_model_dir(family, **kwargs), device="cpu")
 
 
-VLM_FAMILIES = ("llava-clip", "llava-siglip", "gemma3")
+VLM_FAMILIES = ("llava-clip", "llava-siglip", "gemma3", "idefics3")
+"""The VLM families the unit tier builds at random and loads through the bridge. Qwen2.5-VL is not among them: the
+bridge's adapter for it imports torchvision, which has no build for the CPU torch this project pins (see
+tests/unit/test_vision.py, which checks that loading one is a clear error that installs nothing)."""
 
 
 def random_vlm_dir(family: str = "llava-clip", out: str | Path | None = None, *, seed: int = 0, image_size: int = 32,
                    patch_size: int = 8) -> Path:
     """Write a random-weight VLM of ``family`` to ``out`` (a new temporary folder by default): "llava-clip" /
     "llava-siglip" (LLaVA with that tower and a tiny Llama LM; ``(image_size / patch_size)^2`` visual tokens) or "gemma3"
-    (Gemma 3 multimodal: SigLIP tower pooled to 4 visual tokens, a tiny Gemma 3 LM); a character tokenizer with
-    ``<image>`` (and Gemma's ``<boi>`` / ``<eoi>``) tokens."""
+    (Gemma 3 multimodal: SigLIP tower pooled to 4 visual tokens, a tiny Gemma 3 LM) or "idefics3" (its SigLIP-style
+    tower, a pixel-shuffle connector folding 2 x 2 patches into one visual token, a tiny Llama LM); a character
+    tokenizer with ``<image>`` (and Gemma's ``<boi>`` / ``<eoi>``, Idefics3's ``<fake_token_around_image>`` /
+    ``<global-img>``) tokens."""
     import json
 
     from transformers import (
@@ -76,6 +81,9 @@ def random_vlm_dir(family: str = "llava-clip", out: str | Path | None = None, *,
         Gemma3Config,
         Gemma3ForConditionalGeneration,
         Gemma3TextConfig,
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3VisionConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
         SiglipVisionConfig,
@@ -86,7 +94,8 @@ def random_vlm_dir(family: str = "llava-clip", out: str | Path | None = None, *,
     if family not in VLM_FAMILIES:
         raise ValueError(f"unknown VLM family {family!r}; choose one of {VLM_FAMILIES}")
     tok = char_tokenizer(_SYMBOLS)
-    tok.add_special_tokens({"additional_special_tokens": ["<image>", "<boi>", "<eoi>"]})
+    tok.add_special_tokens({"additional_special_tokens": ["<image>", "<boi>", "<eoi>", "<fake_token_around_image>",
+                                                          "<global-img>"]})
     image_id, boi, eoi = (tok.convert_tokens_to_ids(t) for t in ("<image>", "<boi>", "<eoi>"))
     vis = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=image_size,
                patch_size=patch_size)
@@ -98,6 +107,11 @@ def random_vlm_dir(family: str = "llava-clip", out: str | Path | None = None, *,
         cfg = Gemma3Config(vision_config=SiglipVisionConfig(**vis), text_config=text, mm_tokens_per_image=4,
                            image_token_index=image_id, boi_token_index=boi, eoi_token_index=eoi)
         model = Gemma3ForConditionalGeneration(cfg)
+    elif family == "idefics3":
+        text = _config("llama", len(tok), 64, 2, 4, 128, tok.bos_token_id)
+        cfg = Idefics3Config(vision_config=Idefics3VisionConfig(**vis).to_dict(), text_config=text.to_dict(),
+                             image_token_id=image_id, scale_factor=2)
+        model = Idefics3ForConditionalGeneration(cfg)
     else:
         tower = CLIPVisionConfig(**vis) if family == "llava-clip" else SiglipVisionConfig(**vis)
         text = _config("llama", len(tok), 64, 2, 4, 128, tok.bos_token_id)

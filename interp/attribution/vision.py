@@ -65,9 +65,9 @@ def connector_features(model, vin: VisionInput) -> torch.Tensor:
     """[slots, d_model] the connector's output for every image-token slot of ``vin.ids``, in order (what the Hugging
     Face model scatters into them; a CLS feature kept by the "full" strategy included)."""
     hf = model.original_model
-    pix = vin.pixel_values.to(model_device(model), dtype=next(hf.parameters()).dtype)
+    dev, dtype = model_device(model), next(hf.parameters()).dtype
     inner = getattr(hf, "model", hf)
-    out = inner.get_image_features(pixel_values=pix)
+    out = inner.get_image_features(**{k: v.to(dev, dtype=dtype) for k, v in vin.forward_kwargs().items()})
     feats = getattr(out, "pooler_output", out)
     if isinstance(feats, (list, tuple)):
         feats = torch.cat([f.reshape(-1, f.shape[-1]) for f in feats])

@@ -1,4 +1,4 @@
-"""Prompts with images for vision-language models (LLaVA shape): the one way images enter an analysis.
+"""Prompts with images for vision-language models (LLaVA, Gemma 3, Idefics3): the one way images enter an analysis.
 
 A prompt that carries images is a **list of parts**: each part is text (``str``) or an image, where an image is a
 ``PIL.Image.Image``, a ``numpy`` array (``[H, W, 3]`` uint8, or ``[H, W]`` grey), or a ``pathlib.Path`` to an image
@@ -35,17 +35,21 @@ _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class VisionInput:
     """A prompt ready for the forward pass: ``ids`` [1, seq]; ``pixel_values`` [image, 3, H, W] (None without images);
     ``visual`` [n_visual] positions of the visual tokens in ``ids``; ``patches`` [n_visual, 3] (image, row, col) of
-    each; ``grid`` (rows, cols) of patches per image."""
+    each; ``grid`` (rows, cols) of patches per image; ``family`` the image layout ("llava", "gemma3", "idefics3")."""
 
     ids: torch.Tensor
     pixel_values: torch.Tensor | None
     visual: torch.Tensor
     patches: torch.Tensor
     grid: tuple[int, int]
+    family: str = "llava"
 
     def forward_kwargs(self) -> dict:
-        """The keyword arguments the model's forward needs beside ``ids`` (``pixel_values`` when there are images)."""
-        return {} if self.pixel_values is None else {"pixel_values": self.pixel_values}
+        """The keyword arguments the model's forward (and its ``get_image_features``) needs beside ``ids``:
+        ``pixel_values`` when there are images, [image, 3, H, W] (Idefics3: [1, image, 3, H, W], one prompt's images)."""
+        if self.pixel_values is None:
+            return {}
+        return {"pixel_values": self.pixel_values[None] if self.family == "idefics3" else self.pixel_values}
 
     def on(self, device) -> tuple[torch.Tensor, dict]:
         """(``ids`` [1, seq], the forward's keyword arguments) on ``device``."""
@@ -176,15 +180,23 @@ def _pixels(images: list[np.ndarray], side: int, mean, std) -> torch.Tensor:
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def _layout(cfg, side: int) -> tuple[int, int, tuple[list[int], list[int]]]:
+def _layout(cfg, side: int, tok) -> tuple[int, int, tuple[list[int], list[int]]]:
     """(visual tokens per grid side, tokens before the first patch's (-1: the first patch is dropped), (ids before,
     ids after) each image's slots) for a VLM config.
 
     LLaVA: one token per tower patch; a CLIP-style tower has a CLS first (SigLIP none); the "default" feature strategy
     drops the first token, "full" keeps all. Gemma 3: the patches are average-pooled to ``mm_tokens_per_image`` tokens
-    (a square grid, row-major), framed by its begin- and end-of-image tokens as its processor does.
+    (a square grid, row-major), framed by its begin- and end-of-image tokens as its processor does. Idefics3: the
+    connector's pixel shuffle folds each ``scale_factor`` x ``scale_factor`` block of patches into one token (a square
+    grid, row-major), framed ``<fake_token_around_image><global-img>`` ... ``<fake_token_around_image>`` as its
+    processor frames an image it does not split (the whole image at the tower's size: no tiles).
     """
     per_patch = side // int(cfg.vision_config.patch_size)
+    if getattr(cfg, "model_type", "") == "idefics3":
+        frame = [tok.convert_tokens_to_ids(t) for t in ("<fake_token_around_image>", "<global-img>")]
+        frame = [i if isinstance(i, int) and i != tok.unk_token_id else None for i in frame]
+        before = [i for i in frame if i is not None]
+        return per_patch // int(cfg.scale_factor), 0, (before, before[:1] if frame[0] is not None else [])
     if getattr(cfg, "model_type", "") == "gemma3":
         n = int(cfg.mm_tokens_per_image)
         per_side = int(round(n ** 0.5))
@@ -220,7 +232,7 @@ def encode(model, prompt) -> VisionInput:
         cfg = _hf_config(model)
         image_id = _image_token(cfg)
         side, mean, std = _processor(model)
-        per_side, cls, wrap = _layout(cfg, side)
+        per_side, cls, wrap = _layout(cfg, side, tok)
         grid = (per_side, per_side)
         marker = tok.convert_ids_to_tokens(image_id)
     for i, part in enumerate(parts):
@@ -258,4 +270,10 @@ def encode(model, prompt) -> VisionInput:
         visual=torch.tensor(visual, dtype=torch.long),
         patches=torch.tensor(patches, dtype=torch.long).reshape(-1, 3),
         grid=grid,
+        family=_family(_hf_config(model)) if pix else "llava",
     )
+
+
+def _family(cfg) -> str:
+    kind = getattr(cfg, "model_type", "")
+    return kind if kind in ("gemma3", "idefics3") else "llava"

@@ -1,5 +1,6 @@
 """Images into the workbench: the scene world's truth, prompt encoding and visual-token bookkeeping on random tiny VLMs
-of each LLaVA tower family the bridge supports (CLIP, SigLIP), and the visual lenses' shapes and arithmetic."""
+of each VLM family the bridge supports here (LLaVA with CLIP and SigLIP towers, Gemma 3, Idefics3), and the visual
+lenses' shapes and arithmetic."""
 
 from __future__ import annotations
 
@@ -57,22 +58,30 @@ def test_visual_positions_and_patches(vlms, family):
     m = vlms[family]
     vin = encode(m, ["ab ", _img(), " cd"])
     cfg = m.original_model.config
-    gemma = family == "gemma3"  # its tower's patches are pooled to mm_tokens_per_image tokens, framed by <boi> <eoi>
-    side = int(cfg.mm_tokens_per_image ** 0.5) if gemma else cfg.vision_config.image_size // cfg.vision_config.patch_size
+    gemma, idefics = family == "gemma3", family == "idefics3"
+    per_patch = cfg.vision_config.image_size // cfg.vision_config.patch_size
+    # Gemma pools the tower's patches to mm_tokens_per_image tokens; Idefics3 folds scale x scale patches into one
+    side = int(cfg.mm_tokens_per_image ** 0.5) if gemma else per_patch // cfg.scale_factor if idefics else per_patch
     assert vin.grid == (side, side) and vin.visual.numel() == side * side
     assert (vin.ids[0, vin.visual] == cfg.image_token_id).all()
-    # the slots are one contiguous run after the text "ab " and BOS (and Gemma's <boi>)
-    n_text = 1 + len(m.tokenizer.encode("ab ", add_special_tokens=False)) + int(gemma)
+    # the slots are one contiguous run after BOS and the text "ab " (and Gemma's <boi>, Idefics3's two frame tokens)
+    frame = [cfg.boi_token_index] if gemma else [m.tokenizer.convert_tokens_to_ids(t) for t in (
+        "<fake_token_around_image>", "<global-img>")] if idefics else []
+    n_text = 1 + len(m.tokenizer.encode("ab ", add_special_tokens=False)) + len(frame)
+    assert vin.ids[0, n_text - len(frame):n_text].tolist() == frame
     if gemma:
-        assert vin.ids[0, n_text - 1] == cfg.boi_token_index and vin.ids[0, n_text + side * side] == cfg.eoi_token_index
+        assert vin.ids[0, n_text + side * side] == cfg.eoi_token_index
+    if idefics:
+        assert vin.ids[0, n_text + side * side] == frame[0]
     assert vin.visual.tolist() == list(range(n_text, n_text + side * side))
     assert vin.patches.tolist() == [[0, j // side, j % side] for j in range(side * side)]
-    assert vin.pixel_values.shape == (1, 3, cfg.vision_config.image_size, cfg.vision_config.image_size)
+    size = cfg.vision_config.image_size
+    assert vin.forward_kwargs()["pixel_values"].shape == ((1, 1, 3, size, size) if idefics else (1, 3, size, size))
     # the bridge runs the image through the Hugging Face model's own forward
     with torch.no_grad():
-        ref = m.original_model(input_ids=vin.ids, pixel_values=vin.pixel_values).logits
-        out = m(vin.ids, pixel_values=vin.pixel_values)
-    assert torch.allclose(ref, out, atol=1e-5) if gemma else torch.equal(ref, out)
+        ref = m.original_model(input_ids=vin.ids, **vin.forward_kwargs()).logits
+        out = m(vin.ids, **vin.forward_kwargs())
+    assert torch.allclose(ref, out, atol=1e-5) if gemma or idefics else torch.equal(ref, out)
 
 
 @pytest.mark.parametrize("family", VLM_FAMILIES)
@@ -84,12 +93,12 @@ def test_the_visual_token_at_layer_zero_is_the_connector_output(vlms, family):
     vin = encode(m, [img])
     hf = m.original_model
     with torch.no_grad():
-        feats = hf.model.get_image_features(pixel_values=vin.pixel_values).pooler_output[0]  # [n_feat, d]
+        feats = hf.model.get_image_features(**vin.forward_kwargs()).pooler_output[0]  # [n_feat, d]
         r = visual_lens(m, [img], lens="embedding", layer=0, k=3)
-        _, cache = m.run_with_cache(vin.ids, pixel_values=vin.pixel_values, names_filter=["blocks.0.hook_resid_pre"])
+        _, cache = m.run_with_cache(vin.ids, names_filter=["blocks.0.hook_resid_pre"], **vin.forward_kwargs())
     states = cache["blocks.0.hook_resid_pre"][0, vin.visual]
     offset = feats.shape[0] - vin.visual.numel()  # a CLS feature kept by "full" comes first
-    assert torch.allclose(states, feats[offset:], atol=1e-6)
+    assert torch.allclose(states, feats[offset:], atol=1e-5)
     emb = torch.nn.functional.normalize(hf.get_input_embeddings().weight, dim=-1)
     want = (torch.nn.functional.normalize(states, dim=-1) @ emb.T).topk(3, dim=-1)
     assert torch.equal(r.ids[0], want.indices) and torch.allclose(r.scores[0], want.values, atol=1e-6)
@@ -166,3 +175,47 @@ def test_loading_a_vlm_installs_nothing(monkeypatch):
     m = random_vlm("gemma3")  # its AutoProcessor fails to load here, which is what triggers the install
     assert calls == [] and helpers._ensure_torchvision is before
     assert m.original_model is not None
+
+
+def test_idefics3_visual_tokens_fold_the_patch_blocks_they_are_labelled_with(vlms):
+    """Idefics3's connector folds each 2 x 2 block of tower patches into one visual token: tag every patch feature
+    with its index, run the model's own pixel shuffle, and read back which patches each token holds; token j must hold
+    exactly the block at the (row, col) ``encode`` gives it."""
+    m = vlms["idefics3"]
+    cfg = m.original_model.config
+    vin = encode(m, [_img(3)])
+    n = cfg.vision_config.image_size // cfg.vision_config.patch_size  # patches per side
+    s = cfg.scale_factor
+    tags = torch.arange(n * n, dtype=torch.float32)[None, :, None].repeat(1, 1, 4)  # [1, patches, 4] all = index
+    folded = m.original_model.model.connector.pixel_shuffle(tags, s)[0]  # [tokens, 4 * s * s]
+    for (_, row, col), held in zip(vin.patches.tolist(), folded):
+        block = {(row * s + dr) * n + col * s + dc for dr in range(s) for dc in range(s)}
+        assert set(held.long().tolist()) == block
+
+
+def test_a_qwen2_5_vl_folder_is_a_clear_error_that_installs_nothing(tmp_path, monkeypatch):
+    """The bridge's Qwen2.5-VL adapter imports torchvision, which has no build for the pinned CPU torch: loading one
+    is an InterpError naming torchvision, and no pip install starts (that would swap torch for a CUDA build)."""
+    import subprocess
+
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from interp.models import load_model
+
+    calls = []
+    monkeypatch.setattr(subprocess, "check_call", lambda *a, **k: calls.append(a))
+    vision = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32, patch_size=8,
+                  spatial_merge_size=2, temporal_patch_size=2, window_size=16, fullatt_block_indexes=[0])
+    text = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=1, max_position_embeddings=64, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})
+    cfg = Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=60, video_token_id=61,
+                           vision_start_token_id=62, vision_end_token_id=63)
+    Qwen2_5_VLForConditionalGeneration(cfg).save_pretrained(tmp_path)
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        with pytest.raises(InterpError, match="torchvision"):
+            load_model(tmp_path, device="cpu")
+    else:  # a user with a torchvision build: the bridge takes it
+        assert load_model(tmp_path, device="cpu").cfg.n_layers == 1
+    assert calls == []
