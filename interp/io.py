@@ -25,6 +25,7 @@ from pathlib import Path
 from interp.errors import InterpError
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_dir", "recover_dir", "remove_stale_temps", "sha256_file",
+           "folder_problem",
            "check_sha256", "inject_fault", "FILE_STEPS", "DIR_STEPS"]
 
 FILE_STEPS = ("created", "written", "replaced")
@@ -231,6 +232,40 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+_VERIFIED: set[tuple] = set()
+"""(path, device, inode, size, mtime, ctime, sha256) of files ``folder_problem`` has hashed in this process: a file in the
+same state is not read again (a rewrite, even in place, changes its ctime)"""
+
+
+def folder_problem(folder: str | Path, files, manifest: str) -> str | None:
+    """Why ``folder`` does not hold exactly ``files`` ({name: SHA-256}, read from its manifest file ``manifest``, which is
+    not listed) as regular files with those checksums; None when it does. Each file is hashed once per process and
+    file state."""
+    import stat
+
+    folder = Path(folder)
+    if not isinstance(files, dict) or not files:
+        return f"{manifest} lists no file checksums"
+    present = {e.name for e in os.scandir(folder)} - {manifest}
+    if present != set(files):
+        return f"files {sorted(present ^ set(files))} differ from the manifest"
+    for name, want in files.items():
+        f = folder / name
+        try:
+            st = os.lstat(f)
+        except OSError:
+            return f"{name} is missing"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{name} is not a regular file"
+        state = (str(f), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, want)
+        if state in _VERIFIED:
+            continue
+        if sha256_file(f) != want:
+            return f"{name} does not match its SHA-256 in {manifest} (damaged or changed)"
+        _VERIFIED.add(state)
+    return None
 
 
 def check_sha256(path: str | Path, expected, fix: str) -> None:

@@ -53,8 +53,9 @@ VLM_MODELS: dict[str, VlmModel] = {
 
 
 def vlm_folder(name: str) -> Path:
-    """The cached LLaVA folder of named VLM ``name`` (assembled on first use); ``InterpError`` when its parts or
-    its base model are missing."""
+    """The cached LLaVA folder of named VLM ``name`` (assembled on first use, its files' SHA-256 recorded in
+    ``interp-vlm.json`` and checked on every call, each file hashed once per process); ``InterpError`` when its parts
+    or its base model are missing, or the cached folder was damaged or changed."""
     from interp.models.gguf import file_sha256 as _sha
     from interp.models.gguf import hf_folder
     from interp.models.real import real_model_file
@@ -64,15 +65,17 @@ def vlm_folder(name: str) -> Path:
     if not parts.is_file():
         raise InterpError(f"the parts of {name!r} are missing from {spec.parts}; retrain them: python -m interp.models.vlm train {name}")
     lm = hf_folder(real_model_file(spec.base))
-    key = hashlib.sha256((_sha(parts) + _sha(spec.parts / "config.json") + _lm_sha(lm)).encode()).hexdigest()[:16]
+    # "v2": folders assembled before their manifest listed file checksums are not reused
+    key = hashlib.sha256(("v2" + _sha(parts) + _sha(spec.parts / "config.json") + _lm_sha(lm)).encode()).hexdigest()[:16]
     root = cache_dir("vlm")
     out = root / f"{name}-{key}"
     if (out / _MARK).is_file():
-        return out
+        return _checked(out, key)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=root))
     try:
         _assemble(tmp, spec, lm)
-        (tmp / _MARK).write_text(json.dumps({"name": name, "key": key}) + "\n", encoding="utf-8")
+        files = {e.name: _sha(e.path) for e in os.scandir(tmp)}
+        (tmp / _MARK).write_text(json.dumps({"name": name, "key": key, "files": files}) + "\n", encoding="utf-8")
         try:
             os.rename(tmp, out)
         except OSError:  # another process finished first: keep its folder, never replace one that may be in use
@@ -80,7 +83,24 @@ def vlm_folder(name: str) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return _checked(out, key)
+
+
+def _checked(folder: Path, key: str) -> Path:
+    """``folder`` when every file matches the SHA-256 its manifest recorded at assembly; else an ``InterpError`` that
+    says how to rebuild it (a finished folder is never changed in place: another process may be reading it)."""
+    from interp.io import folder_problem
+
+    try:
+        mark = json.loads((folder / _MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        mark = None
+    problem = (f"no readable {_MARK}" if not isinstance(mark, dict) else f"{_MARK} names another build"
+               if mark.get("key") != key else folder_problem(folder, mark.get("files"), _MARK))
+    if problem:
+        raise InterpError(f"the assembled VLM folder {folder} is not usable ({problem}): delete that folder and load "
+                          "again to rebuild it")
+    return folder
 
 
 def _lm_sha(lm: Path) -> str:

@@ -254,3 +254,39 @@ def test_a_killed_writes_stale_temporary_folder_is_removed_by_the_next_write(sto
     LatentIndex.build(stories, TEXTS[:2], layers=[1], batch_size=2, progress=False).save(tmp_path / "index")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["index", fresh.name, other.name])  # a fresh one may be
     # another process's save in progress, so it stays
+
+
+def test_an_assembled_vlm_folder_is_checked_against_its_manifest(tmp_path):
+    """The cached LLaVA folder of a named VLM records its files' SHA-256 at assembly; a flipped byte, an extra or a
+    missing file, a manifest of another build or none at all is an InterpError saying to delete and rebuild, never a
+    silent load."""
+    from interp.io import sha256_file
+    from interp.models.vlm import _MARK, _checked
+
+    def folder(name):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"weights" * 100)
+        (d / "config.json").write_text("{}")
+        files = {f.name: sha256_file(f) for f in d.iterdir()}
+        (d / _MARK).write_text(json.dumps({"name": "x", "key": "k1", "files": files}))
+        return d
+
+    assert _checked(folder("good"), "k1") == tmp_path / "good"
+    flipped = folder("flipped")
+    data = bytearray((flipped / "model.safetensors").read_bytes())
+    data[3] ^= 1
+    (flipped / "model.safetensors").write_bytes(bytes(data))
+    extra = folder("extra")
+    (extra / "evil.py").write_text("print(1)")
+    missing = folder("missing")
+    (missing / "config.json").unlink()
+    unmarked = folder("unmarked")
+    (unmarked / _MARK).write_text(json.dumps({"name": "x", "key": "k1"}))  # assembled before checksums were recorded
+    for d, why in [(flipped, "does not match its SHA-256"), (extra, "evil.py"), (missing, "config.json"),
+                   (unmarked, "lists no file checksums")]:
+        with pytest.raises(InterpError, match=why) as e:
+            _checked(d, "k1")
+        assert "delete that folder" in str(e.value)
+    with pytest.raises(InterpError, match="another build"):
+        _checked(folder("other"), "k2")
