@@ -16,13 +16,15 @@ e.g. trigger vs non-trigger positions of Bigram-Backcopy sequences (``interp.ext
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from interp.errors import InterpError
+from interp.extreme.activity_cost import SweepMeter, plan_cost
 from interp.extreme.inputs import Texts, batches, check_batch_size, encode, pad_id
 from interp.models import model_name
 from interp.results import Result
@@ -53,8 +55,17 @@ class HeadActivity(Result):
     "[domain] number of queries whose next-token loss is averaged (the weight of the losses in a merge)"
     sink_threshold: float = 0.3
     tolerance: float = 0.05
+    cost: dict = field(default_factory=dict, compare=False)
+    """what the sweep cost: counts (``domains``, ``heads``, ``head_ablations``, ``clean_passes``, ``intervention_passes``,
+    ``intervention_tokens``) and seconds (``first_step_s``, ``estimate_s`` from that first step, ``elapsed_s``); a
+    measurement of the run, not of the model (not compared; empty in files written before it existed)"""
     _shapes = {"sink": "domain layer head", "prev": "domain layer head", "loss": "domain",
                "dloss_zero": "domain layer head", "dloss_bos": "domain layer head"}
+
+    @classmethod
+    def _from_entries(cls, entries) -> dict:
+        kwargs = {f.name: entries.take(f.name) for f in dataclasses.fields(cls) if f.name != "cost"}
+        return kwargs | {"cost": entries.take("cost") if "cost" in entries else {}}
 
     @property
     def dormant(self) -> torch.Tensor:
@@ -91,6 +102,10 @@ class HeadActivity(Result):
             out[str(name)] = (f"loss {float(self.loss[d]):.4f}, {self.n_queries[d]} queries, "
                               f"{int((self.sink[d] >= self.sink_threshold).sum())}/{n_heads} sink, "
                               f"{int(self.measured[d].sum())}/{n_heads} measured, {len(dorm)} dormant" + (f": {shown}" if dorm else ""))
+        if self.cost:
+            c = self.cost
+            out["cost"] = ", ".join(f"{k.replace('_', ' ')} {v:,}" if isinstance(v, int) else f"{k.replace('_', ' ')} {v}"
+                                    for k, v in c.items() if v is not None)
         return out
 
 
@@ -147,7 +162,7 @@ class _Run:
                 n = len(chunk)
                 logits = self.model.run_with_hooks(ids.to(dev).repeat(n, 1), fwd_hooks=_stacked_hooks(chunk, q.to(dev), self.model))
                 totals[s : s + n] += _nll_sums(logits, ids.to(dev).repeat(n, 1), scored.to(dev).repeat(n, 1), n).cpu()
-                step(n)
+                step(n, n * ids.numel())
         return (totals / max(self.n_scored, 1)).tolist()
 
 
@@ -230,7 +245,10 @@ def head_activity(
     domains (one domain: the N highest sink scores); the other heads' loss changes are NaN (``measured`` is
     False). Interventions are stacked: one forward pass runs up to ``max_batch_tokens // batch tokens`` copies
     of a batch, each with its own head ablated (same numbers as one pass per intervention, up to float
-    rounding). Cost: 1 + ceil(2 x heads / copies) passes per batch and domain. Returns ``HeadActivity``.
+    rounding). Cost: 1 + ceil(2 x heads / copies) passes per batch and domain; the bar's description says the counts
+    before the first intervention, and after the first stacked pass one line (stderr when ``progress``, and the
+    ``interp.extreme.activity`` logger) gives the whole sweep's estimated time; both are kept in the result's ``cost``.
+    Returns ``HeadActivity``.
     """
     if not isinstance(domains, Mapping):
         raise InterpError(f"domains must be a dict name -> texts (or (ids, query_mask)), got a {type(domains).__name__}")
@@ -247,6 +265,7 @@ def head_activity(
     db = torch.full_like(sink, float("nan"))
     loss = torch.zeros(len(names))
     counts, scored, runs = [], [], []
+    t0 = time.perf_counter()
     for d, name in enumerate(names):
         rows, masks = _domain_rows(model, domains[name], max_len)
         run = _Run(model, rows, masks, batch_size)
@@ -260,17 +279,25 @@ def head_activity(
         counts.append(n_q[0])
         scored.append(run.n_scored)
         runs.append(run)
+    numels = [ids.numel() for r in runs for ids, _, _ in r.batch]
+    cost = {"domains": len(names), "clean_passes": len(numels), "clean_s": round(time.perf_counter() - t0, 3)}
     if interventions:
         picked = _pick_heads(heads, sink)
         jobs = [(kind, a, b) for a, b in picked for kind in ("zero", "bos")]
-        bar = tqdm(total=len(jobs) * sum(len(r.batch) for r in runs), desc="head activity", disable=not progress)
-        for d, run in enumerate(runs):
-            out = run.interventions(jobs, max_batch_tokens, bar.update)
-            for (kind, a, b), value in zip(jobs, out):
-                (dz if kind == "zero" else db)[d, a, b] = value - float(loss[d])
-        bar.close()
+        plan = {"domains": len(names), "heads": len(picked), "head_ablations": len(jobs) * len(names),
+                **plan_cost(numels, len(jobs), max_batch_tokens)}
+        meter = SweepMeter("head activity", plan, total=len(jobs) * len(numels), work=plan["intervention_tokens"],
+                           progress=progress)
+        try:
+            for d, run in enumerate(runs):
+                out = run.interventions(jobs, max_batch_tokens, meter.step)
+                for (kind, a, b), value in zip(jobs, out):
+                    (dz if kind == "zero" else db)[d, a, b] = value - float(loss[d])
+        finally:
+            meter.close()
+        cost |= meter.cost()
     return HeadActivity(model=model_name(model), domains=names, sink=sink, prev=prev, loss=loss, dloss_zero=dz, dloss_bos=db,
-                        n_queries=counts, n_scored=scored, sink_threshold=sink_threshold, tolerance=tolerance)
+                        n_queries=counts, n_scored=scored, sink_threshold=sink_threshold, tolerance=tolerance, cost=cost)
 
 
 def merge_activity(parts: Sequence[HeadActivity]) -> HeadActivity:
@@ -310,7 +337,22 @@ def merge_activity(parts: Sequence[HeadActivity]) -> HeadActivity:
         out["n_scored"].append(sum(ns))
     return HeadActivity(model=first.model, domains=list(by_name), **{f: torch.stack(out[f]) for f in (*fields, "loss")},
                         n_queries=out["n_queries"], n_scored=out["n_scored"], sink_threshold=first.sink_threshold,
-                        tolerance=first.tolerance)
+                        tolerance=first.tolerance, cost=_summed_costs(parts, len(by_name)))
+
+
+def _summed_costs(parts: Sequence[HeadActivity], n_domains: int) -> dict:
+    """The parts' ``cost`` entries that every part has, summed (passes, tokens, ablation runs, seconds of compute: not
+    wall time when the parts ran in parallel); ``heads`` is the first part's (every part measured the same heads) and
+    ``domains`` is ``n_domains``, the merged result's."""
+    keys = set.intersection(*(set(p.cost) for p in parts)) if parts else set()
+    out = {}
+    for k in sorted(keys):
+        vals = [p.cost[k] for p in parts]
+        if k in ("heads", "domains"):
+            out[k] = vals[0] if k == "heads" else n_domains
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            out[k] = round(sum(vals), 3) if any(isinstance(v, float) for v in vals) else sum(vals)
+    return out
 
 
 def _stats(layer: int, s_sum: torch.Tensor, p_sum: torch.Tensor, n_q: list[int]):
