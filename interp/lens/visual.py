@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
-from interp.lens.latent.layers import layer_hook
+from interp.lens.latent.layers import layer_hook, layer_states
 from interp.lens.latent.search import check_k
 from interp.lens.logit import decode
 from interp.models import model_name
@@ -76,12 +76,8 @@ def visual_states(model, prompt, layers: list[int]):
     vin = encode(model, prompt)
     if vin.visual.numel() == 0:
         raise InterpError("the prompt holds no image: put a PIL image, array or pathlib.Path in the prompt's list of parts")
-    names = {x: layer_hook(model, x) for x in layers}
-    want = set(names.values())
-    dev = model.cfg.device
-    kw = {k: v.to(dev) for k, v in vin.forward_kwargs().items()}
-    _, cache = model.run_with_cache(vin.ids.to(dev), names_filter=lambda n: n in want, **kw)
-    return vin, {x: cache[names[x]][0, vin.visual.to(dev)] for x in layers}
+    states = layer_states(model, vin.ids, layers, **vin.forward_kwargs())
+    return vin, {x: s[0, vin.visual.to(s.device)] for x, s in states.items()}
 
 
 def _check_layers(model, layer) -> list[int]:

@@ -219,3 +219,19 @@ def test_a_qwen2_5_vl_folder_is_a_clear_error_that_installs_nothing(tmp_path, mo
     else:  # a user with a torchvision build: the bridge takes it
         assert load_model(tmp_path, device="cpu").cfg.n_layers == 1
     assert calls == []
+
+
+@pytest.mark.parametrize("family", ["llava-clip", "idefics3"])
+def test_visual_states_stop_early_and_equal_the_full_run(vlms, family):
+    """``visual_states`` runs only the blocks it needs (``stop_at_layer``) with the image in: the states of the layers it
+    asks for equal those of a full forward's cache."""
+    from interp.lens.visual import visual_states
+
+    m = vlms[family]
+    img = _img(4)
+    vin, states = visual_states(m, ["ab ", img], [0, 1])
+    names = ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
+    with torch.no_grad():
+        _, cache = m.run_with_cache(vin.ids, names_filter=names, **vin.forward_kwargs())
+    for layer, name in enumerate(names):
+        assert torch.equal(states[layer], cache[name][0, vin.visual])

@@ -34,13 +34,16 @@ def layer_hook(model, layer: int) -> str:
 
 
 @torch.no_grad()
-def layer_states(model, ids: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
-    """Residual states {layer: [batch, pos, d_model]} of ids [batch, pos]; blocks above the highest layer are not run."""
+def layer_states(model, ids: torch.Tensor, layers: list[int], **forward) -> dict[int, torch.Tensor]:
+    """Residual states {layer: [batch, pos, d_model]} of ids [batch, pos] (``forward``: extra model inputs, e.g. a VLM's
+    ``pixel_values``, moved to the model's device); blocks above the highest layer are not run."""
     names = {layer: layer_hook(model, layer) for layer in layers}
     want = set(names.values())
     top = max(layers)
     stop = max(1, top) if top < model.cfg.n_layers else None
-    _, cache = model.run_with_cache(ids.to(model.cfg.device), names_filter=lambda n: n in want, stop_at_layer=stop)
+    dev = model.cfg.device
+    _, cache = model.run_with_cache(ids.to(dev), names_filter=lambda n: n in want, stop_at_layer=stop,
+                                    **{k: v.to(dev) for k, v in forward.items()})
     return {layer: cache[name] for layer, name in names.items()}
 
 
