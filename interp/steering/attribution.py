@@ -6,6 +6,10 @@ position instead (an off-by-one, see ../shared/research/grains.md, step 1). As i
 x ⊕ y⁺ and x ⊕ y⁻ are attributed separately: f = f⁺(E⁺) − f⁻(E⁻) is a sum of a function of E⁺ and a function
 of E⁻, so IG of f with respect to E⁺ is IG of f⁺ and with respect to E⁻ is −IG of f⁻ (IG is linear in the
 objective). This lets rows of many examples share one batched IG call (``interp.attribution.ig``).
+
+On a vision-language model a ``VisionContrast`` (a prompt of text and image parts) is attributed the same way: inside
+``interp.attribution.vision.visual_inputs`` the visual tokens' input embeddings are the connector's output, so IG
+scores them like text tokens (baseline: zero there too) and each visual token is named by its patch, ``<img R,C>``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from tqdm.auto import tqdm
 
 from interp.attribution.ig import embedding_ig, points_budget
 from interp.attribution.result import TokenAttribution
+from interp.attribution.vision import visual_info, visual_inputs, visual_label
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
-from interp.steering.data import ContrastExample
-from interp.steering.scoring import Encoded, contrast_gaps, encode
+from interp.steering.data import ContrastExample, VisionContrast
+from interp.steering.scoring import Encoded, contrast_gaps, encode, encode_parts
 
 __all__ = ["grains_attribution", "contrast_token_scores", "answer_logprob_objective", "top_k_positions"]
 
@@ -103,7 +108,7 @@ def _contrast_ig(model, encoded, max_points, baseline, internal_batch_size, rows
     return [(scores[(i, +1)], scores[(i, -1)]) for i in range(len(encoded))], delta
 
 
-def grains_attribution(model, example: ContrastExample, *, max_points: int = 100, baseline: str = "auto", k: int = 10,
+def grains_attribution(model, example: ContrastExample | VisionContrast, *, max_points: int = 100, baseline: str = "auto", k: int = 10,
                        internal_batch_size: int | None = None, n_steps: int | None = None) -> TokenAttribution:
     """Token attribution of f = log P(preferred | prompt) − log P(dispreferred | prompt) (sum over answer tokens).
 
@@ -121,10 +126,16 @@ def grains_attribution(model, example: ContrastExample, *, max_points: int = 100
     Δf = f(x) − f(baseline) of the contrast. It is often large (above 100% on SmolLM2 at 50-100 points) and is
     stated, not hidden: ``info["completeness"]`` has each sequence's own error and change and
     ``info["completeness_note"]`` says in words why (``completeness_note``).
+
+    ``example`` a ``VisionContrast`` (a VLM and a prompt of text and image parts): the visual tokens are scored too,
+    named ``<img R,C>`` in ``source_tokens``, and ``info["visual"]`` holds their positions and patches
+    (``interp.attribution.vision.visual_info``; ``TokenAttribution.patch_scores`` reads it).
     """
     max_points = points_budget(max_points, n_steps, None, "grains_attribution")
-    enc = encode(model, example)
-    pairs, delta = _contrast_ig(model, [enc], max_points, baseline, internal_batch_size, 16, 0.01, "adaptive", False)
+    enc, vin = encode_parts(model, example) if isinstance(example, VisionContrast) else (encode(model, example), None)
+    with visual_inputs(model, vin):
+        pairs, delta = _contrast_ig(model, [enc], max_points, baseline, internal_batch_size, 16, 0.01, "adaptive", False)
+        gap = float(contrast_gaps(model, [enc])[0])
     (s_pos, d_pos), (s_neg, d_neg) = delta[(0, +1)], delta[(0, -1)]
     errors = [abs(s_pos + s_neg - (d_pos + d_neg)) / max(abs(d_pos + d_neg), 1e-12)]
     completeness = dict(contrast=errors[0], change=d_pos + d_neg, preferred=abs(s_pos - d_pos) / max(abs(d_pos), 1e-12),
@@ -137,10 +148,16 @@ def grains_attribution(model, example: ContrastExample, *, max_points: int = 100
     for name, row in (("", scores.sum(0)), ("_preferred", scores[0]), ("_dispreferred", scores[1])):
         i_pos, i_neg = top_k_positions(row, k)
         marks["top_positive" + name], marks["top_negative" + name] = i_pos.tolist(), i_neg.tolist()
-    gap = float(contrast_gaps(model, [enc])[0])
+    names = str_tokens(model, enc.prompt)
+    extra = {}
+    if vin is not None and vin.visual.numel():
+        for pos, patch in zip(vin.visual.tolist(), vin.patches.tolist()):
+            names[pos] = visual_label(*patch)
+        extra["visual"] = visual_info(vin)
+    prompt = example.text() if isinstance(example, VisionContrast) else example.prompt
     return TokenAttribution(
         model=model_name(model),
-        source_tokens=str_tokens(model, enc.prompt),
+        source_tokens=names,
         target_tokens=[example.preferred, example.dispreferred],
         scores=scores,
         method="grains",
@@ -150,10 +167,10 @@ def grains_attribution(model, example: ContrastExample, *, max_points: int = 100
         completeness_error=torch.tensor([errors[0], errors[0]]),
         marks=marks,
         reduction="sum",
-        info=dict(logprob_gap=gap, prompt=example.prompt, preferred=example.preferred, dispreferred=example.dispreferred,
+        info=dict(logprob_gap=gap, prompt=prompt, preferred=example.preferred, dispreferred=example.dispreferred,
                   answer_scores_preferred=a_pos[p:].tolist(), answer_scores_dispreferred=a_neg[p:].tolist(),
                   contrast_total=float(scores.sum()) + float(a_pos[p:].sum() + a_neg[p:].sum()),
-                  completeness=completeness, completeness_note=completeness_note(completeness)),
+                  completeness=completeness, completeness_note=completeness_note(completeness), **extra),
     )
 
 

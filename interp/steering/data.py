@@ -6,6 +6,9 @@ own leading space, e.g. ``" apples"``); GrAInS writes them as x ⊕ y⁺ and x �
 
 A JSONL file holds one JSON object per line with the keys ``prompt``, ``preferred``, ``dispreferred`` and an
 optional ``entity`` (used to keep train and held-out splits disjoint). Blank lines are ignored.
+
+``VisionContrast`` is the same for a vision-language model: its prompt is a list of text and image parts
+(``interp.models.vision``), scored as the parts followed by the answer's tokens (``interp.steering.vision``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from interp.errors import InterpError
 from interp.io import atomic_write_text
 
-__all__ = ["ContrastExample", "load_contrast", "save_contrast", "stories_contrast"]
+__all__ = ["ContrastExample", "VisionContrast", "load_contrast", "save_contrast", "stories_contrast"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,38 @@ class ContrastExample:
     def swapped(self) -> ContrastExample:
         """The same example with preferred and dispreferred exchanged."""
         return ContrastExample(self.prompt, self.dispreferred, self.preferred, self.entity)
+
+
+@dataclass(frozen=True, eq=False)
+class VisionContrast:
+    """A contrast example whose ``prompt`` is a tuple of parts: text (``str``) and images (PIL image, ``[H, W, 3]``
+    uint8 array or ``pathlib.Path``). ``preferred`` should follow the parts rather than ``dispreferred`` (answers
+    carry their leading space). Compared by identity (images are arrays)."""
+
+    prompt: tuple
+    preferred: str
+    dispreferred: str
+    entity: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prompt, str) or not isinstance(self.prompt, (list, tuple)) or not self.prompt:
+            raise InterpError("VisionContrast.prompt must be a non-empty list of text and image parts, e.g. "
+                              "[image, ' red circle,']; for a text prompt use ContrastExample")
+        object.__setattr__(self, "prompt", tuple(self.prompt))
+        for name in ("preferred", "dispreferred"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise InterpError(f"VisionContrast.{name} is empty or not a string ({value!r}): give some text")
+        if self.preferred == self.dispreferred:
+            raise InterpError(f"VisionContrast for {self.text()!r}: preferred and dispreferred are both {self.preferred!r}")
+
+    def text(self) -> str:
+        """The prompt as one string, each image part written ``<image>`` (for tables and result files)."""
+        return "".join(p if isinstance(p, str) else "<image>" for p in self.prompt)
+
+    def swapped(self) -> VisionContrast:
+        """The same example with preferred and dispreferred exchanged."""
+        return VisionContrast(self.prompt, self.dispreferred, self.preferred, self.entity)
 
 
 def load_contrast(path: str | Path) -> list[ContrastExample]:

@@ -27,7 +27,8 @@ from interp.steering.data import ContrastExample
 from interp.steering.scoring import Encoded, encode
 from interp.steering.vectors import HOOK, SteeringVectors
 
-__all__ = ["fit_grains", "fit_mean_difference", "aggregate", "mask_tokens", "mask_token_id", "hidden_at"]
+__all__ = ["fit_grains", "fit_mean_difference", "aggregate", "mask_tokens", "mask_token_id", "hidden_at", "masked_sequences",
+           "grains_directions"]
 
 AGGREGATES = ("pca", "mean")
 
@@ -184,43 +185,63 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     else:
         scores = attribution_fn(model, enc)
     mid = mask_token_id(model) if mask_id is None else int(mask_id)
-    has_bos = bool(model.cfg.default_prepend_bos) if hasattr(model.cfg, "default_prepend_bos") else True
+    seqs, reads, chosen = masked_sequences(model, enc, scores, k=k, exclude=exclude, mask_id=mid, read=read,
+                                           progress=progress)
+    h = hidden_at(model, seqs, reads, layers, batch_size=batch_size)  # [6n, layer, d]
+    v, norms, resid = grains_directions(h, len(enc), aggregate, normalize)
+    meta = dict(
+        n_examples=len(enc), k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline, read=read,
+        exclude=list(exclude), normalized=normalize, raw_norms=norms, mask_id=mid,
+        resid_norm=resid,
+        completeness_error=(sum(completeness) / len(completeness)) if completeness else None,
+        selected=chosen[:50],
+    )
+    return SteeringVectors(v, layers, "grains", model_name(model), "per_token", meta)
 
+
+def masked_sequences(model, enc: list[Encoded], scores: list[tuple[torch.Tensor, torch.Tensor]], *, k: int | None,
+                     exclude: Sequence[str], mask_id: int, read: str, never: Sequence[Sequence[int]] | None = None,
+                     progress: bool = False) -> tuple[list[torch.Tensor], list[int], list[dict]]:
+    """GrAInS steps 2-3 for each example and sign: the top-k positions I⁺ and I⁻ of its scores (``fit_grains``'s ``k``
+    and ``exclude``; ``never[i]``: more positions of example ``i`` never masked) and the sequence with each masked.
+
+    Returns (sequences: 6 per example, in the order (sign +1, -1) x (full, I⁺ masked, I⁻ masked); the position to read
+    each at (``read``: "last" or "prompt"); per example {"pos"|"neg": {"top_positive", "top_negative"}}).
+    """
+    has_bos = bool(model.cfg.default_prepend_bos) if hasattr(model.cfg, "default_prepend_bos") else True
     seqs: list[torch.Tensor] = []
     reads: list[int] = []
     chosen: list[dict] = []
-    for e, pair in tqdm(list(zip(enc, scores)), desc="GrAInS masking", disable=not progress):
+    for n, (e, pair) in enumerate(tqdm(list(zip(enc, scores)), desc="GrAInS masking", disable=not progress)):
         info = {}
         for sign, sc in zip((+1, -1), pair):
             s = e.sequence(sign)
             if sc.shape[0] != s.shape[0]:
                 raise InterpError(f"attribution has {sc.shape[0]} scores for a {s.shape[0]}-token sequence")
-            excl = []
+            excl = [] if never is None else [int(p) for p in never[n]]
             if "bos" in exclude and has_bos:
                 excl.append(0)
             if "answer" in exclude:
                 excl += list(range(len(e.prompt), len(s)))
             kk = k if k is not None else max(1, min(10, (s.shape[0] - len(set(excl))) // 4))
             i_pos, i_neg = top_k_positions(sc.detach().cpu(), kk, exclude=excl)
-            seqs += [s, mask_tokens(s, i_pos, mid), mask_tokens(s, i_neg, mid)]
+            seqs += [s, mask_tokens(s, i_pos, mask_id), mask_tokens(s, i_neg, mask_id)]
             r = len(s) - 1 if read == "last" else len(e.prompt) - 1
             reads += [r, r, r]
             info["pos" if sign > 0 else "neg"] = {"top_positive": i_pos.tolist(), "top_negative": i_neg.tolist()}
         chosen.append(info)
-    h = hidden_at(model, seqs, reads, layers, batch_size=batch_size)  # [6n, layer, d]
-    h = h.view(len(enc), 2, 3, len(layers), -1)  # example, sign, (full, masked I+, masked I-)
-    d_pos = (h[:, :, 0] - h[:, :, 1]).reshape(-1, len(layers), h.shape[-1])  # [2n, layer, d]
-    d_neg = (h[:, :, 0] - h[:, :, 2]).reshape(-1, len(layers), h.shape[-1])
-    v = _layer_differences(d_pos, d_neg, aggregate)
-    v, norms = _finish(v, normalize)
-    meta = dict(
-        n_examples=len(enc), k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline, read=read,
-        exclude=list(exclude), normalized=normalize, raw_norms=norms, mask_id=mid,
-        resid_norm=h[:, :, 0].norm(dim=-1).mean((0, 1)).tolist(),
-        completeness_error=(sum(completeness) / len(completeness)) if completeness else None,
-        selected=chosen[:50],
-    )
-    return SteeringVectors(v, layers, "grains", model_name(model), "per_token", meta)
+    return seqs, reads, chosen
+
+
+def grains_directions(h: torch.Tensor, n: int, how: str, normalize: bool) -> tuple[torch.Tensor, list[float], list[float]]:
+    """GrAInS steps 4-5 from [6n, layer, d] hidden states in ``masked_sequences``' order: (vectors [layer, d] =
+    aggregate of the I⁺ deltas minus that of the I⁻ deltas, unit norm when ``normalize``; their raw norms [layer];
+    the mean residual norm of the full sequences [layer])."""
+    h = h.view(n, 2, 3, h.shape[1], -1)  # example, sign, (full, masked I+, masked I-)
+    d_pos = (h[:, :, 0] - h[:, :, 1]).reshape(2 * n, h.shape[3], -1)  # [2n, layer, d]
+    d_neg = (h[:, :, 0] - h[:, :, 2]).reshape(2 * n, h.shape[3], -1)
+    v, norms = _finish(_layer_differences(d_pos, d_neg, how), normalize)
+    return v, norms, h[:, :, 0].norm(dim=-1).mean((0, 1)).tolist()
 
 
 def _layer_differences(d_pos: torch.Tensor, d_neg: torch.Tensor, how: str) -> torch.Tensor:

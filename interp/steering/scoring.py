@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
+from interp.attribution.vision import encode_prompt
 from interp.errors import InterpError
 from interp.models import model_device, pad_right, text_ids, to_tokens
-from interp.steering.data import ContrastExample
+from interp.models.vision import VisionInput
+from interp.steering.data import ContrastExample, VisionContrast
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,23 @@ def encode(model, example: ContrastExample) -> Encoded:
             raise InterpError(f"prompt + {name} answer of {example.prompt!r} is longer than the model's context {model.cfg.n_ctx}")
         answers.append(ids)
     return Encoded(prompt, *answers)
+
+
+def encode_parts(model, example: VisionContrast) -> tuple[Encoded, VisionInput]:
+    """Tokenise a ``VisionContrast``: (``Encoded`` whose prompt is the parts' ids [P] with one slot per visual token,
+    the ``VisionInput`` that fills those slots, for ``interp.attribution.vision.visual_inputs``). Raises
+    ``InterpError`` for images given to a text-only model, an empty answer or a sequence longer than the context."""
+    vin = encode_prompt(model, list(example.prompt))
+    prompt = vin.ids[0].cpu()
+    answers = []
+    for name in ("preferred", "dispreferred"):
+        ids = text_ids(model, getattr(example, name), prepend_bos=False)
+        if ids.numel() == 0:
+            raise InterpError(f"the {name} answer {getattr(example, name)!r} of {example.text()!r} has no tokens")
+        if prompt.numel() + ids.numel() > model.cfg.n_ctx:
+            raise InterpError(f"prompt + {name} answer of {example.text()!r} is longer than the model's context {model.cfg.n_ctx}")
+        answers.append(ids)
+    return Encoded(prompt, *answers), vin
 
 
 @torch.no_grad()
