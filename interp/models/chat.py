@@ -47,7 +47,9 @@ def chat_prompt(model, message: str, system: str | None = None, *, template: str
     for name, text in (("the chat message", message), ("the system message", system)):
         if text is None and name == "the system message":
             continue
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise InterpError(f"{name} must be text (a str), got {type(text).__name__}")
+        if not text.strip():
             raise InterpError(f"{name} is empty: give at least one word")
         try:
             text.encode("utf-8")
