@@ -12,6 +12,8 @@ from interp.attribution.ig import BASELINES, MAX_POINTS
 from interp.attribution.reduction import REDUCTIONS
 from interp.attribution.registry import METHODS
 from interp.attribution.samplers import SAMPLERS
+from interp.errors import InterpError
+from interp.models.vision import has_images, is_vlm
 from interp.prompts import is_toy
 from interp.report import Report
 from interp.report.sections.attribution import add_attribution
@@ -33,13 +35,24 @@ class AttributionExplorer(Explorer):
     ReAGent's preset fills probes and update steps: "fast" (``REAGENT_FAST``: 2 probes, ~1.7 s a 20-token prompt on
     SmolLM2 on one CPU thread, seed-to-seed Spearman 0.44) is chosen first on a real LM, "stable" (the defaults:
     8 probes, ~9 s, Spearman 0.70) on a toy model; editing a number shows "custom".
+
+    Images: on a vision-language model ``prompt`` may be a list of text and image parts (``interp.models.vision``). The
+    parts up to the last image stay fixed and the text box holds the text after it (empty: attribute the token that
+    follows the image); visual tokens show as ``<img R,C>`` in the token strip and, beside it, the image with each
+    patch coloured by its visual token's score (``interp.viz.attribution_vision.patch_heatmap``; an "image" choice
+    when the prompt holds several). ``truth``: (row, col) of a patch known to decide the answer, outlined on the first
+    image.
     """
 
     title = "Token attribution"
 
-    def __init__(self, model, prompt: str | None = None, *,
-                 method: str | None = None, export_path: str = "attribution.html", run: bool = True):
+    def __init__(self, model, prompt: str | list | None = None, *, method: str | None = None,
+                 truth: tuple[int, int] | None = None, export_path: str = "attribution.html", run: bool = True):
         self.model = model
+        self.fixed, self.images, self.truth = _split_prompt(model, prompt), [], truth
+        if self.fixed:
+            self.images = [p for p in self.fixed if has_images([p])]
+            prompt = "".join(prompt[len(self.fixed):])
         self._setting = False  # True while a preset fills the numbers (not a user's edit)
         # first view: ReAGent on a toy model; occlusion (one batched pass, under a second) on a real LM, where ReAGent
         # and IG take ~10 s a prompt on a CPU (Run starts them in the background, with Cancel)
@@ -79,10 +92,16 @@ class AttributionExplorer(Explorer):
         self.method.observe(lambda _: self._toggle(), names="value")
         self.tokens_fig = Figure()
         self.matrix_fig = Figure()
+        self.patch_fig = Figure()
         self.info = W.HTML("")
+        self.image = W.Dropdown(options=list(range(len(self.images))), value=0 if self.images else None, description="image",
+                                layout=W.Layout(width="150px", display="" if len(self.images) > 1 else "none"))
+        self.image.observe(lambda _: self._draw(), names="value")
         controls = [self.prompt, self.method, self.target, self.generate, self.seed, self.preset, self.probes, self.min_steps,
-                    self.max_steps, self.sampler, self.max_points, self.baseline, self.reduction, self.shown, self.go_button]
-        super().__init__(controls, [self.info, self.tokens_fig, self.matrix_fig], export_path=export_path)
+                    self.max_steps, self.sampler, self.max_points, self.baseline, self.reduction, self.shown, self.image,
+                    self.go_button]
+        strip = W.HBox([self.tokens_fig, self.patch_fig], layout=W.Layout(flex_flow="row wrap")) if self.images else self.tokens_fig
+        super().__init__(controls, [self.info, strip, self.matrix_fig], export_path=export_path)
         self.result = None
         self._toggle()
         if run:
@@ -137,12 +156,18 @@ class AttributionExplorer(Explorer):
             opts["progress"] = self.progress  # the bar, and the Cancel check
         return opts
 
+    def prompt_value(self) -> str | list:
+        """The prompt attributed: the text box, after the fixed image parts when the prompt holds images."""
+        if not self.fixed:
+            return self.prompt.value
+        return [*self.fixed, self.prompt.value] if self.prompt.value else list(self.fixed)
+
     def render(self) -> None:
         target = self.target.value or None
         generate = self.generate.value or None
         if generate:
             target = None
-        self.result = attribute(self.model, self.prompt.value, target, method=self.method.value, generate=generate,
+        self.result = attribute(self.model, self.prompt_value(), target, method=self.method.value, generate=generate,
                                 **self.options())
         r = self.result
         opts = [(f"{p}: {t!r}", i) for i, (p, t) in enumerate(zip(r.target_positions, r.target_tokens))]
@@ -164,6 +189,8 @@ class AttributionExplorer(Explorer):
         else:
             self.matrix_fig.data = []
         self.matrix_fig.layout.height = None if r.n_targets > 1 else 10
+        if self.images:
+            show_figure(self.patch_fig, self.patch_figure(i))
         notes = []
         if r.completeness_error is not None:
             notes.append(f"IG completeness error {float(r.completeness_error[i]):.2%} (baseline {r.info.get('baseline')})")
@@ -173,6 +200,37 @@ class AttributionExplorer(Explorer):
         notes += r.info.get("notes", [])
         self.info.value = "<br>".join(html.escape(n) for n in notes)
 
+    def patch_figure(self, target: int = -1):
+        """The image heatmap of the last result for ``target``: the chosen image, each patch coloured by its score."""
+        from interp.viz.attribution_vision import patch_heatmap
+
+        k = self.image.value or 0
+        return patch_heatmap(self.result, self.images[k], target=target, image_index=k,
+                             truth=self.truth if k == 0 else None)
+
     def add_to_report(self, report: Report) -> None:
         if self.result is not None:
-            add_attribution(report, self.result, f"Token attribution ({self.result.method})")
+            title = f"Token attribution ({self.result.method})"
+            add_attribution(report, self.result, title)
+            if self.images:
+                i = self.shown.value if isinstance(self.shown.value, int) and self.shown.value >= 0 else -1
+                report.add_figure(title, self.patch_figure(i),
+                                  caption="Each patch of the image coloured by its visual token's score (top 3 numbered).")
+
+
+def _split_prompt(model, prompt) -> list:
+    """The fixed parts of an image prompt (everything up to its last image; [] for a text prompt). ``InterpError`` for
+    images given to a text-only model or a part after the last image that is not text."""
+    if not (isinstance(prompt, (list, tuple)) and has_images(prompt)):
+        if isinstance(prompt, (list, tuple)):
+            raise InterpError("AttributionExplorer: a list prompt must hold an image (PIL image, array or Path) and text; "
+                              "give a string for a text prompt")
+        return []
+    if not is_vlm(model):
+        raise InterpError("AttributionExplorer: this model is text-only and cannot take images; load a vision-language "
+                          "model (e.g. load_model('scenes-vlm')) or give a text prompt")
+    last = max(i for i, p in enumerate(prompt) if has_images([p]))
+    rest = prompt[last + 1 :]
+    if not all(isinstance(p, str) for p in rest):
+        raise InterpError("AttributionExplorer: the parts after the last image must be text (str)")
+    return list(prompt[: last + 1])
