@@ -38,8 +38,8 @@ def test_vlm_with_image_gets_a_grid_and_a_table_per_lens(vlm):
     index = LatentIndex.build(vlm, world.caption_corpus(30), progress=False)
     r = Report("t")
     add_to_report(r, vlm, "ab", image=world.scene(1).pixels, latent_index=index)
-    assert _kinds(r) == ["figure", "table"] * 3
-    figs = [v[0] for k, v in r.section(TITLE).items if k == "figure"]
+    assert _kinds(r) == ["figure", "table"] * 3 + ["figure"]  # the last: the answer's patch attribution
+    figs = [v[0] for k, v in r.section(TITLE).items if k == "figure"][:3]
     assert [f.layout.title.text.split(" lens")[0] for f in figs] == ["logit", "embedding", "latent"]
     assert all(f.data[0].source.startswith("data:image/png;base64,") for f in figs)
     columns, rows, _ = next(v for k, v in r.section(TITLE).items if k == "table")

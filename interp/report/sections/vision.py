@@ -1,5 +1,6 @@
 """The visual-token section of ``interp report`` (a vision-language model given ``--image``): the image with its patch
-grid read by the logit lens, the embedding lens and LatentLens, and each patch's top-1 word by layer."""
+grid read by the logit lens, the embedding lens and LatentLens, each patch's top-1 word by layer, and the patch heatmap
+of a token attribution of the model's answer (its greedy next token after the image)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from interp.errors import InterpError
 from interp.lens.latent import LatentIndex
 from interp.lens.visual import visual_lens
 from interp.models.vision import is_vlm
@@ -43,17 +45,47 @@ def _columns(layers: list[int]) -> list[int]:
     return sorted({round(i * (n - 1) / (MAX_COLUMNS - 1)) for i in range(MAX_COLUMNS)})
 
 
+def add_answer_attribution(report, model, image, *, text: str | None = None, method: str = "gradient_norm") -> None:
+    """Add the patch heatmap of ``method``'s attribution of the model's answer: its greedy next token after ``[image]``
+    (``[image, text]`` when ``text`` is given), each patch coloured by its visual token's score."""
+    import warnings
+
+    from interp.attribution import attribute
+    from interp.viz.attribution_vision import patch_heatmap
+
+    parts = [image, text] if text else [image]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attr = attribute(model, parts, None, method=method)
+    vis = attr.info["visual"]
+    row = attr.row(-1)
+    shares = row[vis["positions"]].abs().sum() / row.abs().sum().clamp_min(1e-30)
+    report.add_figure(TITLE, patch_heatmap(attr, image, title=f"{method}: patches for the answer {attr.target_tokens[-1]!r}"),
+                      caption=f"Token attribution of the model's answer (its greedy next token {attr.target_tokens[-1]!r} after "
+                              f"the image{' and ' + repr(text) if text else ''}) by {method}: each patch coloured by its visual "
+                              f"token's score, the top 3 numbered; the visual tokens hold {float(shares):.0%} of the total "
+                              "|score| (the rest is on the text and first tokens).")
+
+
 @torch.no_grad()
 def add_to_report(report, model, prompt: str, *, image: str | Path | None = None, latent_index=None,
-                  vision_layer: int | None = None) -> None:
+                  vision_layer: int | None = None, vision_prompt: str | None = None,
+                  vision_attribution: str = "gradient_norm") -> None:
     """Add the visual-token section when ``model`` is a vision-language model and ``image`` (a path, PIL image or array)
     is given: for each lens (logit, embedding, and LatentLens when an index is at hand), the image with its patch grid
     at ``vision_layer`` (default: the middle layer) coloured by the top-1 score, hover for the top-5, and a table of
-    every patch's top-1 word by layer. A text-only model adds nothing; a VLM without an image adds a note."""
+    every patch's top-1 word by layer; then the patch heatmap of the ``vision_attribution`` method's attribution of the
+    model's answer, its greedy next token after the image (and ``vision_prompt``, text after the image, when given). A
+    text-only model adds nothing; a VLM without an image adds a note."""
     from interp.viz.vision import patch_figure
 
     if not is_vlm(model):
         return
+    from interp.attribution import method_names
+
+    if vision_attribution not in method_names():
+        raise InterpError(f"vision_attribution: unknown attribution method {vision_attribution!r}; choose one of "
+                          f"{', '.join(method_names())}")
     if image is None:
         report.add_text(TITLE, "This is a vision-language model: give an image (interp report --image scene.png) to read its "
                                "visual tokens.")
@@ -81,3 +113,8 @@ def add_to_report(report, model, prompt: str, *, image: str | Path | None = None
                          caption=f"{_WHAT[lens].split(' (')[0]}: each patch's top-1 word by layer.")
     if index is None:
         report.add_text(TITLE, where)
+    with torch.enable_grad():
+        try:
+            add_answer_attribution(report, model, image, text=vision_prompt, method=vision_attribution)
+        except Exception as e:  # a failing attribution must not sink the lens views above
+            report.add_error(TITLE, f"patch attribution of the answer: {type(e).__name__}: {e}")
