@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     from interp.scale.cli import register as register_scale  # interp index build/search, interp scan
 
     register_scale(sub)
+    from interp.figure_cli import register as register_figure  # interp figure: a PNG / SVG file of one figure
+
+    register_figure(sub)
     return p
 
 
