@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 
 import pytest
 
@@ -184,3 +186,18 @@ def test_qwen_pins_are_consistent():
     m = real.REAL_MODELS["qwen2.5-coder-0.5b"]
     assert len(m.distributions) == len(m.files) == len(m.part_sizes) == len(m.part_sha256) == 6
     assert sum(m.part_sizes) == 491_400_064 and len(m.sha256) == 64
+
+
+def test_a_killed_processs_old_assembly_is_removed_and_a_recent_one_kept(site, tmp_path):
+    """A SIGKILL cannot run cleanup: the next conversion removes assemblies older than ``gguf.KEEP_OLD_S`` (a live
+    one, still converting, is recent) and leaves the recent one to its process."""
+    d = tmp_path / "cache" / "real"
+    d.mkdir(parents=True)
+    old, recent = d / f".{NAME}.assemble-old", d / f".{NAME}.assemble-live"
+    for f in (old, recent):
+        f.mkdir()
+        (f / "fake-model.gguf").write_bytes(b"x")
+    then = time.time() - gguf.KEEP_OLD_S - 60
+    os.utime(old, (then, then))
+    real.real_model_folder(NAME)
+    assert _leftovers(tmp_path) == [recent.name]
