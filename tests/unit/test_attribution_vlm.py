@@ -147,7 +147,7 @@ def test_same_call_same_scores_and_text_prompts_unchanged(vlms, tmp_path):
         assert torch.equal(one.scores, two.scores)
     # a text prompt of the VLM: no visual info, the same scores as the ids given directly
     a = attribute(m, "abc", target="d", method="input_x_gradient")
-    b = attribute(m, ["abc"], target="d", method="input_x_gradient")
+    b = attribute(m, ["abc"], target="d", method="input_x_gradient")[0]  # a list of texts is a batch (interp.batch)
     assert "visual" not in a.info and "visual" not in b.info and torch.equal(a.scores, b.scores)
     with pytest.raises(ValueError, match="no visual tokens"):
         a.patch_scores()
