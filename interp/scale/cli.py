@@ -91,7 +91,13 @@ def _search(a: argparse.Namespace) -> int:
     check_text("the prompt", a.prompt)  # bytes that are not UTF-8 arrive as lone surrogates
     index = LatentIndex.open(a.index)
     model = load_model(a.model or index.model_name, **opts)
-    r = latent_lens(model, chat_text(model, a.prompt, a), index, layer=a.layer, k=a.k)
+    try:
+        r = latent_lens(model, chat_text(model, a.prompt, a), index, layer=a.layer, k=a.k)
+    except InterpError as e:
+        if opts["dtype"] is None or "other weights" not in str(e):
+            raise
+        raise InterpError(f"{e}; here --dtype {a.model_dtype} changed the weights' precision: search in the precision the "
+                          "index was built in (float32 unless it was built with --model-dtype)") from None
     for pos, tok in enumerate(r.tokens):
         hits = "  ".join(f"{s:.2f} {snip}" for s, snip in zip(r.sims[0, pos].tolist(), r.snippets[0][pos]))
         print(f"{pos:3d} {tok!r:14s} {hits}")
