@@ -12,12 +12,12 @@ from interp.attribution.ig import BASELINES, MAX_POINTS
 from interp.attribution.reduction import REDUCTIONS
 from interp.attribution.registry import METHODS
 from interp.attribution.samplers import SAMPLERS
-from interp.errors import InterpError
-from interp.models.vision import has_images, is_vlm
+from interp.models.vision import has_images
 from interp.prompts import is_toy
 from interp.report import Report
 from interp.report.sections.attribution import add_attribution
 from widgets.base import Explorer, Figure, show_figure
+from widgets.image_prompt import join_prompt, split_prompt
 
 __all__ = ["AttributionExplorer"]
 
@@ -49,10 +49,8 @@ class AttributionExplorer(Explorer):
     def __init__(self, model, prompt: str | list | None = None, *, method: str | None = None,
                  truth: tuple[int, int] | None = None, export_path: str = "attribution.html", run: bool = True):
         self.model = model
-        self.fixed, self.images, self.truth = _split_prompt(model, prompt), [], truth
-        if self.fixed:
-            self.images = [p for p in self.fixed if has_images([p])]
-            prompt = "".join(prompt[len(self.fixed):])
+        self.fixed, prompt = split_prompt(model, prompt, "AttributionExplorer")
+        self.images, self.truth = [p for p in self.fixed if has_images([p])], truth
         self._setting = False  # True while a preset fills the numbers (not a user's edit)
         # first view: ReAGent on a toy model; occlusion (one batched pass, under a second) on a real LM, where ReAGent
         # and IG take ~10 s a prompt on a CPU (Run starts them in the background, with Cancel)
@@ -158,9 +156,7 @@ class AttributionExplorer(Explorer):
 
     def prompt_value(self) -> str | list:
         """The prompt attributed: the text box, after the fixed image parts when the prompt holds images."""
-        if not self.fixed:
-            return self.prompt.value
-        return [*self.fixed, self.prompt.value] if self.prompt.value else list(self.fixed)
+        return join_prompt(self.fixed, self.prompt.value)
 
     def render(self) -> None:
         target = self.target.value or None
@@ -217,20 +213,3 @@ class AttributionExplorer(Explorer):
                 report.add_figure(title, self.patch_figure(i),
                                   caption="Each patch of the image coloured by its visual token's score (top 3 numbered).")
 
-
-def _split_prompt(model, prompt) -> list:
-    """The fixed parts of an image prompt (everything up to its last image; [] for a text prompt). ``InterpError`` for
-    images given to a text-only model or a part after the last image that is not text."""
-    if not (isinstance(prompt, (list, tuple)) and has_images(prompt)):
-        if isinstance(prompt, (list, tuple)):
-            raise InterpError("AttributionExplorer: a list prompt must hold an image (PIL image, array or Path) and text; "
-                              "give a string for a text prompt")
-        return []
-    if not is_vlm(model):
-        raise InterpError("AttributionExplorer: this model is text-only and cannot take images; load a vision-language "
-                          "model (e.g. load_model('scenes-vlm')) or give a text prompt")
-    last = max(i for i, p in enumerate(prompt) if has_images([p]))
-    rest = prompt[last + 1 :]
-    if not all(isinstance(p, str) for p in rest):
-        raise InterpError("AttributionExplorer: the parts after the last image must be text (str)")
-    return list(prompt[: last + 1])

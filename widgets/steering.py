@@ -6,6 +6,7 @@ import html
 
 import ipywidgets as W
 import plotly.graph_objects as go
+import torch
 
 from interp.errors import InterpError
 from interp.predict import greedy_continuation
@@ -14,6 +15,7 @@ from interp.steering import ContrastExample, SteeringVectors
 from interp.steering.scoring import contrast_gaps, encode
 from interp.viz.common import base_layout, label
 from widgets.base import Explorer, Figure, html_table, show_figure
+from widgets.image_prompt import join_prompt, split_prompt, token_strip
 
 __all__ = ["SteeringPlayground"]
 
@@ -24,13 +26,19 @@ class SteeringPlayground(Explorer):
     the gap as a function of alpha.
 
     ``vectors``: one ``SteeringVectors`` or a dict name -> vectors (e.g. {"grains": ..., "mean_difference": ...}).
+
+    Images: on a vision-language model ``prompt`` may be a list of text and image parts (``interp.models.vision``); the
+    parts up to the last image stay fixed, the text box edits the text after it, and the prompt shows as its token
+    strip with the visual tokens named ``<img R,C>``. Continuations and gaps are computed with the image in place
+    (``interp.attribution.vision.visual_inputs``: the connector's output at the image slots, steering applied after).
     """
 
     title = "Steering playground"
 
-    def __init__(self, model, vectors, prompt: str | None = None, preferred: str = "", dispreferred: str = "",
+    def __init__(self, model, vectors, prompt: str | list | None = None, preferred: str = "", dispreferred: str = "",
                  alpha: float = 4.0, max_alpha: float = 20.0):
         self.model = model
+        self.fixed, prompt = split_prompt(model, prompt, "SteeringPlayground")
         self.sets = {vectors.method: vectors} if isinstance(vectors, SteeringVectors) else dict(vectors)
         if not self.sets:
             raise InterpError("SteeringPlayground needs at least one SteeringVectors")
@@ -45,11 +53,12 @@ class SteeringPlayground(Explorer):
         self.n_tokens = W.IntSlider(value=8, min=1, max=32, description="tokens", continuous_update=False)
         self.go = self.button("Run", primary=True)
         self.table = W.HTML()
+        self.strip = W.HTML("", layout=W.Layout(display="" if self.fixed else "none"))
         self.fig = Figure()
         self.method.observe(lambda _: self._on_method(), names="value")
         self.rerun_on([self.layer, self.alpha, self.n_tokens])
         controls = [self.prompt, self.preferred, self.dispreferred, self.method, self.layer, self.alpha, self.n_tokens, self.go]
-        super().__init__(controls, [self.table, self.fig], export_path="steering.html")
+        super().__init__(controls, [self.strip, self.table, self.fig], export_path="steering.html")
         self.result: dict = {}
         self.run()
 
@@ -62,22 +71,49 @@ class SteeringPlayground(Explorer):
         self.layer.options = self._layer_options(self.sets[self.method.value])
         self.run()
 
-    def _gap(self, example: ContrastExample | None) -> float | None:
-        return None if example is None else float(contrast_gaps(self.model, [encode(self.model, example)])[0])
+    def _gap(self, example) -> float | None:
+        """log P(preferred) - log P(dispreferred) after the prompt (its images in place), or None without answers."""
+        if example is None:
+            return None
+        if not self.fixed:
+            return float(contrast_gaps(self.model, [encode(self.model, example)])[0])
+        from interp.attribution.vision import visual_inputs
+        from interp.steering.data import VisionContrast
+        from interp.steering.scoring import encode_parts
+
+        enc, vin = encode_parts(self.model, VisionContrast(tuple(example[0]), example[1], example[2]))
+        with visual_inputs(self.model, vin):
+            return float(contrast_gaps(self.model, [enc])[0])
+
+    def _continue(self, prompt) -> str:
+        """The greedy continuation of ``prompt`` (a string, or parts whose images the visual tokens carry)."""
+        if not self.fixed:
+            return greedy_continuation(self.model, prompt, self.n_tokens.value)
+        from interp.attribution.vision import encode_prompt, visual_inputs
+
+        vin = encode_prompt(self.model, prompt)
+        ids = vin.ids.to(self.model.cfg.device)
+        with torch.no_grad(), visual_inputs(self.model, vin):
+            out = self.model.generate(ids, max_new_tokens=self.n_tokens.value, do_sample=False, verbose=False,
+                                      stop_at_eos=False)
+        return self.model.tokenizer.decode(out[0, ids.shape[1]:].tolist())
 
     def render(self) -> None:
         vec = self.sets[self.method.value]
         layers = None if self.layer.value is None else [self.layer.value]
-        prompt = self.prompt.value
+        prompt = join_prompt(self.fixed, self.prompt.value)
         example = None
         if self.preferred.value.strip() and self.dispreferred.value.strip():
-            example = ContrastExample(prompt, self.preferred.value, self.dispreferred.value)
+            example = (ContrastExample(prompt, self.preferred.value, self.dispreferred.value) if not self.fixed
+                       else (prompt, self.preferred.value, self.dispreferred.value))
+        if self.fixed:
+            self.strip.value = token_strip(self.model, prompt)
         self.progress(0, 3)
-        plain = greedy_continuation(self.model, prompt, self.n_tokens.value)
+        plain = self._continue(prompt)
         gap0 = self._gap(example)
         self.progress(1, 3)
         with vec.steer(self.model, self.alpha.value, layers=layers):
-            steered = greedy_continuation(self.model, prompt, self.n_tokens.value)
+            steered = self._continue(prompt)
             gap1 = self._gap(example)
         self.progress(2, 3)
         sweep = []
@@ -88,7 +124,8 @@ class SteeringPlayground(Explorer):
                 with vec.steer(self.model, a, layers=layers):
                     sweep.append((a, self._gap(example)))
         self.progress(3, 3)
-        self.result = dict(prompt=prompt, method=self.method.value, layers=layers or vec.layers, alpha=self.alpha.value,
+        shown = prompt if not self.fixed else "".join(p if isinstance(p, str) else "<image>" for p in prompt)
+        self.result = dict(prompt=shown, method=self.method.value, layers=layers or vec.layers, alpha=self.alpha.value,
                            plain=plain, steered=steered, gap_plain=gap0, gap_steered=gap1, sweep=sweep)
         self._show()
 
