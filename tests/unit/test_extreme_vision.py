@@ -41,6 +41,9 @@ def test_streaming_equals_naive_on_image_prompts(vlm):
             # float32 activations reduced in float64 on both sides: only the summation order differs (~1e-7 relative)
             assert torch.allclose(getattr(a, f), getattr(b, f), rtol=1e-5, atol=1e-6, equal_nan=True), f
         assert a.n_texts == b.n_texts == len(PROMPTS) and a.n_tokens == b.n_tokens and a.n_visual == b.n_visual
+    again = scan(vlm, PROMPTS, batch_size=3, progress=False)  # same inputs, same bits
+    assert all(torch.equal(getattr(a, f).nan_to_num(-7), getattr(again, f).nan_to_num(-7)) for f in FIELDS)
+    assert again.other_sinks == a.other_sinks and again.massive == a.massive
 
 
 def test_kinds_labels_and_shares(vlm):
