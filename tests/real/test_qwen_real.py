@@ -1,7 +1,9 @@
 """Qwen2.5-Coder-0.5B-Instruct, the third real family (qwen2: 24 layers, d_model 896, 14 query / 2 key-value heads),
 from its Q4_K_M GGUF in six wheels: load, logit lens, extreme-token scan, one attribution. Each check is cheap (one
-short prompt or text); the first run in a fresh cache also converts the GGUF (measured: 4 min 44 s and 3.9 GB peak
-RSS for conversion plus load on a busy 2-core machine; a cached load 36 s, 0.7 GB, 3.0 GB after the checks below).
+short prompt or text); the first run in a fresh cache also converts the GGUF. Measured with one thread on a busy 2-core
+machine (load average ~8): first load_model (assemble, convert, load, one forward) 4 min 44 s, 3.9 GB peak RSS; a
+cached load 37 s (most of it checking the 2.5 GB float32 weights against their manifest), 0.7 GB RSS, 2.6 GB after
+the first forward pass (the weights paged in); this file 1 min 30 s, 4.6 GB peak (a second, plain HF copy below).
 """
 
 from __future__ import annotations
