@@ -35,8 +35,8 @@ def _layers(value: str | None) -> list[int] | None:
 def _backend_args(p: argparse.ArgumentParser, dtype_flag: str = "--dtype") -> None:
     from interp.models.options import add_model_options
 
-    add_model_options(p, dtype_flag=dtype_flag, device_default="cpu; --device, --dtype and --threads apply to the local "
-                      "backend and the driver, Ray workers load float32 on their own GPU or one CPU thread")
+    add_model_options(p, dtype_flag=dtype_flag, device_default=f"cpu; --device, {dtype_flag} and --threads apply to the "
+                      "local backend and the driver, Ray workers load float32 on their own GPU or one CPU thread")
     p.add_argument("--backend", choices=("local", "ray"), default="local", help="local (in-process, default) or ray")
     p.add_argument("--workers", type=int, default=2, help="Ray workers (model actors; one GPU each where there are GPUs)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
