@@ -37,7 +37,8 @@ from interp.extreme.labels import code_label, patch_code
 from interp.extreme.scan import ExtremeTokenReport, Thresholds, _Accumulator, _hooks, finish_scan, is_massive
 from interp.models.vision import encode, has_images, image_token_id, is_parts, is_vlm
 
-__all__ = ["KINDS", "VisionExtremeReport", "VisionRows", "scan_images", "is_image_prompts", "encode_prompts", "code_label"]
+__all__ = ["KINDS", "VisionExtremeReport", "VisionRows", "scan_images", "is_image_prompts", "encode_prompts", "uniform_mass",
+           "code_label"]
 
 KINDS = ("first", "visual", "text")
 """the position kinds, in the order of every ``kind`` axis"""
