@@ -30,14 +30,13 @@ import logging
 import os
 import secrets
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from interp.errors import InterpError
-from interp.io import sha256_file
+from interp.io import folder_problem, sha256_file
 from interp.paths import cache_dir
 
 try:
@@ -49,7 +48,6 @@ __all__ = ["hf_folder", "converted_folder", "file_sha256", "architecture", "supp
 
 log = logging.getLogger(__name__)
 _HASHES: dict[tuple[str, int, int], str] = {}
-_VERIFIED: set[tuple] = set()
 MARKER = "interp-gguf.json"
 "the manifest of a converted folder (written last)"
 KEEP_OLD_S = 24 * 3600
@@ -175,27 +173,7 @@ def _check(folder: Path, digest: str) -> str | None:
         return f"no readable {MARKER}"
     if not isinstance(manifest, dict) or manifest.get("sha256") != digest:
         return f"{MARKER} names another GGUF file"
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        return f"{MARKER} lists no file checksums"
-    present = {e.name for e in os.scandir(folder)} - {MARKER}
-    if present != set(files):
-        return f"files {sorted(present ^ set(files))} differ from the manifest"
-    for name, want in files.items():
-        f = folder / name
-        try:
-            st = os.lstat(f)
-        except OSError:
-            return f"{name} is missing"
-        if not stat.S_ISREG(st.st_mode):
-            return f"{name} is not a regular file"
-        state = (str(f), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, want)
-        if state in _VERIFIED:
-            continue
-        if sha256_file(f) != want:
-            return f"{name} does not match its SHA-256 in {MARKER} (damaged or changed)"
-        _VERIFIED.add(state)
-    return None
+    return folder_problem(folder, manifest.get("files"), MARKER)
 
 
 @contextlib.contextmanager
