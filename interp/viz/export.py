@@ -5,13 +5,18 @@ browser (kaleido's ``get_chrome``) and never lets the page fetch anything: it po
 on the machine (``chromium_path``: ``$INTERP_CHROMIUM``, ``$BROWSER_PATH``, Debian's ``chromium`` package, or a
 Chrome on the ``PATH``), gives it plotly.js from the installed plotly package, and turns MathJax off (kaleido would
 otherwise load it from a CDN). Without a Chromium, or without kaleido, export raises an ``InterpError`` saying what
-to install. Each call starts the browser once (a few seconds); the figure itself draws in well under a second.
+to install. Each call starts the browser once (most of an export's few seconds); ``save_figures`` writes several
+figures from one browser session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -19,7 +24,7 @@ import plotly.graph_objects as go
 from interp.errors import InterpError
 from interp.io import atomic_write
 
-__all__ = ["FORMATS", "chromium_path", "kaleido_options", "figure_bytes", "save_figure"]
+__all__ = ["FORMATS", "chromium_path", "kaleido_options", "figure_bytes", "save_figure", "save_figures"]
 
 FORMATS = ("png", "svg")
 """The static formats written."""
@@ -81,6 +86,64 @@ def kaleido_options(timeout: float = 90.0) -> dict:
     return {"path": chromium_path(), "mathjax": False, "plotlyjs": str(plotlyjs), "timeout": timeout}
 
 
+def _job(fig, fmt: str, width, height, scale) -> tuple[dict, dict]:
+    """(figure dict, kaleido layout options) of one figure to render; checks the format and sizes."""
+    fmt = _format(fmt)
+    fig = fig if isinstance(fig, go.Figure) else go.Figure(fig)
+    width = _size("width", width if width is not None else fig.layout.width) or 700
+    height = _size("height", height if height is not None else fig.layout.height) or 500
+    spec = fig.to_dict()
+    for i, trace in enumerate(spec.get("data", [])):  # plotly.js names SVG ids after trace uids, random when unset
+        trace.setdefault("uid", f"trace{i}")
+    return spec, {"format": fmt, "width": width, "height": height, "scale": _size("scale", scale)}
+
+
+_UID = re.compile(r'id="defs-([0-9a-f]{6})"')
+
+
+def _same_ids(svg: bytes) -> bytes:
+    """An SVG with plotly.js's random figure id (6 hex digits in its ``defs-``, ``clip``, gradient and legend ids)
+    replaced by a fixed one, so the same figure gives the same bytes."""
+    text = svg.decode("utf-8")
+    found = _UID.search(text)
+    if found is None:
+        return svg
+    uid = found.group(1)
+    return re.sub(rf'(defs-|clip|legend|[#"]g){uid}', r"\g<1>figure", text).encode("utf-8")
+
+
+def _render(jobs: list[tuple[dict, dict]], timeout: float) -> list[bytes]:
+    """Render every (figure, options) job in one browser session (the browser starts once); returns their bytes.
+    Runs in its own thread with its own event loop, so it works inside Jupyter's running loop too."""
+    kopts = kaleido_options(timeout)
+    import kaleido
+
+    async def run() -> list:
+        async with kaleido.Kaleido(**kopts) as k:
+            return [await k.calc_fig(fig, opts=opts) for fig, opts in jobs]
+
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["out"] = asyncio.run(run())
+        except BaseException as e:  # noqa: BLE001 (handed to the caller's thread)
+            box["error"] = e
+
+    thread = threading.Thread(target=target, name="interp-figure-export")
+    thread.start()
+    thread.join()
+    e = box.get("error")
+    if e is not None:  # kaleido and choreographer raise their own types for a browser that fails or hangs
+        if isinstance(e, KeyboardInterrupt):
+            raise e
+        detail = " ".join(str(e.args[0] if e.args else e).split())[:200]  # the cause, without kaleido's advice to download Chrome
+        raise InterpError(f"the figure could not be rendered with {kopts['path']}: {type(e).__name__}: {detail} "
+                          f"({_INSTALL})") from None
+    out = [d.encode("utf-8") if isinstance(d, str) else bytes(d) for d in box["out"]]
+    return [_same_ids(d) if opts["format"] == "svg" else d for d, (_, opts) in zip(out, jobs)]
+
+
 def figure_bytes(fig: go.Figure | dict, fmt: str = "png", *, width: int | None = None, height: int | None = None,
                  scale: float = 1.0, timeout: float = 90.0) -> bytes:
     """The figure rendered as ``fmt`` ("png" or "svg"): PNG bytes, or the SVG document's UTF-8 bytes.
@@ -89,33 +152,36 @@ def figure_bytes(fig: go.Figure | dict, fmt: str = "png", *, width: int | None =
     else 700 x 500); ``scale``: pixels per CSS pixel (a PNG of ``width * scale`` x ``height * scale`` pixels).
     Raises ``InterpError`` when there is no Chromium or no kaleido, for a bad size, or when the browser fails.
     """
-    fmt = _format(fmt)
-    fig = fig if isinstance(fig, go.Figure) else go.Figure(fig)
-    width = _size("width", width if width is not None else fig.layout.width) or 700
-    height = _size("height", height if height is not None else fig.layout.height) or 500
-    scale = _size("scale", scale)
-    kopts = kaleido_options(timeout)
-    import kaleido
+    return _render([_job(fig, fmt, width, height, scale)], timeout)[0]
 
-    opts = {"format": fmt, "width": width, "height": height, "scale": scale}
-    try:
-        data = kaleido.calc_fig_sync(fig.to_dict(), opts=opts, kopts=kopts)
-    except Exception as e:  # kaleido and choreographer raise their own types for a browser that fails or hangs
-        detail = " ".join(str(e.args[0] if e.args else e).split())[:200]  # the cause, without kaleido's advice to download Chrome
-        raise InterpError(f"the figure could not be rendered with {kopts['path']}: {type(e).__name__}: {detail} "
-                          f"({_INSTALL})") from None
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return bytes(data)
+
+def _path_format(path: Path, fmt: str | None) -> str:
+    if fmt is None and not path.suffix:
+        raise InterpError(f"{path} has no suffix: name the file .png or .svg (or pass fmt=)")
+    return _format(fmt if fmt is not None else path.suffix)
 
 
 def save_figure(fig: go.Figure | dict, path: str | Path, *, fmt: str | None = None, width: int | None = None,
                 height: int | None = None, scale: float = 1.0) -> Path:
     """Write ``fig`` to ``path`` as PNG or SVG (``fmt``, default: the path's suffix), atomically; returns the path.
     Sizes as in ``figure_bytes``. Raises ``InterpError`` for an unknown format, no Chromium, or an unwritable path."""
-    path = Path(path)
-    if fmt is None and not path.suffix:
-        raise InterpError(f"{path} has no suffix: name the file .png or .svg (or pass fmt=)")
-    fmt = _format(fmt if fmt is not None else path.suffix)
-    data = figure_bytes(fig, fmt, width=width, height=height, scale=scale)
-    return atomic_write(path, lambda p: p.write_bytes(data))
+    return save_figures([(fig, path)], fmt=fmt, width=width, height=height, scale=scale)[0]
+
+
+def save_figures(items: Sequence[tuple[go.Figure | dict, str | Path]], *, fmt: str | None = None, width: int | None = None,
+                 height: int | None = None, scale: float = 1.0) -> list[Path]:
+    """Write each (figure, path) of ``items`` as ``save_figure`` does, rendering them all in one browser session (the
+    browser's start, most of one export's time, is paid once). Everything is checked and rendered before the first file
+    is written, each file atomically. Returns the paths."""
+    items = list(items)
+    if not items:
+        raise InterpError("no figures to save: give a list of (figure, path) pairs")
+    paths = [Path(p) for _, p in items]
+    for p in paths:  # a path that cannot be written fails before any rendering or writing
+        if p.is_dir():
+            raise InterpError(f"cannot write {p}: it is a folder (give a file name such as {p / 'figure.png'})")
+        if not (p.parent if str(p.parent) else Path(".")).is_dir():
+            raise InterpError(f"cannot write {p}: folder {p.parent} does not exist (create it or choose another path)")
+    jobs = [_job(fig, _path_format(p, fmt), width, height, scale) for (fig, _), p in zip(items, paths)]
+    data = _render(jobs, 90.0)
+    return [atomic_write(p, lambda tmp, d=d: tmp.write_bytes(d)) for p, d in zip(paths, data)]

@@ -14,7 +14,7 @@ import pytest
 
 from interp.cli import main
 from interp.viz.common import base_layout
-from interp.viz.export import chromium_path, figure_bytes, kaleido_options, save_figure
+from interp.viz.export import chromium_path, figure_bytes, kaleido_options, save_figure, save_figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TITLE = "sinks & lens <of> 'mia'"
@@ -58,6 +58,17 @@ def test_svg_parses_and_holds_the_title(tmp_path):
     root = ET.fromstring(path.read_text(encoding="utf-8"))
     assert root.get("width") == "500" and root.get("height") == "320"
     assert TITLE in _svg_text(path.read_bytes())  # escaped for plotly, the reader sees the text itself
+
+
+def test_several_figures_from_one_browser_session(tmp_path):
+    second = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]), layout=dict(title="second figure", width=300, height=200))
+    a, b = save_figures([(_figure(), tmp_path / "a.png"), (second, tmp_path / "b.svg")], scale=1)
+    assert _png_size(a.read_bytes()) == (700, 500)  # no size in the figure: kaleido's default
+    assert "second figure" in _svg_text(b.read_bytes())
+    # each file is what the one-figure call writes: the same figure gives the same bytes (plotly.js's random SVG ids fixed)
+    assert b.read_bytes() == figure_bytes(second, "svg")
+    assert a.read_bytes() == figure_bytes(_figure(), "png")
+    assert second.data[0].uid is None  # the caller's figure is left as it was
 
 
 def test_the_page_kaleido_draws_in_loads_only_local_files():

@@ -70,13 +70,14 @@ def test_no_kaleido_is_a_clear_error(fake_chromium, monkeypatch):
     (lambda p: export.figure_bytes(go.Figure(), "png", width=-5), "width must be a positive number"),
     (lambda p: export.figure_bytes(go.Figure(), "png", scale=0), "scale must be a positive number"),
     (lambda p: export.save_figure(go.Figure(), p / "missing" / "f.png"), "does not exist"),
+    (lambda p: export.save_figures([(go.Figure(), p / "a.png"), (go.Figure(), p / "missing" / "b.png")]), "does not exist"),
+    (lambda p: export.save_figures([]), "no figures to save"),
 ])
 def test_bad_export_arguments(fake_chromium, tmp_path, call, message, monkeypatch):
-    import kaleido
-
-    monkeypatch.setattr(kaleido, "calc_fig_sync", lambda *a, **k: b"\x89PNG\r\n\x1a\n")  # no browser needed here
+    monkeypatch.setattr(export, "_render", lambda jobs, timeout: [b"\x89PNG\r\n\x1a\n"] * len(jobs))  # no browser here
     with pytest.raises(InterpError, match=message):
         call(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even the figures before the bad one
 
 
 @pytest.mark.parametrize(("args", "message"), [
