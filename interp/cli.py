@@ -20,17 +20,17 @@ def _models(_: argparse.Namespace) -> int:
 
     for name, desc in ZOO_MODELS.items():
         state = "ready" if (zoo_path(name) / "config.json").exists() else "missing (python -m interp.zoo train " + name + ")"
-        print(f"{name:10s} {desc} [{state}]")
+        print(f"{name:18s} {desc} [{state}]")
     from interp.models import REAL_MODELS, is_installed
 
     for name, m in REAL_MODELS.items():
         state = "installed" if is_installed(name) else f"not installed: {m.install}"
-        print(f"{name:13s} {m.description} [{state}]")
+        print(f"{name:18s} {m.description} [{state}]")
     from interp.models.vlm import VLM_MODELS
 
     for name, v in VLM_MODELS.items():
         state = "ready" if is_installed(v.base) else f"needs {v.base}: {REAL_MODELS[v.base].install}"
-        print(f"{name:13s} {v.description} [{state}]")
+        print(f"{name:18s} {v.description} [{state}]")
     print("Also: a .gguf file, any local Hugging Face directory, or a hub name such as 'gpt2' (needs network access).")
     return 0
 
