@@ -110,12 +110,32 @@ def _scan(a: argparse.Namespace) -> int:
     out = Path(a.out)
     if out.is_dir() or not out.parent.exists():
         raise InterpError(f"--out {out}: give a file name in an existing folder, such as report.html")
-    corpus = _corpus(a.corpus)
-    report = scan_corpus(_model(a), corpus, backend=a.backend, workers=a.workers, shard_docs=a.shard_docs,
-                         address=a.address, progress=not a.quiet, field=a.field)
-    path = _write_scan(report, out, a.corpus)
+    if (a.corpus is None) == (not a.image):
+        raise InterpError("give --corpus (texts) or --image (one or more image files, for a vision-language model), not both")
+    if a.image:
+        report, what = _scan_images(a), f"{len(a.image)} image(s)"
+    else:
+        report, what = scan_corpus(_model(a), _corpus(a.corpus), backend=a.backend, workers=a.workers,
+                                   shard_docs=a.shard_docs, address=a.address, progress=not a.quiet, field=a.field), a.corpus
+    path = _write_scan(report, out, what)
     print(f"wrote {path} ({report.n_texts} texts, {report.n_tokens} tokens; sink heads {report.sink_heads})")
     return 0
+
+
+def _scan_images(a: argparse.Namespace):
+    """The scan of ``[image, question]`` prompts, one per ``--image``, in this process (the sharded and Ray paths take
+    texts only); files are checked before the model loads."""
+    from interp.extreme import scan
+    from interp.models.vision import to_image
+    from interp.validate import check_text
+
+    if a.backend != "local":
+        raise InterpError("--image scans run in this process: leave out --backend ray")
+    images = [Path(p) for p in a.image]
+    for p in images:
+        to_image(p, where=f"--image {p}")  # a missing or unreadable file: one line, before the model loads
+    question = check_text("--question", a.question)
+    return scan(_model(a), [[p, question] for p in images], progress=not a.quiet)
 
 
 def _write_scan(r, out: Path, corpus: str) -> Path:
@@ -134,6 +154,14 @@ def _write_scan(r, out: Path, corpus: str) -> Path:
     if r.other_sinks:
         report.add_table(title, ["token", "count", "share", "mean alpha"], [list(e) for e in r.other_sinks],
                          caption="Tokens other than the first that heads attend to most.")
+    if getattr(r, "mass", None) is not None:  # image prompts: the split by first / visual / text position
+        m, se, u = r.mass_layer, r.mass_se, r.uniform_mass
+        rows = [[i] + [f"{m[i, k]:.3f} +- {se[i, k]:.3f} ({m[i, k] / u[k]:.2f}x uniform)" for k in range(len(r.kinds))]
+                + ["/".join(str(int(x)) for x in r.top_kind[i].tolist())] for i in range(m.shape[0])]
+        report.add_table(title, ["layer"] + [f"attention on {k}" for k in r.kinds] + [f"largest activation at {'/'.join(r.kinds)}"],
+                         rows, caption="Attention mass on each kind of position (mean over heads and queries, +- SE over "
+                         "prompts; 'x uniform': against uniform causal attention) and how many prompts hold each layer's "
+                         "largest activation at a position of that kind.")
     return report.save(out)
 
 
@@ -166,7 +194,11 @@ def register(sub) -> None:
     s.set_defaults(func=_search)
     c = sub.add_parser("scan", help="extreme-token scan of a corpus into an HTML report")
     c.add_argument("--model", required=True, help="zoo name, named real model, .gguf file or local HF folder")
-    c.add_argument("--corpus", required=True, help="'prose', 'code', or a .txt / .jsonl / .parquet file")
+    c.add_argument("--corpus", help="'prose', 'code', or a .txt / .jsonl / .parquet file")
+    c.add_argument("--image", action="append", metavar="PATH",
+                   help="an image file (repeat for several): scan [image, --question] prompts of a vision-language model")
+    c.add_argument("--question", default=" What is in the picture? Answer:",
+                   help="text after each --image (default ' What is in the picture? Answer:')")
     c.add_argument("--out", default="scan.html", help="output HTML file (default scan.html)")
     _backend_args(c)
     c.set_defaults(func=_scan)

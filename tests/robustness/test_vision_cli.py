@@ -98,3 +98,43 @@ def test_the_visual_section_in_a_real_report(vlm_dir, images, tmp_path, capsys):
     assert "Visual tokens" in html and "data:image/png;base64," in html
     assert "logit lens at layer 1: patches coloured by top-1 probability" in html
     assert "embedding lens: each patch" in html and "No LatentLens index for this model" in html
+
+
+def _scan(capsys, *args) -> tuple[int, str]:
+    from interp.cli import main
+
+    code = main(["scan", "--quiet", *args])
+    return code, capsys.readouterr().err
+
+
+def test_scan_of_images_writes_the_kind_split(vlm_dir, images, tmp_path, capsys):
+    """``interp scan --image`` scans [image, question] prompts and the report gains the first / visual / text table."""
+    out = tmp_path / "scan.html"
+    code, err = _scan(capsys, "--model", str(vlm_dir), "--image", str(images["scene"]), "--image", str(images["grey"]),
+                      "--question", " what is here?", "--out", str(out))
+    assert code == 0, err
+    html = out.read_text()
+    assert "attention on visual" in html and "largest activation at first/visual/text" in html
+    assert "2 image(s)" in html
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--image", "IMG", "--corpus", "prose"], "give --corpus (texts) or --image"),
+    ([], "give --corpus (texts) or --image"),
+    (["--image", "MISSING"], "no image file at"),
+    (["--image", "TEXT"], "is not an image file that PIL can read"),
+    (["--image", "IMG", "--backend", "ray"], "leave out --backend ray"),
+])
+def test_scan_bad_image_input_is_exit_2_and_no_file(vlm_dir, images, tmp_path, capsys, args, match):
+    names = {"IMG": str(images["scene"]), "MISSING": str(images["missing"]), "TEXT": str(images["text"])}
+    out = tmp_path / "out"
+    out.mkdir()
+    code, err = _scan(capsys, "--model", str(vlm_dir), *[names.get(x, x) for x in args], "--out", str(out / "s.html"))
+    _one_line_error(code, err, match)
+    assert list(out.iterdir()) == []
+
+
+def test_scan_of_an_image_with_a_text_only_model(images, tmp_path, capsys):
+    code, err = _scan(capsys, "--model", "stories", "--image", str(images["scene"]), "--out", str(tmp_path / "s.html"))
+    _one_line_error(code, err, "image prompts need a vision-language model")
+    assert not (tmp_path / "s.html").exists()
