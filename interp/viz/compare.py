@@ -30,7 +30,10 @@ def comparison_figure(comp: ModelComparison, *, pos: int = -1, title: str | None
     a, b = comp.models
     aligned_rows = comp.layers_a == comp.layers_b
     diff = comp.same_tokens and aligned_rows
-    what = f"p({comp.target_a!r})" if comp.tracked == "target" else "p(final top-1)"
+    if comp.tracked != "target":
+        what = "p(final top-1)"
+    else:
+        what = f"p({comp.target_a!r})" if comp.target_a == comp.target_b else f"p(target: a {comp.target_a!r}, b {comp.target_b!r})"
     titles = ["by layer, at the last position" if pos == -1 else f"by layer, at position {pos}",
               "at the output, by position", f"sink map of a: {a}", f"sink map of b: {b}"]
     if diff:
@@ -57,7 +60,7 @@ def comparison_figure(comp: ModelComparison, *, pos: int = -1, title: str | None
         fig.add_trace(go.Heatmap(z=sink.tolist(), x=[f"H{h}" for h in range(n_h)], y=[f"L{i}" for i in range(n_l)],
                                  zmin=0, zmax=1, colorscale=SEQUENTIAL, showscale=col == 2,
                                  colorbar=dict(title="attn on first", len=0.3, y=0.5 if diff else 0.22),
-                                 texttemplate="%{z:.2f}" if n_l * n_h <= 200 else None,
+                                 texttemplate="%{z:.2f}" if n_l <= 12 and n_h <= 16 else None,
                                  hovertemplate="%{y} %{x}: %{z:.4f}<extra></extra>"), row=2, col=col)
         fig.update_yaxes(autorange="reversed", row=2, col=col)
     if diff:
@@ -70,9 +73,9 @@ def comparison_figure(comp: ModelComparison, *, pos: int = -1, title: str | None
     fig.update_yaxes(title=escape(what), range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     base_layout(fig, title or f"{a} vs {b} on the same text: {what}", height=360 * len(specs))
-    note = comp.note + (f" ({comp.target_note})" if comp.target_note else "")
-    fig.update_layout(title=dict(text=f"{fig.layout.title.text}<br><sup>{'<br>'.join(escape(x) for x in _wrap(note))}</sup>"),
-                      margin=dict(t=80 + 20 * len(_wrap(note))))
+    lines = _wrap(comp.note)  # the result's target_note says how each model resolved the target word
+    fig.update_layout(title=dict(text=f"{fig.layout.title.text}<br><sup>{'<br>'.join(escape(x) for x in lines)}</sup>"),
+                      margin=dict(t=100 + 22 * len(lines)))
     return fig
 
 
