@@ -1,8 +1,8 @@
 """Every capability once on a CUDA device with the bundled models: the check to run first on a lent GPU machine.
 
 The CPU test tiers cannot see device bugs (the first GPU run found ReAGent mixing a CPU mask with a CUDA one;
-bench/results/gpu_real.md). This runs each capability on ``--device`` with ``stories`` / ``bb`` (bundled, nothing
-to carry) and prints one PASS / FAIL line per check with its seconds, then a traceback for each failure:
+bench/results/gpu_real.md). This runs each capability on ``--device`` with ``stories`` / ``bb`` / ``scenes-vlm``
+(bundled, nothing to carry; the VLM check covers images through lenses, attribution, the scan and the report) and prints one PASS / FAIL line per check with its seconds, then a traceback for each failure:
 
     python bench/gpu_smoke.py --device cuda [--out DIR]      # reports written to DIR (default: a temporary folder)
 
@@ -94,10 +94,33 @@ def checks(device: str, out: Path) -> list[tuple[str, object]]:
         failed = [(sec.title, v) for sec in rep.sections for kind, v in sec.items if kind == "error"]
         assert not failed, f"report sections failed: {failed}"
 
+    def vision():
+        from interp.attribution import attribute
+        from interp.extreme import scan
+        from interp.lens.latent import LatentIndex
+        from interp.lens.visual import visual_lens
+        from interp.report import build_report
+        from interp.zoo import scenes as world
+
+        vlm = model("scenes-vlm")
+        s = world.scene(0, "heldout", max_objects=3)
+        prompt = [s.pixels, " " + s.questions()[0]["question"]]
+        idx = LatentIndex.build(vlm, world.caption_corpus(32, seed=1), layers=[1, 2], progress=False)
+        for lens in ("logit", "embedding", "latent"):
+            r = visual_lens(vlm, prompt, lens=lens, index=idx if lens == "latent" else None)
+            assert r.ids.shape[1] == 16
+        for method in ("gradient_norm", "integrated_gradients", "occlusion"):
+            assert attribute(vlm, prompt, method=method).patch_scores().shape == (1, 4, 4)
+        scan(vlm, [prompt] * 3, progress=False)
+        rep = build_report(vlm, image=s.pixels, progress=False)
+        failed = [(sec.title, v) for sec in rep.sections for kind, v in sec.items if kind == "error"]
+        assert not failed, f"report sections failed: {failed}"
+
     return [("lenses: logit + tuned (5 steps)", lenses), ("LatentLens index in memory", latent),
             ("sharded index build + search", index_cli), ("extreme tokens: scan + head activity", extreme),
             ("attribution: every method", attribution), ("steering: bundled recipe", steering),
-            ("bigram subnetwork: 3 steps", subnetworks), ("HTML report", report)]
+            ("bigram subnetwork: 3 steps", subnetworks), ("HTML report", report),
+            ("VLM (scenes-vlm): visual lenses, attribution over patches, image scan, report with an image", vision)]
 
 
 def main() -> int:
