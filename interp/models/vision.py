@@ -95,10 +95,10 @@ def _is_image(part) -> bool:
 
 
 def is_parts(prompt) -> bool:
-    """True for a prompt of parts: a non-empty list or tuple holding an image, or only text (a list of ids is not one;
-    a list with an image and a part of another kind is, so that ``encode`` names the bad part)."""
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and (
-        has_images(prompt) or all(isinstance(p, str) for p in prompt))
+    """True for a prompt of parts: a non-empty list or tuple holding an image (a list with an image and a part of
+    another kind is one too, so that ``encode`` names the bad part). A list of text only is a batch of prompts
+    (``interp.batch.is_batch``), and a list of ids one prompt of ids."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and has_images(prompt)
 
 
 def visual_label(image: int, row: int, col: int) -> str:
