@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import html
-import inspect
 
 import ipywidgets as W
 
-from interp.attribution import REAGENT_FAST, attribute, method_names
+from interp.attribution import REAGENT_FAST, SETTINGS, attribute, method_names
 from interp.attribution.ig import BASELINES, MAX_POINTS
 from interp.attribution.reduction import REDUCTIONS
-from interp.attribution.registry import METHODS
 from interp.attribution.samplers import SAMPLERS
+from interp.attribution.settings import ReagentSettings
 from interp.models.vision import has_images
 from interp.prompts import is_toy
 from interp.report import Report
@@ -21,7 +20,7 @@ from widgets.image_prompt import join_prompt, split_prompt
 
 __all__ = ["AttributionExplorer"]
 
-_IG = ("integrated_gradients", "attention_ig")  # the adaptive path rule: a points cap, a bar and Cancel
+_PRESET_FIELDS = ("num_probes", "min_steps", "max_steps")  # what a ReAGent preset sets in the view
 
 
 class AttributionExplorer(Explorer):
@@ -55,14 +54,13 @@ class AttributionExplorer(Explorer):
         # first view: ReAGent on a toy model; occlusion (one batched pass, under a second) on a real LM, where ReAGent
         # and IG take ~10 s a prompt on a CPU (Run starts them in the background, with Cancel)
         method = method or ("reagent" if is_toy(model) else "occlusion")
-        reagent_defaults = inspect.signature(METHODS["reagent"]).parameters
         self.prompt = self.prompt_box(model, prompt)
         self.method = W.Dropdown(options=method_names(), value=method, description="method", layout=W.Layout(width="280px"))
         self.target = W.Text(value="", description="target", placeholder="empty: greedy next token", layout=W.Layout(width="260px"))
         self.generate = W.BoundedIntText(value=0, min=0, max=32, description="generate", layout=W.Layout(width="160px"))
         self.seed = W.IntText(value=0, description="seed", layout=W.Layout(width="140px"))
-        stable = {k: reagent_defaults[k].default for k in REAGENT_FAST}
-        self.presets = {"fast": dict(REAGENT_FAST), "stable": stable}
+        self.presets = {name: {k: p[k] for k in _PRESET_FIELDS} for name, p in
+                        (("fast", REAGENT_FAST), ("stable", ReagentSettings()))}
         first = self.presets["stable" if is_toy(model) else "fast"]
         self.preset = W.ToggleButtons(options=["fast", "stable", "custom"], value="stable" if is_toy(model) else "fast",
                                       description="ReAGent", style={"button_width": "64px"})
@@ -123,36 +121,33 @@ class AttributionExplorer(Explorer):
         match = [name for name, values in self.presets.items() if values == now]
         self.preset.value = match[0] if match else "custom"
 
+    def _fields(self) -> dict:
+        """{setting: default} of the chosen method's settings class (``interp.attribution.settings``)."""
+        return SETTINGS[self.method.value].defaults()
+
     def _toggle(self) -> None:
-        """Show the chosen method's controls; its defaults fill the IG points box and the per-token reduction."""
-        m = self.method.value
-        params = inspect.signature(METHODS[m]).parameters
-        if "max_points" in params:
-            self.max_points.value = params["max_points"].default
-        if "reduction" in params:
-            self.reduction.value = params["reduction"].default
-        for w in (self.preset, self.probes, self.min_steps, self.max_steps, self.sampler):
-            w.layout.display = "" if m == "reagent" else "none"
-        self.max_points.layout.display = "" if m in _IG else "none"
-        self.baseline.layout.display = "" if m == "integrated_gradients" else "none"
-        self.reduction.layout.display = "" if "reduction" in params else "none"
+        """Show the controls of the chosen method's settings; its defaults fill the IG points box and the reduction."""
+        fields = self._fields()
+        if "max_points" in fields:
+            self.max_points.value = fields["max_points"]
+        if "reduction" in fields:
+            self.reduction.value = fields["reduction"]
+        reagent = self.method.value == "reagent"
+        for w in (self.preset, self.probes, self.min_steps, self.max_steps):
+            w.layout.display = "" if reagent else "none"
+        for w, name in ((self.sampler, "sampler"), (self.max_points, "max_points"), (self.baseline, "baseline"),
+                        (self.reduction, "reduction"), (self.seed, "seed")):
+            w.layout.display = "" if name in fields else "none"
 
     def options(self) -> dict:
-        """The keyword options the current controls give the chosen method."""
-        m = self.method.value
-        opts: dict = {"seed": self.seed.value} if m in ("reagent", "random") else {}
-        if m == "reagent":
-            opts.update(num_probes=self.probes.value, min_steps=self.min_steps.value, max_steps=self.max_steps.value,
-                        sampler=self.sampler.value)
-        if m in _IG:
-            opts["max_points"] = self.max_points.value
-        if "reduction" in inspect.signature(METHODS[m]).parameters:
-            opts["reduction"] = self.reduction.value
-        if m == "integrated_gradients":
-            opts["baseline"] = self.baseline.value
-        if m in ("reagent", *_IG):
-            opts["progress"] = self.progress  # the bar, and the Cancel check
-        return opts
+        """The settings the current controls give the chosen method (fields of its settings class)."""
+        fields = self._fields()
+        values = {"seed": self.seed.value, "num_probes": self.probes.value, "min_steps": self.min_steps.value,
+                  "max_steps": self.max_steps.value, "sampler": self.sampler.value, "max_points": self.max_points.value,
+                  "reduction": self.reduction.value, "baseline": self.baseline.value}
+        if self.method.value != "reagent":  # an IG method's max_steps is the deprecated name of max_points
+            values.pop("max_steps")
+        return {k: v for k, v in values.items() if k in fields}
 
     def prompt_value(self) -> str | list:
         """The prompt attributed: the text box, after the fixed image parts when the prompt holds images."""
@@ -164,7 +159,7 @@ class AttributionExplorer(Explorer):
         if generate:
             target = None
         self.result = attribute(self.model, self.prompt_value(), target, method=self.method.value, generate=generate,
-                                **self.options())
+                                progress=self.progress, **self.options())
         r = self.result
         opts = [(f"{p}: {t!r}", i) for i, (p, t) in enumerate(zip(r.target_positions, r.target_tokens))]
         self.shown.unobserve_all("value")

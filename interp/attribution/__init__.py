@@ -1,22 +1,30 @@
 """Token attribution: ReAGent, Integrated Gradients and baselines, faithfulness metrics.
 
-``attribute(model, prompt, target=None, method="reagent", **options) -> TokenAttribution`` is the entry
-point; ``method_names()`` lists the methods. ``embedding_ig`` is the shared Integrated-Gradients core (also
-used by ``interp.steering``); ``faithfulness`` and ``compare`` evaluate attributions. ``REAGENT_FAST``: ReAGent
-settings for interactive use (``attribute(model, prompt, method="reagent", **REAGENT_FAST)``).
+``attribute(model, prompt, target=None, method=..., objective=None, **settings) -> TokenAttribution`` is the entry
+point (``registry``); ``method_names()`` lists the methods, each registered with a frozen settings dataclass
+(``settings``: ``IGSettings``, ``ReagentSettings``, ...; a preset such as ``REAGENT_FAST`` is an instance and unpacks
+with ``**``). The objective, what is explained, is registered once (``objectives``: "prob", "logprob", "logit",
+``Contrast(against)``). ``embedding_ig`` is the shared Integrated-Gradients core (also used by ``interp.steering``);
+``faithfulness``, ``compare`` and ``truth`` evaluate attributions.
 
 Two settings shared across methods: ``reduction=`` (``REDUCTIONS``: "sum", "l2", "abs_sum"), how the gradient methods
 and IG turn a token's d_model scores into one; ``max_points=`` (default ``MAX_POINTS``), the most path points of
 either IG method (``n_steps``/``max_steps``, the former names, are deprecated). ``captum_ref.captum_layer_ig`` is the
 captum ``LayerIntegratedGradients`` reference that embedding IG is tested against.
+
+Layers inside the package (pyproject.toml's import-linter contract): evaluation (``compare``, ``truth``,
+``captum_ref``, ``planted``) over ``faithfulness`` and the built-in ``methods`` over the ``registry`` (the entry point)
+and ``settings`` over the algorithms (``attention_ig``, ``reagent``; ``ig``, ``samplers``) over their parts
+(``objectives``, ``forward``, ``baselines``, ``quadrature``; ``lean``, ``reduction``, ``vision``, ``result``).
 """
 
 from interp.attribution import methods as _methods  # noqa: F401  (the one place the built-in methods are registered)
 from interp.attribution.ig import MAX_POINTS, IGOutput, embedding_ig
-from interp.attribution.reagent import REAGENT_FAST
+from interp.attribution.objectives import Contrast
 from interp.attribution.reduction import REDUCTIONS
-from interp.attribution.registry import METHODS, attribute, method_names, register
+from interp.attribution.registry import DEFAULT_METHOD, METHODS, SETTINGS, attribute, method_names, register
 from interp.attribution.result import TokenAttribution
+from interp.attribution.settings import REAGENT_FAST
 
-__all__ = ["IGOutput", "MAX_POINTS", "METHODS", "REAGENT_FAST", "REDUCTIONS", "TokenAttribution", "attribute", "embedding_ig",
-           "method_names", "register"]
+__all__ = ["Contrast", "DEFAULT_METHOD", "IGOutput", "MAX_POINTS", "METHODS", "REAGENT_FAST", "REDUCTIONS", "SETTINGS",
+           "TokenAttribution", "attribute", "embedding_ig", "method_names", "register"]

@@ -50,6 +50,7 @@ from interp.attribution.baselines import (
 from interp.attribution.forward import trailing_logits
 from interp.attribution.quadrature import adaptive_simpson
 from interp.attribution.reduction import check_reduction, reduce_tokens
+from interp.attribution.settings import MAX_POINTS, IGSettings
 from interp.errors import InterpError
 from interp.models import model_device
 from interp.results import Result
@@ -59,9 +60,6 @@ __all__ = ["IGOutput", "embedding_ig", "in_float32", "adaptive_embedding_ig", "a
 
 _EPS = 1e-12
 _PASS_BYTES = 512 * 2**20
-MAX_POINTS = 800
-"""The default most path points of IG over embeddings and over attention gates (the adaptive rule stops at 1%
-completeness first: 23-135 points on SmolLM2's 20-token prompts, bench/results/attribution_real.md)."""
 
 
 @dataclass(frozen=True)
@@ -110,28 +108,23 @@ def embedding_ig(
     model,
     tokens: torch.Tensor,
     objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    settings: IGSettings | None = None,
     *,
-    baseline: str = "auto",
-    max_points: int = MAX_POINTS,
-    internal_batch_size: int | None = None,
-    method: str = "adaptive",
-    warn_threshold: float | None = 0.05,
-    tolerance: float = 0.01,
     progress: Callable[[int, int], None] | None = None,
-    upcast: bool = True,
-    reduction: str = "sum",
-    n_steps: int | None = None,
-    max_steps: int | None = None,
+    warn_threshold: float | None = 0.05,
+    **changes,
 ) -> IGOutput:
     """IG on the token embeddings (``embed.hook_out``).
 
     ``tokens``: [batch, pos] ids. ``objective(logits [b, pos, vocab], tokens [b, pos]) -> [b]`` scalar per row;
     rows come step-major (row ``r`` of any call is example ``r % batch``), and it must treat rows independently. An
-    objective with an int attribute ``keep`` (``methods.TargetObjective``) reads only the last ``keep`` positions, and
+    objective with an int attribute ``keep`` (``objectives.TargetObjective``) reads only the last ``keep`` positions, and
     then only those logits are computed.
-    ``baseline``: "zero", "zero_keep_bos", "pad" or "auto" (module docstring).
+    ``settings`` (default ``IGSettings()``) with ``changes`` (its fields, e.g. ``max_points=64``; ``method``: the
+    former name of ``rule``), each checked (``InterpError`` naming a bad one). ``baseline``: "zero", "zero_keep_bos",
+    "pad" or "auto" (module docstring).
 
-    ``method="adaptive"`` (default): composite Simpson on a partition of [0, 1] graded towards the baseline and
+    ``rule="adaptive"`` (default): composite Simpson on a partition of [0, 1] graded towards the baseline and
     bisected where the local completeness error is largest (``interp.attribution.quadrature``), until every
     row's completeness bound is below ``tolerance`` or ``max_points`` interpolation points are used. Other methods
     ("gausslegendre", "riemann_trapezoid", ...) are captum's fixed rules with exactly ``max_points`` points.
@@ -149,11 +142,14 @@ def embedding_ig(
     2.4% (median) in 9 s, against 51 points, 0.4% and 1.1 s in float32 (bench/results/gpu_real.md).
     Returns ``IGOutput`` with ``attributions`` [batch, pos]; ``n_steps`` = interpolation points used.
     """
-    max_points = points_budget(max_points, n_steps, max_steps, "embedding_ig")
-    check_reduction(reduction)
+    if "method" in changes:
+        changes["rule"] = changes.pop("method")
+    s = (settings or IGSettings()).replace(**changes) if changes else (settings or IGSettings())
+    max_points = points_budget(s.max_points, s.n_steps, s.max_steps, "embedding_ig")
+    upcast = s.upcast
     with in_float32(model) if upcast else contextlib.nullcontext():
-        out = _integrate(model, tokens, objective, baseline, max_points, internal_batch_size, method, tolerance,
-                         progress, reduction)
+        out = _integrate(model, tokens, objective, s.baseline, max_points, s.internal_batch_size, s.rule, s.tolerance,
+                         progress, s.reduction)
     if warn_threshold is not None:
         worst = float(out.completeness_error.max())
         if worst > warn_threshold:

@@ -1,59 +1,42 @@
-"""The built-in attribution methods, registered by name (see ``registry``).
+"""The built-in attribution methods, registered by name with their settings class (see ``registry``, ``settings``).
 
-All methods score, for each target ``i`` at position ``p_i``, the tokens before it; gradient methods use the
-objective ``log p(y_i | tokens_<p_i)`` (``objective="logprob"``; "prob" and "logit" also work).
+All methods score, for each target ``i`` at position ``p_i``, the tokens before it. Each is
+``fn(model, tokens, positions, settings, objective, progress) -> MethodOutput``: ``settings`` an instance of its class in
+``interp.attribution.settings``, ``objective`` the (kind, contrasted id) pair ``objectives.check_objective`` gives
+(kind "" for a method that takes none), ``progress(done, total)`` or None.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
 
 from interp.attribution.attention_ig import attention_gate_ig
 from interp.attribution.forward import LastLogits, trailing_logits
-from interp.attribution.ig import MAX_POINTS, deprecated, embed_hook_name, embedding_ig, points_budget
+from interp.attribution.ig import deprecated, embed_hook_name, embedding_ig, points_budget
+from interp.attribution.objectives import TargetObjective, objective_values
 from interp.attribution.reagent import MASKS, REAGENT_REAL, reagent_scores
 from interp.attribution.reduction import check_reduction, reduce_tokens
 from interp.attribution.registry import MethodOutput, masked_scores, register
-from interp.attribution.samplers import TokenSampler, make_sampler
+from interp.attribution.samplers import make_sampler
+from interp.attribution.settings import (
+    AttentionIGSettings,
+    AttentionSettings,
+    GradientNormSettings,
+    IGSettings,
+    InputXGradientSettings,
+    OcclusionSettings,
+    RandomSettings,
+    ReagentSettings,
+)
 from interp.errors import InterpError
 from interp.models import model_device, special_token_id
-from interp.validate import NonNegativeFloat, NonNegativeInt, PositiveInt, Seed, Share
 
-OBJECTIVES = ("logprob", "prob", "logit")
-
-
-class TargetObjective:
-    """Objective for rows that are copies of one sequence: row r scores target ``r % n`` at its position.
-
-    Captum stacks the interpolation steps along the batch (step-major), so row ``r`` of any chunk is example
-    ``r % n``. Calling it maps ``(logits [rows, pos or fewer, vocab], tokens [rows, pos])`` to the objective [rows]:
-    the target's log-probability, probability or logit (``kind``) given the tokens before its position. ``keep`` is
-    the number of trailing positions it reads, so a caller may compute only those logits (``logits_to_keep``); a
-    logits tensor shorter than ``tokens`` is taken to hold their last positions.
-    """
-
-    def __init__(self, positions: list[int], targets: list[int], kind: str = "logprob"):
-        if kind not in OBJECTIVES:
-            raise InterpError(f"unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}")
-        self.kind = kind
-        self.keep = max(positions) - min(positions) + 1
-        self._pos = torch.tensor([p - 1 for p in positions])
-        self._tgt = torch.tensor(targets)
-
-    def __call__(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        r = torch.arange(logits.shape[0]) % len(self._pos)
-        shift = tokens.shape[1] - logits.shape[1]  # > 0 when only the last positions' logits were computed
-        last = logits[rows, (self._pos[r] - shift).to(logits.device)].float()
-        tgt = self._tgt[r, None].to(logits.device)
-        if self.kind == "logit":
-            return last.gather(-1, tgt)[:, 0]
-        lp = torch.log_softmax(last, -1).gather(-1, tgt)[:, 0]
-        return lp.exp() if self.kind == "prob" else lp
+Objective = tuple[str, int | None]
+Progress = Callable[[int, int], None] | None
 
 
 def _rows(tokens: torch.Tensor, positions: list[int]) -> torch.Tensor:
@@ -67,9 +50,16 @@ def _pad(rows: torch.Tensor, length: int) -> torch.Tensor:
     return rows
 
 
-def _ig_rows(tokens, positions, objective: str) -> tuple[torch.Tensor, TargetObjective]:
+def _target(tokens, positions, objective: Objective) -> TargetObjective:
+    """The ``TargetObjective`` of the targets at ``positions`` (contrasted with one id at each, for a contrast)."""
+    kind, against = objective
+    return TargetObjective(positions, [int(tokens[p]) for p in positions], kind,
+                           None if against is None else [against] * len(positions))
+
+
+def _ig_rows(tokens, positions, objective: Objective) -> tuple[torch.Tensor, TargetObjective]:
     """The rows both IG methods attribute (``_rows``: one per target) and their ``TargetObjective``."""
-    return _rows(tokens, positions), TargetObjective(positions, [int(tokens[p]) for p in positions], objective)
+    return _rows(tokens, positions), _target(tokens, positions, objective)
 
 
 def _ig_output(out, tokens, positions) -> MethodOutput:
@@ -86,74 +76,61 @@ def _starts_with_bos(model, tokens: torch.Tensor) -> bool:
     return bos is not None and int(tokens[0]) == bos
 
 
-@register("integrated_gradients")
-def integrated_gradients(model, tokens, positions, *, baseline: str = "auto", max_points: PositiveInt = MAX_POINTS,
-                         tolerance: NonNegativeFloat = 0.01, internal_batch_size: PositiveInt | None = None,
-                         objective: str = "prob", rule: str = "adaptive", reduction: str = "sum",
-                         progress: Callable[[int, int], None] | None = None, upcast: bool = True,
-                         n_steps: PositiveInt | None = None, max_steps: PositiveInt | None = None) -> MethodOutput:
-    """IG of the target probability w.r.t. the token embeddings; ``baseline`` "auto"/"zero"/"zero_keep_bos"/"pad".
+@register("integrated_gradients", IGSettings)
+def integrated_gradients(model, tokens, positions, s: IGSettings, objective: Objective, progress: Progress) -> MethodOutput:
+    """IG of the target's probability (the default objective, as inseq and captum's LM examples) w.r.t. the token
+    embeddings, from ``s.baseline`` ("auto"/"zero"/"zero_keep_bos"/"pad").
 
-    ``objective``: "prob" (default, as inseq and captum's LM examples), "logprob" or "logit". On SmolLM2 the
-    probability is both more often right and cheaper: the deciding occurrence of an induction prompt in the top 3 on
-    76% of prompts against 60% for the log-probability, at 2.7 s against 11.5 s a prompt (the log-probability runs
-    to -inf near the zero baseline, a steep integrand the quadrature must resolve; bench/results/attribution_real.md).
-
-    ``rule="adaptive"`` (default): composite Simpson on a grid graded towards the baseline, intervals bisected where
-    their exact completeness check fails, until the error is below ``tolerance`` or ``max_points`` points were used
-    (a real LM's path has steep steps near the baseline that fixed rules hit or miss by chance; see
-    ``interp.attribution.quadrature``). A captum rule (``"gausslegendre"``, ``"riemann_trapezoid"``, ...) uses exactly
-    ``max_points`` points (captum's ``n_steps``; pass e.g. ``max_points=50``). ``n_steps``/``max_steps``: the former
-    names of the budget, deprecated (``ig.points_budget``; ``n_steps`` alone, as before, leaves the adaptive rule's
-    budget alone). ``reduction``: per token, "sum" (signed sum over d_model,
-    default), "l2" or "abs_sum" (``interp.attribution.reduction``); the completeness error is always the signed sums'.
-    ``progress(points so far, budget)`` after each pass (an exception it raises stops the call). ``upcast``: a
-    bfloat16/float16 model computes IG in float32 (``ig.in_float32``; its rounding otherwise swamps the 1% tolerance).
+    The probability rather than the log-probability: the log-probability runs to -inf near the zero baseline, a steep
+    integrand the quadrature must resolve (more points for the same error). ``s.rule="adaptive"`` (default):
+    composite Simpson on a grid graded towards the baseline, intervals bisected where their exact completeness check
+    fails, until the error is below ``s.tolerance`` or ``s.max_points`` points were used (a real LM's path has steep
+    steps near the baseline that fixed rules hit or miss by chance; ``interp.attribution.quadrature``). A captum rule
+    (``"gausslegendre"``, ``"riemann_trapezoid"``, ...) uses exactly ``max_points`` points (captum's ``n_steps``).
+    ``s.n_steps``/``s.max_steps``: former names of the budget, deprecated (``n_steps`` alone leaves the adaptive
+    rule's budget alone, as before). ``s.reduction``: per token, "sum" (signed), "l2" or "abs_sum"; the completeness
+    error is always the signed sums'. ``progress(points so far, budget)`` after each pass (an exception it raises stops
+    the call). ``s.upcast``: a bfloat16/float16 model integrates in float32 (its rounding otherwise swamps the 1%
+    tolerance).
     """
-    if rule == "adaptive" and n_steps is not None and max_steps is None:  # as before: n_steps never capped this rule
+    n_steps = s.n_steps
+    if s.rule == "adaptive" and n_steps is not None and s.max_steps is None:  # as before: n_steps never capped it
         deprecated("integrated_gradients: n_steps is deprecated and never set the adaptive rule's budget (it still does "
                    "not); pass max_points")
         n_steps = None
-    budget = points_budget(max_points, n_steps, max_steps, "integrated_gradients")
+    budget = points_budget(s.max_points, n_steps, s.max_steps, "integrated_gradients")
     rows, target = _ig_rows(tokens, positions, objective)
-    out = embedding_ig(model, rows, target, baseline=baseline, max_points=budget,
-                       internal_batch_size=internal_batch_size, tolerance=tolerance, method=rule,
-                       progress=progress, upcast=upcast, reduction=reduction)
+    out = embedding_ig(model, rows, target, dataclasses.replace(s, max_points=budget, n_steps=None, max_steps=None),
+                       progress=progress)
     return _ig_output(out, tokens, positions)
 
 
-@register("attention_ig")
-def attention_ig(model, tokens, positions, *, max_points: PositiveInt = MAX_POINTS, tolerance: NonNegativeFloat = 0.01,
-                 internal_batch_size: PositiveInt | None = None, objective: str = "prob", keep_bos: bool = True,
-                 progress: Callable[[int, int], None] | None = None, upcast: bool = True,
-                 max_steps: PositiveInt | None = None) -> MethodOutput:
-    """IG over attention gates (``interp.attribution.attention_ig``): how much the target's probability depends on
-    each earlier position being read by attention, every layer and head, from nothing read to the model as it is.
+@register("attention_ig", AttentionIGSettings)
+def attention_ig(model, tokens, positions, s: AttentionIGSettings, objective: Objective, progress: Progress) -> MethodOutput:
+    """IG over attention gates (``interp.attribution.attention_ig``): how much the objective depends on each earlier
+    position being read by attention, every layer and head, from nothing read to the model as it is.
 
-    A second view beside ``integrated_gradients``, not a replacement: on SmolLM2 it puts the deciding occurrence of
-    an induction prompt in its top 3 on 98% of 50 prompts (embedding IG 70%) but is below random on fact prompts
-    (0.44 vs 0.54: it credits template words such as "city" and "in" alongside the subject); on Gemma 3 270M
-    embedding IG finds the induction source on 8 of 8 prompts and this on 4; on prose it is less faithful than
-    embedding IG, more than random (bench/results/attribution_real.md, 4d). It does not credit a token's effect on its
-    own residual stream, so the last prompt token is scored only through its self-attention.
-    ``keep_bos``: the first position stays read when it is the BOS token (the attention sink). ``max_points``: the most
-    path points, the rule stopping when the completeness error is below ``tolerance`` (``max_steps``: its former name,
-    deprecated); ``objective``, ``progress``, ``upcast`` as for ``integrated_gradients``. One gate per position, so
-    there is no per-token reduction to choose.
+    A second view beside ``integrated_gradients``, not a replacement (how the two compare on real models:
+    bench/results/attribution_real.md and attribution_grid.md). It does not credit a token's effect on its own
+    residual stream, so the last prompt token is scored only through its self-attention. ``s.keep_bos``: the first
+    position stays read when it is the BOS token (the attention sink). ``s.max_points``: the most path points, the
+    rule stopping when the completeness error is below ``s.tolerance`` (``s.max_steps``: its former name, deprecated).
+    One gate per position, so there is no per-token reduction to choose.
     """
-    budget = points_budget(max_points, None, max_steps, "attention_ig")
+    budget = points_budget(s.max_points, None, s.max_steps, "attention_ig")
     rows, target = _ig_rows(tokens, positions, objective)
     out = attention_gate_ig(model, rows, target,
-                            keep_first=keep_bos and _starts_with_bos(model, tokens), max_points=budget,
-                            tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress, upcast=upcast)
+                            keep_first=s.keep_bos and _starts_with_bos(model, tokens), max_points=budget,
+                            tolerance=s.tolerance, internal_batch_size=s.internal_batch_size, progress=progress,
+                            upcast=s.upcast)
     return _ig_output(out, tokens, positions)
 
 
-def _embedding_grads(model, tokens, positions, objective: str, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _embedding_grads(model, tokens, positions, objective: Objective, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the objective w.r.t. the token embeddings: (grad, emb), each [target, pos, d_model]."""
     check_reduction(reduction)
     rows = _rows(tokens, positions).to(model_device(model))
-    fn = TargetObjective(positions, [int(tokens[p]) for p in positions], objective)
+    fn = _target(tokens, positions, objective)
     hook = embed_hook_name(model)
     store = {}
 
@@ -174,25 +151,28 @@ def _embedding_grads(model, tokens, positions, objective: str, reduction: str) -
     return grad.float(), store["e"].detach().float()
 
 
-@register("input_x_gradient")
-def input_x_gradient(model, tokens, positions, *, objective: str = "logprob", reduction: str = "sum") -> MethodOutput:
-    """embedding * d objective / d embedding, reduced over d_model per token (``reduction``: "sum", signed, default;
-    "l2" or "abs_sum")."""
-    grad, emb = _embedding_grads(model, tokens, positions, objective, reduction)
-    return MethodOutput(masked_scores(_pad(reduce_tokens(grad * emb, reduction).cpu(), tokens.shape[0] - 1), positions))
+@register("input_x_gradient", InputXGradientSettings)
+def input_x_gradient(model, tokens, positions, s: InputXGradientSettings, objective: Objective,
+                     progress: Progress) -> MethodOutput:  # noqa: ARG001
+    """embedding * d objective / d embedding (log-probability by default), reduced over d_model per token
+    (``s.reduction``: "sum", signed, default; "l2" or "abs_sum")."""
+    grad, emb = _embedding_grads(model, tokens, positions, objective, s.reduction)
+    return MethodOutput(masked_scores(_pad(reduce_tokens(grad * emb, s.reduction).cpu(), tokens.shape[0] - 1), positions))
 
 
-@register("gradient_norm")
-def gradient_norm(model, tokens, positions, *, objective: str = "logprob", reduction: str = "l2") -> MethodOutput:
-    """d objective / d embedding reduced over d_model per token: its L2 norm by default (non-negative); ``reduction``
-    "abs_sum" (L1) or "sum" (signed) too."""
-    grad, _emb = _embedding_grads(model, tokens, positions, objective, reduction)
-    return MethodOutput(masked_scores(_pad(reduce_tokens(grad, reduction).cpu(), tokens.shape[0] - 1), positions))
+@register("gradient_norm", GradientNormSettings)
+def gradient_norm(model, tokens, positions, s: GradientNormSettings, objective: Objective,
+                  progress: Progress) -> MethodOutput:  # noqa: ARG001
+    """d objective / d embedding (log-probability by default) reduced over d_model per token: its L2 norm by default
+    (non-negative); ``s.reduction`` "abs_sum" (L1) or "sum" (signed) too."""
+    grad, _emb = _embedding_grads(model, tokens, positions, objective, s.reduction)
+    return MethodOutput(masked_scores(_pad(reduce_tokens(grad, s.reduction).cpu(), tokens.shape[0] - 1), positions))
 
 
-@register("attention_last_layer")
+@register("attention_last_layer", AttentionSettings)
 @torch.no_grad()
-def attention_last_layer(model, tokens, positions) -> MethodOutput:
+def attention_last_layer(model, tokens, positions, s: AttentionSettings, objective: Objective,  # noqa: ARG001
+                         progress: Progress) -> MethodOutput:  # noqa: ARG001
     """Attention weights of the last layer at query ``p_i - 1``, averaged over heads (non-negative, sum 1)."""
     name = f"blocks.{model.cfg.n_layers - 1}.attn.hook_pattern"
     _, cache = model.run_with_cache(tokens[: max(positions)][None], names_filter=[name])
@@ -214,90 +194,84 @@ def _replacement_id(model, replacement: str | int) -> int:
     return value
 
 
-@register("occlusion")
+@register("occlusion", OcclusionSettings)
 @torch.no_grad()
-def occlusion(model, tokens, positions, *, replacement: str | int = "pad", measure: str = "prob",
-              max_rows: PositiveInt = 256) -> MethodOutput:
-    """p(y|x) - p(y|x with token j replaced by ``replacement``) (default: the pad token); ``measure="logprob"`` too."""
-    if measure not in ("prob", "logprob"):
-        raise InterpError(f"occlusion measure must be 'prob' or 'logprob', got {measure!r}")
+def occlusion(model, tokens, positions, s: OcclusionSettings, objective: Objective,
+              progress: Progress) -> MethodOutput:  # noqa: ARG001
+    """objective(x) - objective(x with token j replaced by ``s.replacement``, default the pad token): the drop in the
+    target's probability (the default objective) when each token is hidden."""
+    kind, against = objective
     L = max(positions)
     seq = tokens[:L].to(model_device(model))
-    rid = _replacement_id(model, replacement)
+    rid = _replacement_id(model, s.replacement)
     rows = seq[None].repeat(L + 1, 1)
     idx = torch.arange(L)
     rows[idx, idx] = rid  # row j: token j replaced; last row: the original
     pos_t = torch.tensor([p - 1 for p in positions], device=seq.device)
     tgt_t = torch.tensor([int(tokens[p]) for p in positions], device=seq.device)
+    alt = None if against is None else torch.full_like(tgt_t, against)
     vals = []
-    for i in range(0, rows.shape[0], max_rows):
+    for i in range(0, rows.shape[0], s.max_rows):
         if len(positions) == 1:  # one target after the whole prefix: only the last position's logits are needed
-            logits = model(rows[i : i + max_rows], logits_to_keep=1)[:, -1:]
+            logits = model(rows[i : i + s.max_rows], logits_to_keep=1)[:, -1:]
         else:
-            logits = model(rows[i : i + max_rows])[:, pos_t]
-        lp = torch.log_softmax(logits.float(), -1)  # [r, target, vocab]
-        vals.append(lp.gather(-1, tgt_t[None, :, None].expand(lp.shape[0], -1, 1))[..., 0])
-    lp = torch.cat(vals)  # [L + 1, target]
-    v = lp.exp() if measure == "prob" else lp
+            logits = model(rows[i : i + s.max_rows])[:, pos_t]
+        r = logits.shape[0]  # [r, target, vocab] -> [r, target]
+        vals.append(objective_values(logits.float(), tgt_t[None].expand(r, -1), kind,
+                                     None if alt is None else alt[None].expand(r, -1)))
+    v = torch.cat(vals)  # [L + 1, target]
     drop = (v[-1][None] - v[:-1]).T.cpu()  # [target, L]
     return MethodOutput(masked_scores(_pad(drop, tokens.shape[0] - 1), positions), info={"replacement_id": rid})
 
 
-@register("random")
-def random_method(model, tokens, positions, *, seed: Seed = 0) -> MethodOutput:  # noqa: ARG001
-    """softmax(U[0, 1)) over the tokens before each target, seeded."""
-    g = torch.Generator().manual_seed(int(seed))
+@register("random", RandomSettings)
+def random_method(model, tokens, positions, s: RandomSettings, objective: Objective,  # noqa: ARG001
+                  progress: Progress) -> MethodOutput:  # noqa: ARG001
+    """softmax(U[0, 1)) over the tokens before each target, seeded by ``s.seed``."""
+    g = torch.Generator().manual_seed(int(s.seed))
     rows = torch.full((len(positions), tokens.shape[0] - 1), math.nan)
     for i, p in enumerate(positions):
         rows[i, :p] = torch.softmax(torch.rand(p, generator=g), -1)
     return MethodOutput(rows)
 
 
-@register("reagent")
-def reagent(model, tokens, positions, *, sampler: str | TokenSampler = "uniform", replace_ratio: Share = 0.1,
-            keep_top_n: PositiveInt | None = None, stop_top_k: PositiveInt = 3, num_probes: PositiveInt = 8,
-            max_steps: PositiveInt = 60, min_steps: NonNegativeInt = 16, masks: str = "cycle", seed: Seed = 0,
-            fix_bos: bool = True, batched: bool = True, chunk: PositiveInt | None = None,
-            max_chunk: PositiveInt = 64, max_rows: PositiveInt = 512, lean: bool = False,
-            progress: Callable[[int, int], None] | None = None, sampler_texts: Iterable[str] | None = None,
-            mlm: str | Path | object | None = None, mlm_tokenizer: object | None = None,
-            trust_remote_code: bool = False) -> MethodOutput:
+@register("reagent", ReagentSettings)
+def reagent(model, tokens, positions, s: ReagentSettings, objective: Objective,  # noqa: ARG001
+            progress: Progress) -> MethodOutput:
     """ReAGent with settings that converge on a real vocabulary (``REAGENT_REAL``) and a uniform sampler.
 
     Defaults: replace 10% of the tokens per update, 8 probes, no stop check before 16 updates, at most 60, stop when
     the target is in the top 3 with only the ``keep_top_n`` best-scored tokens kept (default 8, or one less than the
     replaceable tokens of a shorter prefix), BOS never replaced (``fix_bos``), ``masks="cycle"``: each token replaced
-    once per 10 updates in a random order (``masks="bernoulli"``: independent draws, as the reference code). On
-    SmolLM2 they stop (87% of probes) in ~9 s (164 sequences) a 20-token prompt on one thread, with seed-to-seed
-    Spearman 0.70, more faithful than inseq's ReAGent on all four metrics; ``**REAGENT_FAST`` (2 probes, 10 updates
-    before the first stop check) is still more faithful than inseq and takes ~1.7 s, at Spearman 0.44. The reference
-    code's settings (inseq's defaults: ``replace_ratio=0.3, keep_top_n=5, num_probes=16, max_steps=3000,
-    min_steps=0, masks="bernoulli", fix_bos=False``) took 588 s there and their scores end one-hot and
-    seed-dependent (bench/results/attribution_real.md). Pass them to compare with inseq.
+    once per 10 updates in a random order (``masks="bernoulli"``: independent draws, as the reference code). Why these
+    and not the reference code's (inseq's defaults: ``replace_ratio=0.3, keep_top_n=5, num_probes=16,
+    max_steps=3000, min_steps=0, masks="bernoulli", fix_bos=False``, whose scores end one-hot and seed-dependent on a
+    real vocabulary), with their cost and faithfulness against inseq: bench/results/attribution_real.md.
+    ``settings.REAGENT_FAST`` trades stability for speed (the widget's first choice on a real LM).
 
     ``sampler``: "uniform", "unigram" (``sampler_texts=``), "model", "mlm" (``mlm=`` local directory or model,
     ``mlm_tokenizer``, ``trust_remote_code``) or a ``TokenSampler`` (see ``make_sampler``). ``batched=False``: the
     step-by-step loop (same numbers, many more forward calls); ``chunk``: steps run ahead per call (default: chosen
-    per call). The forward is the bridge's own with ``logits_to_keep=1`` (as fast as the hand-written lean forward
-    on a 49k vocabulary, and hooks fire); ``lean=True`` opts into the lean forward (2.2x on toy models).
+    per call). The forward is the bridge's own with ``logits_to_keep=1`` (hooks fire); ``lean=True`` opts into the
+    hand-written lean forward (faster on toy models).
     """
-    if masks not in MASKS:
-        raise InterpError(f"unknown masks {masks!r}; choose 'cycle' (each token replaced once per 1/replace_ratio "
+    if s.masks not in MASKS:
+        raise InterpError(f"unknown masks {s.masks!r}; choose 'cycle' (each token replaced once per 1/replace_ratio "
                           "updates) or 'bernoulli' (the reference code's independent draws)")
-    smp = make_sampler(model, sampler, sampler_texts=sampler_texts, mlm=mlm, mlm_tokenizer=mlm_tokenizer,
-                       trust_remote_code=trust_remote_code)
-    fwd = LastLogits(model, max_rows=max_rows, lean=lean)
-    fix_first = fix_bos and _starts_with_bos(model, tokens)
+    smp = make_sampler(model, s.sampler, sampler_texts=s.sampler_texts, mlm=s.mlm, mlm_tokenizer=s.mlm_tokenizer,
+                       trust_remote_code=s.trust_remote_code)
+    fwd = LastLogits(model, max_rows=s.max_rows, lean=s.lean)
+    fix_first = s.fix_bos and _starts_with_bos(model, tokens)
     rows, info = [], {"converged": [], "steps": [], "stopped_at": [], "notes": []}
     for i, p in enumerate(positions):
         x = tokens[:p]
         fixed = torch.zeros(p, dtype=torch.bool)
         fixed[0] = fix_first
-        keep = keep_top_n if keep_top_n is not None else max(1, min(REAGENT_REAL["keep_top_n"], p - int(fixed.sum()) - 1))
-        run = reagent_scores(fwd, x, int(tokens[p]), smp, replace_ratio=replace_ratio, keep_top_n=keep,
-                             stop_top_k=stop_top_k, num_probes=num_probes, max_steps=max_steps, min_steps=min_steps,
-                             masks=masks, seed=seed + 7919 * i,
-                             fixed=fixed, batched=batched, chunk=chunk, max_chunk=max_chunk, progress=progress)
+        keep = s.keep_top_n if s.keep_top_n is not None else max(1, min(REAGENT_REAL["keep_top_n"], p - int(fixed.sum()) - 1))
+        run = reagent_scores(fwd, x, int(tokens[p]), smp, replace_ratio=s.replace_ratio, keep_top_n=keep,
+                             stop_top_k=s.stop_top_k, num_probes=s.num_probes, max_steps=s.max_steps,
+                             min_steps=s.min_steps, masks=s.masks, seed=s.seed + 7919 * i, fixed=fixed,
+                             batched=s.batched, chunk=s.chunk, max_chunk=s.max_chunk, progress=progress)
         rows.append(_pad(run.scores.float()[None], tokens.shape[0] - 1)[0])
         info["converged"].append(run.converged)
         info["steps"].append(run.steps)

@@ -22,7 +22,7 @@ of ``round(1/r)`` steps, so each is replaced exactly once per cycle, the same ra
 position is left untouched for 16 steps with probability 0.9^16 = 19% (r = 0.1); all such positions receive the
 same updates, so their order is that of the random initial scores. The cycle removes this noise: on SmolLM2, at the default settings,
 faithfulness up on all four metrics, 164 sequences a prompt instead of 209 and seed-to-seed Spearman 0.70 instead of
-0.57; with 2 probes (``REAGENT_FAST``) more faithful than inseq's ReAGent with 29 sequences against its 424
+0.57; with 2 probes (``settings.REAGENT_FAST``) more faithful than inseq's ReAGent with 29 sequences against its 424
 (bench/results/attribution_real.md, section 5c).
 
 Scheduling: the masks and replacement tokens never depend on the scores, so the updates of later steps can
@@ -37,6 +37,7 @@ step-by-step loop of the reference code), gives the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -47,7 +48,7 @@ import torch
 from interp.attribution.forward import prior_cost_ratio
 from interp.attribution.samplers import TokenSampler
 
-__all__ = ["ReagentRun", "reagent_scores", "REAGENT_REAL", "REAGENT_FAST", "REAGENT_REFERENCE", "MASKS"]
+__all__ = ["ReagentRun", "ReagentConfig", "reagent_scores", "REAGENT_REAL", "REAGENT_REFERENCE", "MASKS"]
 
 MASKS = ("bernoulli", "cycle")  # the mask kinds of ``masks=`` (module docstring)
 
@@ -58,11 +59,7 @@ MASKS = ("bernoulli", "cycle")  # the mask kinds of ``masks=`` (module docstring
 # (with fix_bos=True).
 REAGENT_REAL = dict(replace_ratio=0.1, keep_top_n=8, stop_top_k=3, num_probes=8, max_steps=60, min_steps=16,
                     masks="cycle")
-# Fewer sequences for interactive use (pass to ``attribute(..., method="reagent", **REAGENT_FAST)``): 2 probes, 10
-# updates (one cycle) before the first stop check. On SmolLM2 more faithful than inseq's ReAGent at REAGENT_REAL's
-# settings on all four metrics and 17x faster (29 sequences a prompt against 424), but seed-to-seed Spearman 0.44
-# against the default's 0.70 (bench/results/attribution_real.md, section 5c).
-REAGENT_FAST = dict(num_probes=2, min_steps=10, max_steps=30)
+# Fewer sequences for interactive use: ``interp.attribution.settings.REAGENT_FAST`` (a ``ReagentSettings``).
 # The reference code's settings, inseq's defaults (pass them with fix_bos=False to compare with inseq); also the
 # defaults of ``reagent_scores``, the algorithm itself.
 REAGENT_REFERENCE = dict(replace_ratio=0.3, keep_top_n=5, stop_top_k=3, num_probes=16, max_steps=3000, min_steps=0,
@@ -143,41 +140,54 @@ def _window(live: int, hazard: float, ratio: float, cap: int) -> int:
     return max(1, min(cap, round(math.sqrt(ratio / (1.5 * max(live, 1) * hazard)))))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReagentConfig:
+    """The algorithm's settings; the defaults are the reference code's (``REAGENT_REFERENCE``: inseq's ReAGent). The
+    method ``attribute(..., method="reagent")`` starts from ``settings.ReagentSettings`` instead (``REAGENT_REAL``)."""
+
+    replace_ratio: float = REAGENT_REFERENCE["replace_ratio"]
+    keep_top_n: int = REAGENT_REFERENCE["keep_top_n"]
+    stop_top_k: int = REAGENT_REFERENCE["stop_top_k"]
+    num_probes: int = REAGENT_REFERENCE["num_probes"]
+    max_steps: int = REAGENT_REFERENCE["max_steps"]
+    min_steps: int = REAGENT_REFERENCE["min_steps"]
+    masks: str = REAGENT_REFERENCE["masks"]
+    seed: int = 0
+    batched: bool = True
+    chunk: int | None = None
+    max_chunk: int = 64
+    eps: float = 1e-6
+    cost_ratio: float | None = None
+
+
 def reagent_scores(
     forward_last: Callable[[torch.Tensor], torch.Tensor],
     tokens: torch.Tensor,
     target: int,
     sampler: TokenSampler,
+    config: ReagentConfig | None = None,
     *,
-    replace_ratio: float = 0.3,
-    keep_top_n: int = 5,
-    stop_top_k: int = 3,
-    num_probes: int = 16,
-    max_steps: int = 3000,
-    min_steps: int = 0,
-    seed: int = 0,
     fixed: torch.Tensor | None = None,
-    batched: bool = True,
-    chunk: int | None = None,
-    max_chunk: int = 64,
-    eps: float = 1e-6,
-    masks: str = "bernoulli",
     counter=None,
-    cost_ratio: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    **changes,
 ) -> ReagentRun:
     """Run ReAGent on one prefix ``tokens`` [T] for target id ``target``; returns a ``ReagentRun``.
 
-    ``forward_last(tokens [N, T]) -> logits [N, vocab]`` at the last position (``LastLogits``; its
-    ``calls``, ``sequences`` and ``cost_ratio()`` are read when passed as ``counter``). ``fixed`` [T] bool: positions
-    never replaced (e.g. BOS). ``batched=False`` runs the reference step-by-step loop (two calls per step);
-    ``chunk`` fixes the steps run ahead per call (default: chosen each call from the measured cost of a call
-    and the rate at which probes stop, at most ``max_chunk``). A prefix with ``T <= keep_top_n`` would make
-    the stop check replace nothing: ``keep_top_n`` is lowered to ``T - 1`` with a note and a warning; a
-    single-token prefix gets score 1. ``min_steps``: update steps before the first stop check (module docstring;
-    clipped to ``max_steps``). The schedule never depends on wall time: the window comes from
-    ``prior_cost_ratio(device)`` (pass ``cost_ratio`` to change it), so a seed gives the same calls every run.
+    ``config`` (default ``ReagentConfig()``, the reference code's settings) with ``changes`` (its fields, e.g.
+    ``num_probes=4``; an unknown one is a ``TypeError``). ``forward_last(tokens [N, T]) -> logits [N, vocab]`` at the
+    last position (``LastLogits``; its ``calls``, ``sequences`` and ``cost_ratio()`` are read when passed as
+    ``counter``). ``fixed`` [T] bool: positions never replaced (e.g. BOS). ``batched=False`` runs the reference
+    step-by-step loop (two calls per step); ``chunk`` fixes the steps run ahead per call (default: chosen each call from
+    the measured cost of a call and the rate at which probes stop, at most ``max_chunk``). A prefix with
+    ``T <= keep_top_n`` would make the stop check replace nothing: ``keep_top_n`` is lowered to ``T - 1`` with a note
+    and a warning; a single-token prefix gets score 1. ``min_steps``: update steps before the first stop check (module
+    docstring; clipped to ``max_steps``). The schedule never depends on wall time: the window comes from
+    ``prior_cost_ratio(device)`` (set ``cost_ratio`` to change it), so a seed gives the same calls every run.
     """
+    c = dataclasses.replace(config or ReagentConfig(), **changes)
+    replace_ratio, keep_top_n, stop_top_k, num_probes = c.replace_ratio, c.keep_top_n, c.stop_top_k, c.num_probes
+    max_steps, min_steps, seed, masks, eps = c.max_steps, c.min_steps, c.seed, c.masks, c.eps
     if not 0 < replace_ratio <= 1:
         raise ValueError(f"replace_ratio must be in (0, 1], got {replace_ratio}")
     if masks not in MASKS:
@@ -204,12 +214,12 @@ def reagent_scores(
     sampler.prepare(x)
     probes = _Probes(forward_last, x, target, sampler, replace_ratio, n, stop_top_k, B, seed, fixed, eps,
                      min(max(int(min_steps), 1), max_steps), masks)
-    if not batched:
+    if not c.batched:
         probes.loop(max_steps, progress)
     else:
         def window(live: int, hazard: float) -> int:
-            ratio = cost_ratio if cost_ratio is not None else prior_cost_ratio(x.device)
-            return chunk if chunk is not None else _window(live, hazard, ratio, max_chunk)
+            ratio = c.cost_ratio if c.cost_ratio is not None else prior_cost_ratio(x.device)
+            return c.chunk if c.chunk is not None else _window(live, hazard, ratio, c.max_chunk)
 
         probes.pipelined(max_steps, window, progress)
     return _finish(probes.s, probes.stopped_at, max_steps, notes, counter, calls0, seqs0)

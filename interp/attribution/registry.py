@@ -1,9 +1,11 @@
-"""The method registry and the one entry point ``attribute(model, prompt, target=None, method=...)``.
+"""The method registry and the one entry point ``attribute(model, prompt, target=None, method=..., objective=...)``.
 
-A method is a function ``fn(model, tokens [L], positions, **options) -> MethodOutput`` registered under a
-name with ``@register("name")``. ``tokens`` is the full sequence (prompt followed by the target tokens),
-``positions`` the index of each target token in it; the method scores, for target ``i``, the tokens
-``tokens[:positions[i]]`` and returns ``scores`` [target, L - 1] with NaN at positions ``>= positions[i]``.
+A method is a function ``fn(model, tokens [L], positions, settings, objective, progress) -> MethodOutput`` registered
+with its settings class (``interp.attribution.settings``) by ``@register("name", SettingsClass)``. ``tokens`` is the
+full sequence (prompt followed by the target tokens), ``positions`` the index of each target token in it; the method
+scores, for target ``i``, the tokens ``tokens[:positions[i]]`` and returns ``scores`` [target, L - 1] with NaN at
+positions ``>= positions[i]``. ``objective``: (kind, contrasted token id or None) from
+``interp.attribution.objectives.check_objective`` (kind "" for a method whose settings class names no objective).
 
 The built-in methods (``interp.attribution.methods``) register when ``interp.attribution`` is imported, which Python
 does before any of its modules, this one included; this module never imports them (methods import the registry).
@@ -11,7 +13,6 @@ does before any of its modules, this one included; this module never imports the
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable
@@ -20,15 +21,20 @@ from typing import Any
 
 import torch
 
-from interp.attribution.reduction import check_reduction
+from interp.attribution.objectives import check_objective, objective_name
 from interp.attribution.result import TokenAttribution
+from interp.attribution.settings import Settings, settings_for
 from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs, visual_label
 from interp.batch import BatchResult, is_batch, run_batch
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
-from interp.validate import check_int, check_options, prompt_tokens
+from interp.validate import check_int, prompt_tokens
 
-__all__ = ["MethodOutput", "register", "METHODS", "method_names", "attribute", "prepare_targets"]
+__all__ = ["MethodOutput", "register", "METHODS", "SETTINGS", "DEFAULT_METHOD", "method_names", "attribute",
+           "prepare_targets", "takes_reduction"]
+
+DEFAULT_METHOD = "reagent"
+"""``attribute``'s method when none is named"""
 
 
 @dataclass
@@ -43,14 +49,18 @@ class MethodOutput:
 
 Method = Callable[..., MethodOutput]
 METHODS: dict[str, Method] = {}
+SETTINGS: dict[str, type[Settings]] = {}
+"""the settings class of each registered method"""
 
 
-def register(name: str) -> Callable[[Method], Method]:
-    """Decorator: make ``fn`` available as ``attribute(..., method=name)``; its keyword-only parameters are its
-    options, checked by ``check_method_options`` (annotate them: ``interp.validate.PositiveInt`` and friends add bounds)."""
+def register(name: str, settings: type[Settings] = Settings) -> Callable[[Method], Method]:
+    """Decorator: make ``fn`` available as ``attribute(..., method=name)`` with ``settings`` (a frozen dataclass
+    subclassing ``Settings``: its fields are the method's settings, annotated with ``interp.validate.PositiveInt`` and
+    friends for bounds; its ``objective`` class variable the default objective, None for a method that takes none)."""
 
     def deco(fn: Method) -> Method:
         METHODS[name] = fn
+        SETTINGS[name] = settings
         return fn
 
     return deco
@@ -132,12 +142,6 @@ def _target_ids(target: Any) -> list[int]:
     return [int(target)]
 
 
-def check_method_options(fn: Method, options: dict[str, Any], method: str) -> None:
-    """Check ``options`` against ``fn``'s keyword-only signature (names, types, ``Range`` bounds; see
-    ``interp.validate.check_options``); raises ``InterpError`` naming the option and the valid ones."""
-    check_options(fn, options, what=f"attribution method {method!r}")
-
-
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in options.items():
@@ -151,68 +155,79 @@ def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _reduction(method: str, reduction: str | None) -> str | None:
-    """The per-token reduction ``method`` runs with: ``reduction``, or the method's own default (None when it scores
-    whole tokens). Raises ``InterpError`` for an unknown reduction, or any reduction given to a method without one."""
-    param = inspect.signature(METHODS[method]).parameters.get("reduction")
-    if param is None:
-        if reduction is not None:
-            takers = ", ".join(m for m in METHODS if "reduction" in inspect.signature(METHODS[m]).parameters)
-            raise InterpError(f"attribution method {method!r} scores whole tokens, so reduction={reduction!r:.40} has no "
-                              f"meaning for it: leave reduction out (it applies to {takers})")
-        return None
-    return check_reduction(param.default if reduction is None else reduction)
+def takes_reduction(method: str) -> bool:
+    """True when ``method`` scores every embedding dimension and so has a per-token ``reduction`` setting."""
+    return SETTINGS[method].takes_reduction()
 
 
-def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list[int] | None = None, *, method: str = "reagent",
-              generate: int | None = None, reduction: str | None = None, **options) -> TokenAttribution | BatchResult:
+def _check_reduction_given(method: str, settings: dict) -> None:
+    if "reduction" in settings and not takes_reduction(method):
+        takers = ", ".join(m for m in METHODS if takes_reduction(m))
+        raise InterpError(f"attribution method {method!r} scores whole tokens, so reduction={settings['reduction']!r:.40} "
+                          f"has no meaning for it: leave reduction out (it applies to {takers})")
+
+
+def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list[int] | None = None, *,
+              method: str = DEFAULT_METHOD, objective=None, generate: int | None = None,
+              progress: Callable[[int, int], None] | None = None, **settings) -> TokenAttribution | BatchResult:
     """Attribute the target token(s) after ``prompt`` to the prompt's tokens with ``method``.
 
     ``target=None``: the model's greedy next token; a string of several tokens or ``generate=N`` gives a
     ``[target, source]`` matrix, each target attributed over everything before it. ``method``: one of
     ``method_names()`` ("reagent", "integrated_gradients", "attention_ig", "input_x_gradient", "gradient_norm",
-    "attention_last_layer", "occlusion", "random"); ``options`` go to the method (see its docstring).
-    ``reduction``: how a method that scores every embedding dimension makes one score per token ("sum": signed sum,
-    "l2": L2 norm, "abs_sum"; ``interp.attribution.reduction``); None: the method's default (signed sum for IG and
-    input x gradient, L2 for gradient norm). Methods that score whole tokens (occlusion, ReAGent, attention, random)
-    refuse one. ``prompt`` for a vision-language model may be a list of text and image parts
-    (``interp.models.vision``; a text-only model refuses images): every method then scores the visual tokens too, at
-    the connector's output (``interp.attribution.vision``: what replaces a patch for occlusion and ReAGent); visual
-    tokens are named ``<img R,C>`` and ``info["visual"]`` holds their positions and patches
-    (``TokenAttribution.patch_scores``). Returns a ``TokenAttribution`` (scores [target, source], ``reduction`` recorded).
-    A list of prompts (``interp.batch.is_batch``; ``target`` then a list with one target per prompt, or one for all)
-    returns a ``BatchResult`` of one ``TokenAttribution`` per prompt.
+    "attention_last_layer", "occlusion", "random"). ``settings``: fields of the method's settings class
+    (``interp.attribution.settings``; a preset such as ``REAGENT_FAST`` unpacks with ``**``), each checked: an
+    unknown or mistyped one is an ``InterpError`` naming it. One of them, for the methods that score every embedding
+    dimension (IG, input x gradient, gradient norm), is ``reduction``: how those make one score per token ("sum":
+    signed sum, "l2": L2 norm, "abs_sum"; ``interp.attribution.reduction``); the others refuse one.
+    ``objective``: what is explained, for the methods that take one (``interp.attribution.objectives``: "prob",
+    "logprob", "logit" or ``Contrast(against)``; None: the method's default); ReAGent, attention and random refuse one.
+    ``progress(done, total)``: called by the methods that iterate (IG, ReAGent); an exception it raises stops the call.
+    ``prompt`` for a vision-language model may be a list of text and image parts (``interp.models.vision``; a
+    text-only model refuses images): every method then scores the visual tokens too, at the connector's output
+    (``interp.attribution.vision``: what replaces a patch for occlusion and ReAGent); visual tokens are named
+    ``<img R,C>`` and ``info["visual"]`` holds their positions and patches (``TokenAttribution.patch_scores``).
+    Returns a ``TokenAttribution`` (scores [target, source]; the settings given, the objective and the reduction
+    recorded). A list of prompts (``interp.batch.is_batch``; ``target`` then a list with one target per prompt, or one
+    for all) returns a ``BatchResult`` of one ``TokenAttribution`` per prompt.
     """
     if is_batch(prompt):  # a list of prompts: each run alone, one bar (interp.batch)
-        return run_batch(attribute, model, prompt, spread=("target",), target=target, method=method, generate=generate,
-                         reduction=reduction, **options)
+        return run_batch(attribute, model, prompt, spread=("target",), target=target, method=method,
+                         objective=objective, generate=generate, progress=progress, **settings)
     if not isinstance(method, str) or method not in METHODS:
         raise InterpError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
-    if reduction is not None:  # given: the method gets it (and ``options`` records it); else its own default runs
-        options = {**options, "reduction": _reduction(method, reduction)}
-    reduction = _reduction(method, reduction)
-    check_method_options(METHODS[method], options, method)
+    if progress is not None and not callable(progress):
+        raise InterpError(f"progress must be a function or None, got {type(progress).__name__} {progress!r:.40}")
+    cls = SETTINGS[method]
+    _check_reduction_given(method, settings)
+    s = settings_for(cls, settings, method)
+    kind, against = check_objective(model, objective, method, cls.objective)
     vin = encode_prompt(model, prompt) if is_parts(prompt) else None
     with visual_inputs(model, vin):
         full, positions = prepare_targets(model, prompt if vin is None else vin.ids, target, generate)
-        out = METHODS[method](model, full, positions, **options)
+        out = METHODS[method](model, full, positions, s, (kind, against), progress)
     names = str_tokens(model, full)
     info = out.info
     if vin is not None and vin.visual.numel():  # visual tokens named by their patch; which score is which patch
         for p, patch in zip(vin.visual.tolist(), vin.patches.tolist()):
             names[p] = visual_label(*patch)
         info = {**info, "visual": visual_info(vin)}
+    given = dict(settings)
+    if objective is not None:
+        given["objective"] = objective_name(kind, against)
+    if generate:
+        given["generate"] = generate
     return TokenAttribution(
         model=model_name(model),
         source_tokens=names[:-1],
         target_tokens=[names[p] for p in positions],
         scores=out.scores,
         method=method,
-        options=_jsonable({**options, **({"generate": generate} if generate else {})}),
+        options=_jsonable(given),
         target_positions=positions,
         target_ids=[int(full[p]) for p in positions],
         source_ids=[int(i) for i in full[:-1].tolist()],
         completeness_error=out.completeness_error,
         info=info,
-        reduction=reduction,
+        reduction=s.reduction if cls.takes_reduction() else None,
     )

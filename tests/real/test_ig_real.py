@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from interp.attribution import attribute, embedding_ig
-from interp.attribution.methods import TargetObjective
+from interp.attribution.objectives import TargetObjective
 
 pytestmark = pytest.mark.real
 

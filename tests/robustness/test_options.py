@@ -4,14 +4,14 @@ runs before any work, so these tests never train, attribute or build anything.""
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import typing
 
 import pytest
 import torch
 
 from interp.attribution import attribute
-from interp.attribution.registry import METHODS, method_names
+from interp.attribution.registry import METHODS, SETTINGS, method_names
 from interp.attribution.samplers import make_sampler
 from interp.attribution.truth import TruthPrompt, truth_rates
 from interp.errors import InterpError
@@ -29,23 +29,23 @@ BAD = {
                              ({"baseine": "zero"}, {"max_points": 2.5}, "max_points must be .*, got float 2.5"),
                              ({"tolerence": 0.1}, {"max_points": -4}, "max_points must be at least 1, got -4"),
                              ({"reductoin": "l2"}, {"reduction": "mean"}, "unknown per-token reduction 'mean'"),
-                             ({"objectiv": "prob"}, {"objective": ["prob"]}, "objective must be a string, got list \\[.prob.\\]"),
+                             ({"objectiv": "prob"}, {"objective": ["prob"]}, "unknown objective \\[.prob.\\]"),
                              ({"rules": "riemann_trapezoid"}, {"tolerance": -0.5}, "tolerance must be at least 0.0")],
     "attention_ig": [({"max_point": 10}, {"max_points": 0}, "max_points must be at least 1, got 0"),
                      ({"keep_bo": True}, {"keep_bos": "no"}, "keep_bos must be True or False, got str 'no'")],
-    "input_x_gradient": [({"objectve": "prob"}, {"objective": ["logprob"]}, "objective must be a string, got list")],
-    "gradient_norm": [({"objectives": "prob"}, {"objective": 1.5}, "objective must be a string, got float 1.5")],
+    "input_x_gradient": [({"objectve": "prob"}, {"objective": ["logprob"]}, "unknown objective \\[.logprob.\\]")],
+    "gradient_norm": [({"objectives": "prob"}, {"objective": 1.5}, "unknown objective 1.5; choose one of logprob, prob, logit")],
     "attention_last_layer": [({"layer": 0}, {"n_steps": 3}, "has no option n_steps: its options are none")],
     "occlusion": [({"max_row": 4}, {"max_rows": 0}, "max_rows must be at least 1, got 0"),
                   ({"replace": 0}, {"replacement": 2.5}, "replacement must be a string or a whole number, got float 2.5"),
-                  ({"measures": "prob"}, {"measure": ["prob"]}, "measure must be a string, got list")],
+                  ({"measure": "prob"}, {"objective": "entropy"}, "unknown objective 'entropy'")],
     "random": [({"sed": 1}, {"seed": 1.5}, "seed must be .*, got float 1.5"),
                ({"seeds": 1}, {"seed": -1}, "seed must be at least 0, got -1")],
     "reagent": [({"num_probe": 4}, {"num_probes": -3}, "num_probes must be at least 1, got -3"),
                 ({"replace_ration": 0.2}, {"replace_ratio": 0.0}, "replace_ratio must be above 0.0"),
                 ({"max_step": 10}, {"max_steps": 10.0}, "max_steps must be a whole number \\(at least 1\\), got float 10.0"),
                 ({"samplr": "uniform"}, {"sampler_texts": TEXTS}, "sampler_texts is only used by sampler='unigram'"),
-                ({"progres": None}, {"progress": 3}, "progress must be a function or None, got int 3"),
+                ({"progres": None}, {"stop_top_k": 0}, "stop_top_k must be at least 1, got 0"),
                 ({"min_step": 1}, {"min_steps": -1}, "min_steps must be at least 0"),
                 ({"fixbos": True}, {"fix_bos": "yes"}, "fix_bos must be True or False, got str 'yes'")],
 }
@@ -53,10 +53,11 @@ BAD = {
 
 def test_every_registered_method_has_cases_and_declares_its_options():
     assert set(BAD) == set(method_names())
-    for name, fn in METHODS.items():
-        params = inspect.signature(fn).parameters.values()
-        assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params), f"{name} swallows options with **"
-        typing.get_type_hints(fn, include_extras=True)  # resolvable, or the type checks would be skipped
+    for name in METHODS:
+        cls = SETTINGS[name]
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, f"{name}'s settings are not frozen"
+        hints = typing.get_type_hints(cls, include_extras=True)  # resolvable, or the type checks would be skipped
+        assert set(cls.defaults()) <= set(hints)
 
 
 @pytest.mark.parametrize("method, misspelt, mistyped, match",
@@ -66,11 +67,25 @@ def test_attribute_refuses_misspelt_and_mistyped_options(stories, method, misspe
     (wrong,) = misspelt
     with pytest.raises(InterpError, match=rf"attribution method '{method}' has no option {wrong}\b.*its options are") as e:
         attribute(stories, PROMPT, method=method, **misspelt)
-    for option in inspect.signature(METHODS[method]).parameters:
-        if inspect.signature(METHODS[method]).parameters[option].kind is inspect.Parameter.KEYWORD_ONLY:
-            assert option in str(e.value)
+    for option in SETTINGS[method].defaults():
+        assert option in str(e.value)
     with pytest.raises(InterpError, match=match):
         attribute(stories, PROMPT, method=method, **mistyped)
+
+
+def test_objective_and_progress_are_checked_beside_the_settings(stories):
+    """``objective`` is refused by the methods that take none, and ``progress`` must be a function."""
+    from interp.attribution import Contrast
+
+    for method in ("reagent", "random", "attention_last_layer"):
+        with pytest.raises(InterpError, match=f"attribution method '{method}' takes no objective"):
+            attribute(stories, PROMPT, method=method, objective="prob")
+    with pytest.raises(InterpError, match="that text is 2 tokens; give one token"):
+        attribute(stories, PROMPT, method="gradient_norm", objective=Contrast(" the park"))
+    with pytest.raises(InterpError, match="give a token id in 0"):
+        attribute(stories, PROMPT, method="gradient_norm", objective=Contrast(10**9))
+    with pytest.raises(InterpError, match="progress must be a function or None, got int 3"):
+        attribute(stories, PROMPT, method="reagent", progress=3)
 
 
 def test_a_misspelt_option_gets_the_closest_name(stories):

@@ -51,34 +51,35 @@ def test_reagent_defaults_are_the_real_vocabulary_settings():
     """``attribute(..., method="reagent")`` defaults to REAGENT_REAL with BOS fixed (one source of truth)."""
     import inspect
 
-    from interp.attribution.methods import reagent
-    from interp.attribution.reagent import REAGENT_REAL, REAGENT_REFERENCE, reagent_scores
+    from interp.attribution.reagent import REAGENT_REAL, REAGENT_REFERENCE, ReagentConfig, reagent_scores
+    from interp.attribution.settings import ReagentSettings
 
-    params = inspect.signature(reagent).parameters
+    params = ReagentSettings.defaults()
     for k, v in REAGENT_REAL.items():
-        assert params[k].default == (None if k == "keep_top_n" else v), k  # None: 8, or fewer on a short prefix
-    assert params["fix_bos"].default is True
-    low = inspect.signature(reagent_scores).parameters
-    assert {k: low[k].default for k in REAGENT_REFERENCE} == REAGENT_REFERENCE  # the algorithm keeps the reference's
+        assert params[k] == (None if k == "keep_top_n" else v), k  # None: 8, or fewer on a short prefix
+    assert params["fix_bos"] is True
+    low = ReagentConfig()
+    assert {k: getattr(low, k) for k in REAGENT_REFERENCE} == REAGENT_REFERENCE  # the algorithm keeps the reference's
+    assert len(inspect.signature(reagent_scores).parameters) <= 9  # its settings live in ReagentConfig
 
 
 def test_reagent_presets_fill_the_numbers_and_edits_show_custom():
     """The ReAGent preset sets probes / min steps / max steps (fast = REAGENT_FAST, stable = the defaults); a toy
     model starts on stable, an edit that matches no preset shows "custom", and the run uses the numbers shown."""
-    import inspect
-
     from interp.attribution import REAGENT_FAST
-    from interp.attribution.methods import reagent
+    from interp.attribution.settings import ReagentSettings
     from widgets.attribution import AttributionExplorer
 
     model, tid = trigger_model()
     w = AttributionExplorer(model, "abcqdefgh", method="reagent", run=False)
-    defaults = {k: inspect.signature(reagent).parameters[k].default for k in REAGENT_FAST}
+    keys = ("num_probes", "min_steps", "max_steps")  # what a preset sets in the view
+    defaults = {k: ReagentSettings()[k] for k in keys}
+    fast = {k: REAGENT_FAST[k] for k in keys}
     shown = lambda: {"num_probes": w.probes.value, "min_steps": w.min_steps.value, "max_steps": w.max_steps.value}  # noqa: E731
     assert w.preset.value == "stable" and shown() == defaults
     w.preset.value = "fast"
-    assert shown() == REAGENT_FAST and w.preset.value == "fast"
-    assert {k: w.options()[k] for k in REAGENT_FAST} == REAGENT_FAST
+    assert shown() == fast and w.preset.value == "fast"
+    assert {k: w.options()[k] for k in keys} == fast
     assert w.run() and max(w.result.info["steps"]) <= REAGENT_FAST["max_steps"] and w.result.target_ids == [tid]
     w.probes.value = 3
     assert w.preset.value == "custom" and w.options()["num_probes"] == 3
@@ -92,10 +93,8 @@ def test_ig_points_box_sends_max_points_and_reagent_keeps_its_own_max_steps():
     """The "IG max points" box is sent as the IG methods' ``max_points`` (their one, shared default fills it); ReAGent's
     "max steps" box is its update steps and never reaches an IG method; the per-token reduction box shows only for
     methods that have one and starts at the method's own default."""
-    import inspect
-
     from interp.attribution.ig import MAX_POINTS
-    from interp.attribution.registry import METHODS
+    from interp.attribution.registry import SETTINGS
     from widgets.attribution import AttributionExplorer
 
     model, _ = trigger_model()
@@ -103,7 +102,7 @@ def test_ig_points_box_sends_max_points_and_reagent_keeps_its_own_max_steps():
     w.max_steps.value = 7  # ReAGent's box
     for m in ("attention_ig", "integrated_gradients", "attention_ig"):
         w.method.value = m
-        assert inspect.signature(METHODS[m]).parameters["max_points"].default == MAX_POINTS
+        assert SETTINGS[m].defaults()["max_points"] == MAX_POINTS
         assert w.max_points.value == MAX_POINTS and w.options()["max_points"] == MAX_POINTS
         assert "max_steps" not in w.options()
     w.max_points.value = 64

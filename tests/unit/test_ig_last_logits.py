@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from interp.attribution import ig
-from interp.attribution.methods import TargetObjective
+from interp.attribution.objectives import TargetObjective
 from interp.testing import random_model
 
 

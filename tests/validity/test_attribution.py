@@ -13,7 +13,7 @@ import torch
 from interp.attribution import REAGENT_FAST, TokenAttribution, attribute, embedding_ig, method_names
 from interp.attribution.faithfulness import faithfulness
 from interp.attribution.forward import LastLogits
-from interp.attribution.methods import TargetObjective
+from interp.attribution.objectives import TargetObjective
 from interp.attribution.planted import trigger_model
 from interp.attribution.reagent import _cycle_mask, _update, reagent_scores
 from interp.attribution.samplers import ModelSampler, UniformSampler, UnigramSampler

@@ -1,0 +1,111 @@
+"""What an attribution explains: the objective, a number read off the model's logits at each target's position.
+
+Registered once, for every method that takes one (``attribute(..., objective=...)``; each method's settings class
+names its default, ``Settings.objective``):
+
+* ``"prob"``: the target's probability; ``"logprob"``: its log-probability; ``"logit"``: its logit;
+* ``Contrast(against)``: the target's log-probability (or ``kind``) minus that of another token at the same position,
+  so a score says how much a token pushes the model towards the target *rather than* the alternative (GrAInS's
+  preferred-vs-dispreferred contrast; ``against`` a token id or the text of one token).
+
+``TargetObjective`` evaluates one on rows that are copies of one sequence (what IG and the gradient methods run);
+``objective_values`` on logits already gathered at the target positions (occlusion).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from interp.errors import InterpError
+
+__all__ = ["OBJECTIVES", "Contrast", "TargetObjective", "objective_values", "check_objective", "objective_name"]
+
+OBJECTIVES = ("logprob", "prob", "logit")
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """The target's ``kind`` ("logprob", default; "prob" or "logit") minus that of ``against`` (a token id, or text
+    that is one token) at the same position."""
+
+    against: int | str
+    kind: str = "logprob"
+
+
+def objective_values(logits: torch.Tensor, targets: torch.Tensor, kind: str, against: torch.Tensor | None = None) -> torch.Tensor:
+    """[...] the objective from ``logits`` [..., vocab] (float32) for token ids ``targets`` [...] (and ``against``
+    [...] for a contrast: the target's value minus the alternative's)."""
+    ids = targets[..., None] if against is None else torch.stack([targets, against], -1)
+    if kind == "logit":
+        v = logits.gather(-1, ids)
+    else:
+        v = torch.log_softmax(logits, -1).gather(-1, ids)
+        if kind == "prob":
+            v = v.exp()
+    return v[..., 0] if against is None else v[..., 0] - v[..., 1]
+
+
+class TargetObjective:
+    """Objective for rows that are copies of one sequence: row r scores target ``r % n`` at its position.
+
+    Captum stacks the interpolation steps along the batch (step-major), so row ``r`` of any chunk is example
+    ``r % n``. Calling it maps ``(logits [rows, pos or fewer, vocab], tokens [rows, pos])`` to the objective [rows]
+    (``objective_values`` of ``kind``, against ``against`` [target] ids for a contrast) given the tokens before the
+    target's position. ``keep`` is the number of trailing positions it reads, so a caller may compute only those
+    logits (``logits_to_keep``); a logits tensor shorter than ``tokens`` is taken to hold their last positions.
+    """
+
+    def __init__(self, positions: list[int], targets: list[int], kind: str = "logprob", against: list[int] | None = None):
+        if kind not in OBJECTIVES:
+            raise InterpError(f"unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}")
+        self.kind = kind
+        self.keep = max(positions) - min(positions) + 1
+        self._pos = torch.tensor([p - 1 for p in positions])
+        self._tgt = torch.tensor(targets)
+        self._against = None if against is None else torch.tensor(against)
+
+    def __call__(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        r = torch.arange(logits.shape[0]) % len(self._pos)
+        shift = tokens.shape[1] - logits.shape[1]  # > 0 when only the last positions' logits were computed
+        last = logits[rows, (self._pos[r] - shift).to(logits.device)].float()
+        against = None if self._against is None else self._against[r].to(logits.device)
+        return objective_values(last, self._tgt[r].to(logits.device), self.kind, against)
+
+
+def check_objective(model, objective, method: str, default: str | None) -> tuple[str, int | None]:
+    """(kind, the contrasted token id or None) of ``objective`` for ``method`` (``default`` when None). Raises
+    ``InterpError`` for an objective given to a method that takes none, an unknown name, or a contrast token that is
+    not one token of the vocabulary."""
+    if default is None:
+        if objective is not None:
+            raise InterpError(f"attribution method {method!r} takes no objective (it scores by its own rule): leave "
+                              "objective out")
+        return "", None
+    objective = default if objective is None else objective
+    if isinstance(objective, Contrast):
+        if objective.kind not in OBJECTIVES:
+            raise InterpError(f"unknown contrast kind {objective.kind!r}; choose one of {', '.join(OBJECTIVES)}")
+        return objective.kind, _token_id(model, objective.against)
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        raise InterpError(f"unknown objective {objective!r:.60}; choose one of {', '.join(OBJECTIVES)} or "
+                          "Contrast(against)")
+    return objective, None
+
+
+def objective_name(kind: str, against: int | None) -> str:
+    """How a result records its objective: the kind, or ``"<kind> - <kind>[id]"`` for a contrast."""
+    return kind if against is None else f"{kind} contrast against token {against}"
+
+
+def _token_id(model, token) -> int:
+    if isinstance(token, str):
+        ids = model.tokenizer(token, add_special_tokens=False).input_ids
+        if len(ids) != 1:
+            raise InterpError(f"Contrast against {token!r}: that text is {len(ids)} tokens; give one token (or its id)")
+        return int(ids[0])
+    if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < model.cfg.d_vocab:
+        raise InterpError(f"Contrast against {token!r:.40}: give a token id in 0..{model.cfg.d_vocab - 1} or one token's text")
+    return int(token)
