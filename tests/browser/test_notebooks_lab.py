@@ -149,7 +149,7 @@ def _change_one_control(nb: LabNotebook, root, timeout_s: float = 300.0, kinds=(
     found = {"dropdown": [dropdowns.nth(i) for i in range(dropdowns.count())], "slider": [sliders.nth(i) for i in range(sliders.count())],
              "toggle": [toggles.nth(i) for i in range(toggles.count())]}
     candidates = [(k, c) for k in kinds for c in found[k] if c.is_visible()]  # (some controls show only for some choices)
-    run_button = root.locator("button.widget-button:not(:has-text('Export HTML'))").first
+    run_button = root.locator("button.widget-button:not(:has-text('Export HTML')):not(:has-text('Cancel'))").first
     for kind, ctl in candidates[:4]:
         _wait_controls_enabled(root, timeout_s)
         before = nb.fingerprint(root)
