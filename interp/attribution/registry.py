@@ -27,7 +27,7 @@ from interp.attribution.settings import Settings, settings_for
 from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs, visual_label
 from interp.batch import BatchResult, is_batch, run_batch
 from interp.errors import InterpError
-from interp.models import model_name, str_tokens
+from interp.models import greedy_ids, model_name, str_tokens
 from interp.validate import check_int, prompt_tokens
 
 __all__ = ["MethodOutput", "register", "METHODS", "SETTINGS", "DEFAULT_METHOD", "method_names", "attribute",
@@ -79,15 +79,11 @@ def masked_scores(rows: torch.Tensor, positions: list[int]) -> torch.Tensor:
     return out
 
 
-@torch.no_grad()
 def _greedy(model, tokens: torch.Tensor, n: int) -> torch.Tensor:
     n_ctx = getattr(model.cfg, "n_ctx", None)
     if n_ctx and tokens.shape[-1] + n > n_ctx:
         raise InterpError(f"prompt ({tokens.shape[-1]} tokens) plus generate={n} exceeds the model's context of {n_ctx}")
-    for _ in range(n):
-        nxt = model(tokens)[:, -1].argmax(-1, keepdim=True)
-        tokens = torch.cat([tokens, nxt], dim=-1)
-    return tokens
+    return greedy_ids(model, tokens, n).to(tokens.device)
 
 
 def prepare_targets(model, prompt: str | torch.Tensor, target: str | int | list[int] | None = None,

@@ -10,7 +10,7 @@ from interp.models.loading import (
     to_tokens,
 )
 from interp.models.real import REAL_MODELS, is_installed, real_model_file
-from interp.models.tokens import encode_texts, model_device, pad_right, text_ids
+from interp.models.tokens import encode_texts, greedy_ids, model_device, pad_right, text_ids
 
 __all__ = [
     "load_model",
@@ -23,6 +23,7 @@ __all__ = [
     "text_ids",
     "encode_texts",
     "pad_right",
+    "greedy_ids",
     "model_device",
     "REAL_MODELS",
     "is_installed",

@@ -13,7 +13,7 @@ import torch
 
 from interp.errors import InterpError
 
-__all__ = ["model_device", "text_ids", "encode_texts", "pad_right"]
+__all__ = ["model_device", "text_ids", "encode_texts", "pad_right", "greedy_ids"]
 
 
 def model_device(model) -> torch.device:
@@ -85,3 +85,17 @@ def pad_right(seqs: Sequence[torch.Tensor | Sequence[int]], pad_id: int = 0, *,
         ids[i, :n] = r[:n]
         mask[i, :n] = True
     return ids, mask
+
+
+@torch.no_grad()
+def greedy_ids(model, tokens: torch.Tensor, n: int = 1, k: int = 1) -> torch.Tensor:
+    """The model's greedy continuation of ``tokens`` [1, T] (or [T]): [1, T + n], one forward per new token with only
+    the last position's logits (hooks active around the call apply). With ``k > 1`` (and ``n == 1``): [k] the ids of
+    the ``k`` most likely next tokens instead, best first. The one next-token helper of the workbench."""
+    tokens = tokens.reshape(1, -1).to(model_device(model))
+    if k > 1:
+        return model(tokens, logits_to_keep=1)[0, -1].topk(k).indices.cpu()
+    for _ in range(n):
+        nxt = model(tokens, logits_to_keep=1)[:, -1].argmax(-1, keepdim=True)
+        tokens = torch.cat([tokens, nxt], dim=-1)
+    return tokens

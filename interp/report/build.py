@@ -8,6 +8,9 @@ section (lenses, extreme tokens, attribution) takes a keyword ``progress``: a ``
 ``progress(what, done, total)`` that it calls before each of its steps (``what`` is the step about to run, ``done`` the
 steps finished, ``total`` all of them) and once at the end with ``done == total``; it is None when bars are off.
 ``progress`` is the report's, never a user option: ``build_report(**options)`` does not accept it.
+
+The model's next token is computed once per report: a section that reads it takes a keyword ``next_ids``, the ids of the
+model's two most likely next tokens after the prompt, best first (``interp.models.greedy_ids``); not a user option either.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
-from interp.models import model_name
+from interp.models import greedy_ids, model_name, to_tokens
 from interp.report.document import Report
 from interp.report.sections import attribution, extreme, lens, overview, steering, subnetworks, vision
 from interp.validate import check_known, check_types, option_names
@@ -28,6 +31,8 @@ SectionProgress = Callable[[str, int, int], None]
 
 _HOOK = "progress"
 """The keyword by which a section takes a ``SectionProgress`` callback (excluded from the user's options)."""
+_NEXT = "next_ids"
+"""The keyword by which a section takes the model's two most likely next-token ids (excluded from the user's options)."""
 
 SECTIONS: list[tuple[str, Callable[..., None]]] = [
     ("Lenses", lens.add_to_report),
@@ -51,6 +56,7 @@ def build_report(model, prompt: str | None = None, *, progress: bool = True, **o
         prompt = default_prompt(model)
     report = Report(f"Interpretability report: {model_name(model)}", subtitle=f"prompt: {prompt}")
     overview.add_to_report(report, model, prompt)
+    next_ids = greedy_ids(model, to_tokens(model, prompt), k=min(2, int(model.cfg.d_vocab))).tolist()
     bar = tqdm(SECTIONS, desc="report", disable=not progress)
     inner = tqdm(total=1, desc="", position=1, leave=False, disable=not progress)
     try:
@@ -59,6 +65,8 @@ def build_report(model, prompt: str | None = None, *, progress: bool = True, **o
             inner.reset(total=1)
             inner.set_description_str(title)
             hook = {_HOOK: _inner_progress(inner, title) if progress else None} if takes_progress(add) else {}
+            if _takes(add, _NEXT):
+                hook[_NEXT] = next_ids
             try:
                 add(report, model, prompt, **_own(add, options), **hook)
             except Exception as e:  # one failing analysis must not lose the others
@@ -72,7 +80,11 @@ def build_report(model, prompt: str | None = None, *, progress: bool = True, **o
 
 def takes_progress(add: Callable[..., None]) -> bool:
     """Whether section function ``add`` takes the ``progress`` callback (a keyword-only ``progress`` parameter)."""
-    p = inspect.signature(add).parameters.get(_HOOK)
+    return _takes(add, _HOOK)
+
+
+def _takes(add: Callable[..., None], name: str) -> bool:
+    p = inspect.signature(add).parameters.get(name)
     return p is not None and p.kind is inspect.Parameter.KEYWORD_ONLY
 
 
@@ -89,7 +101,7 @@ def _inner_progress(inner, title: str) -> SectionProgress:
 def check_section_options(options: dict) -> None:
     """Raise ``InterpError`` unless every one of ``options`` is a keyword option of some section's ``add_to_report``
     and fits that section's annotation of it."""
-    known = list(dict.fromkeys(n for _, add in SECTIONS for n in option_names(add, (_HOOK,))))
+    known = list(dict.fromkeys(n for _, add in SECTIONS for n in option_names(add, (_HOOK, _NEXT))))
     check_known(options, known, what="build_report()")
     for _, add in SECTIONS:
         check_types(add, _own(add, options), what="build_report()")
@@ -97,5 +109,5 @@ def check_section_options(options: dict) -> None:
 
 def _own(add: Callable[..., None], options: dict) -> dict:
     """The ``options`` that section function ``add`` names as keyword options."""
-    names = set(option_names(add, (_HOOK,)))
+    names = set(option_names(add, (_HOOK, _NEXT)))
     return {k: v for k, v in options.items() if k in names}

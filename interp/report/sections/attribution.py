@@ -38,9 +38,13 @@ def add_attribution(report, attr: TokenAttribution, title: str | None = None) ->
 
 
 def add_to_report(report, model, prompt: str, *, methods: dict[str, dict] | None = None, target=None,
-                  progress: Callable[[str, int, int], None] | None = None) -> None:
+                  progress: Callable[[str, int, int], None] | None = None, next_ids: list[int] | None = None) -> None:
     """Attribute the greedy next token (or ``target``) with each method and add tokens + a faithfulness table.
-    ``progress(what, done, total)``, when given, is told each of the 2 steps per method (attribution, faithfulness)."""
+    ``progress(what, done, total)``, when given, is told each of the 2 steps per method (attribution, faithfulness).
+    ``next_ids``: the model's most likely next tokens when the report has computed them (the first is the target when
+    none is given)."""
+    if target is None and next_ids:
+        target = next_ids[0]
     rows, keeps, n_sources = [], {}, 1
     chosen = methods or REPORT_METHODS
     tick = progress or (lambda what, done, total: None)

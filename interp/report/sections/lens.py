@@ -43,11 +43,13 @@ STEPS = ("logit lens", "logit lens of the target", "tuned lens", "LatentLens")
 
 @torch.no_grad()
 def add_to_report(report, model, prompt: str, *, lens_target: str | None = None, tuned_lens=None, latent_index=None,
-                  stride: int = 1, progress: Callable[[str, int, int], None] | None = None) -> None:
+                  stride: int = 1, progress: Callable[[str, int, int], None] | None = None,
+                  next_ids: list[int] | None = None) -> None:
     """Add the lens section for ``prompt``: logit-lens heat-maps (final top-1 probability, KL), the target
     probability by layer (target = ``lens_target`` or the model's top next token), the tuned lens when one
     fits the model, and LatentLens neighbours of the last position (stories, or a given ``latent_index``).
-    ``progress(what, done, total)``, when given, is told each of ``STEPS`` before it runs and the end."""
+    ``progress(what, done, total)``, when given, is told each of ``STEPS`` before it runs and the end. ``next_ids``: the
+    model's most likely next tokens, best first, when the report has computed them (else the lens finds the top one)."""
     from interp.viz.lens import latent_heatmap, lens_heatmap, neighbour_table, target_line
 
     def tick(i: int) -> None:
@@ -55,8 +57,8 @@ def add_to_report(report, model, prompt: str, *, lens_target: str | None = None,
             progress(STEPS[i] if i < len(STEPS) else "done", i, len(STEPS))
 
     tick(0)
-    base = logit_lens(model, prompt, top_k=5)
-    target = lens_target if lens_target is not None else int(base.top_ids[-1, -1, 0])
+    target = lens_target if lens_target is not None else next_ids[0] if next_ids else int(
+        logit_lens(model, prompt, top_k=5).top_ids[-1, -1, 0])
     tick(1)
     logit = logit_lens(model, prompt, target=target, top_k=5)
     report.section(TITLE, note="Each residual stream decoded through the model's own final norm and unembedding (logit lens); "

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from interp.models import model_name, to_tokens
+from interp.models import greedy_ids, model_name, to_tokens
 from interp.paths import DATA_DIR
 from interp.predict import greedy_continuation
 from interp.steering.attribution import grains_attribution
@@ -34,13 +32,12 @@ def shipped_vectors(model) -> dict[str, SteeringVectors]:
     return out
 
 
-@torch.no_grad()
-def _contrast_for(model, prompt: str, preferred: str | None, dispreferred: str | None) -> ContrastExample:
-    """The user's answers, or the model's two most likely next tokens."""
+def _contrast_for(model, prompt: str, preferred: str | None, dispreferred: str | None,
+                  next_ids: list[int] | None = None) -> ContrastExample:
+    """The user's answers, or the model's two most likely next tokens (``next_ids`` when the report computed them)."""
     if preferred and dispreferred:
         return ContrastExample(prompt, preferred, dispreferred)
-    logits = model(to_tokens(model, prompt))[0, -1]
-    top = logits.topk(2).indices.tolist()
+    top = next_ids[:2] if next_ids and len(next_ids) >= 2 else greedy_ids(model, to_tokens(model, prompt), k=2).tolist()
     words = [model.tokenizer.decode([t]) for t in top]
     if any(not w.strip() for w in words) or words[0] == words[1]:
         words = [model.tokenizer.convert_ids_to_tokens(t) for t in top]
@@ -49,13 +46,14 @@ def _contrast_for(model, prompt: str, preferred: str | None, dispreferred: str |
 
 def add_to_report(report, model, prompt: str, *, preferred: str | None = None, dispreferred: str | None = None,
                   vectors: dict | SteeringVectors | None = None, alphas: list[float] | None = None,
-                  n_steps: int = 20) -> None:
+                  n_steps: int = 20, next_ids: list[int] | None = None) -> None:
     """Add the steering section: attribution of log P(preferred) − log P(dispreferred) for ``prompt`` (default
     answers: the model's top-2 next tokens), steered vs unsteered continuations when vectors exist (``vectors`` or
-    the shipped ones), and the held-out evaluation figure for ``stories``."""
+    the shipped ones), and the held-out evaluation figure for ``stories``. ``next_ids``: the model's most likely next
+    tokens when the report has computed them."""
     from interp.viz.steering import contrast_attribution_figure, contrast_token_view, steering_curves
 
-    example = _contrast_for(model, prompt, preferred, dispreferred)
+    example = _contrast_for(model, prompt, preferred, dispreferred, next_ids)
     att = grains_attribution(model, example, max_points=n_steps, k=2)
     report.add_tokens(TITLE, contrast_token_view(att))
     report.add_figure(TITLE, contrast_attribution_figure(att))
