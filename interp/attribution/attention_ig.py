@@ -7,13 +7,11 @@ model prepends BOS, the attention sink every row leans on) to g = 1 (the model a
 ∫ ∂f/∂g_t dα along it, integrated by the same adaptive, completeness-checked rule as embedding IG
 (``quadrature.adaptive_simpson``). The scores sum to f(x) − f(nothing read), up to the stored completeness error.
 
-What it measures and where it helps (bench/results/attribution_real.md, 4d): the positions whose being read by
-attention the target depends on. On SmolLM2-135M, where embedding IG's path (embeddings scaled up from 0) leaves p
-~0 until half scale and misses the induction source on 30% of prompts (section 4b), it puts the deciding occurrence of an induction
-prompt in its top 3 on 49 of 50 prompts (embedding IG 35 of 50), but on fact prompts it credits template words
-read by every position ("The", "city", "in") alongside the subject (top-3 0.44, random 0.54), and on prose it is
-less faithful than embedding IG. On Gemma 3 270M embedding IG already finds the induction source (8 of 8) and this
-finds it on 4 of 8. It does not see a position's effect on its own residual stream, so the last prompt token is
+What it measures: the positions whose being read by attention the target depends on. It helps where embedding IG's
+path (embeddings scaled up from 0) leaves the target's probability near 0 until late and so misses a copied source
+(induction), and it credits template words that every position reads alongside a fact's subject; how often it finds
+the deciding tokens on real models is measured in bench/results/attribution_real.md (4b, 4d) and
+attribution_grid.md. It does not see a position's effect on its own residual stream, so the last prompt token is
 credited only through its self-attention.
 """
 

@@ -10,10 +10,9 @@ runs, in chunks of ``max_rows`` sequences and counting calls (one per chunk) and
    forward hook is attached (to a hook point, a Hugging Face module or globally), and it matched the bridge's
    forward on this model (checked once per model; a mismatch warns and switches it off for it).
 
-Why lean is opt-in (measured, one thread, busy 2-core machine): on SmolLM2-135M (vocabulary 49,152) a 20-token
-row costs 54-62 ms with ``logits_to_keep=1`` and 55-65 ms lean (batches of 8-128 rows; equal within noise), the
-full-logits forward 67-78 ms; on the bundled ``stories`` model lean is 2.2x the Hugging Face forward. It pays only
-on toy-sized models, where the per-op overhead it removes dominates.
+Why lean is opt-in: on a real LM the bridge's own forward with ``logits_to_keep=1`` costs the same within noise
+(the vocabulary projection of one position dominates either way); lean pays only on toy-sized models, where the
+per-op overhead it removes dominates (the measurements are in bench/results/attribution_real.md).
 """
 
 from __future__ import annotations

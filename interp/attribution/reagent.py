@@ -20,10 +20,9 @@ checks it skips are sequences saved.
 or "cycle" (the default of ``REAGENT_REAL``): the free positions are dealt in a random order per probe into cycles
 of ``round(1/r)`` steps, so each is replaced exactly once per cycle, the same rate ``r``. With Bernoulli masks a
 position is left untouched for 16 steps with probability 0.9^16 = 19% (r = 0.1); all such positions receive the
-same updates, so their order is that of the random initial scores. The cycle removes this noise: on SmolLM2, at the default settings,
-faithfulness up on all four metrics, 164 sequences a prompt instead of 209 and seed-to-seed Spearman 0.70 instead of
-0.57; with 2 probes (``settings.REAGENT_FAST``) more faithful than inseq's ReAGent with 29 sequences against its 424
-(bench/results/attribution_real.md, section 5c).
+same updates, so their order is that of the random initial scores. The cycle removes this noise (its effect on
+faithfulness, cost and seed-to-seed agreement on SmolLM2, and ``settings.REAGENT_FAST``'s against inseq's ReAGent:
+bench/results/attribution_real.md, section 5c).
 
 Scheduling: the masks and replacement tokens never depend on the scores, so the updates of later steps can
 run before the stop checks of earlier ones. Each model call (after the first, which also computes ``p(y|x)``)

@@ -1,8 +1,8 @@
 """Per-token reduction: how a method that scores each embedding dimension turns them into one score per token.
 
 Gradient methods and Integrated Gradients produce a vector per source token (one entry per d_model dimension);
-what the reader sees is one number per token. The choice decides rankings (issue 35: on SmolLM2 the earlier
-occurrence of an induction prompt often gets a large *negative* signed sum, which the L2 norm ranks first):
+what the reader sees is one number per token. The choice decides rankings (a deciding token may get a large *negative*
+signed sum, which the L2 norm ranks first; measured per method and reduction in bench/results/attribution_grid.md):
 
 - ``"sum"``: the signed sum over d_model. For IG it is the share of f(x) - f(baseline) the token carries
   (completeness holds for it); the default of IG and input x gradient.

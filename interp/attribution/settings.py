@@ -29,8 +29,7 @@ __all__ = ["Settings", "IGSettings", "AttentionIGSettings", "InputXGradientSetti
 
 MAX_POINTS = 800
 """The default most path points of IG over embeddings and over attention gates, the one budget name of both (the
-adaptive rule stops at 1% completeness first: 23-135 points on SmolLM2's 20-token prompts,
-bench/results/attribution_real.md)."""
+adaptive rule usually stops earlier, at its completeness tolerance)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,8 +182,8 @@ class ReagentSettings(Settings):
 
 REAGENT_FAST = ReagentSettings(num_probes=2, min_steps=10, max_steps=30)
 """ReAGent for interactive use: 2 probes, 10 updates (one cycle) before the first stop check (the widget's first
-choice for ReAGent on a real LM). On SmolLM2 more faithful than inseq's ReAGent and about 17x cheaper than the
-defaults, but less stable across seeds (bench/results/attribution_real.md, section 5c)."""
+choice for ReAGent on a real LM): much cheaper than the defaults, less stable across seeds (measured against them
+and inseq's ReAGent in bench/results/attribution_real.md, section 5c)."""
 
 
 def settings_for(cls: type[Settings], options: dict[str, Any] | Settings, method: str) -> Settings:
