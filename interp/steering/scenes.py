@@ -29,13 +29,16 @@ __all__ = ["scene_contrast", "scene_captions", "MAX_OBJECTS", "KINDS"]
 MAX_OBJECTS = 6
 """objects per scene (1..6): twice what the VLMs were trained to caption, where they start to hallucinate colours"""
 KINDS = ("colour", "shape")
+WRONG = ("next", "present")
 
 
 def scene_contrast(split: str, n_scenes: int, *, start: int = 0, max_objects: int = MAX_OBJECTS,
-                   kinds: tuple[str, ...] = ("colour",), seed: int = 0) -> list[VisionContrast]:
+                   kinds: tuple[str, ...] = ("colour",), wrong: str = "next", seed: int = 0) -> list[VisionContrast]:
     """Contrast examples of scenes ``start .. start + n_scenes - 1`` of ``split`` (module docstring): one per cut
     before an object's colour word (and shape word with "shape" in ``kinds``). Returns ``VisionContrast`` examples whose
     ``entity`` is ``"<split>:<scene index>"``."""
+    if wrong not in WRONG:
+        raise InterpError(f"unknown wrong={wrong!r}; choose from {', '.join(WRONG)}")
     bad = set(kinds) - set(KINDS)
     if bad or not kinds:
         raise InterpError(f"unknown kinds {sorted(bad)}; choose from {', '.join(KINDS)}")
@@ -45,16 +48,20 @@ def scene_contrast(split: str, n_scenes: int, *, start: int = 0, max_objects: in
         rng = np.random.default_rng([seed, s.seed])
         objs = s.objects
         cuts = s.caption_cuts()  # colour cut, shape cut per object, in reading order
-        for k, (r, c, colour, shape) in enumerate(objs):
+        for k, (_, _, colour, shape) in enumerate(objs):
             for kind, (text, word, _) in zip(KINDS, cuts[2 * k : 2 * k + 2]):
                 if kind not in kinds:
                     continue
                 true = colour if kind == "colour" else shape
-                present = sorted({o[2] if kind == "colour" else o[3] for o in objs} - {true})
+                attr = [o[2] if kind == "colour" else o[3] for o in objs]
+                present = sorted(set(attr) - {true})
+                later = [a for a in attr[k + 1 :] if a != true]
+                if wrong == "next" and later:
+                    present = later[:1]
                 pool = present or [x for x in (world.COLOURS if kind == "colour" else world.SHAPES) if x != true]
-                wrong = pool[int(rng.integers(len(pool)))]
+                other = pool[int(rng.integers(len(pool)))]
                 prompt = (s.pixels, text) if text else (s.pixels,)
-                out.append(VisionContrast(prompt, word, " " + wrong, f"{split}:{i}"))
+                out.append(VisionContrast(prompt, word, " " + other, f"{split}:{i}"))
     return out
 
 
