@@ -21,7 +21,11 @@ from interp.errors import InterpError
 from interp.prompts import default_prompt
 from interp.report import Report
 
-__all__ = ["Cancelled", "Explorer", "Figure", "html_table", "show_figure"]
+__all__ = ["Cancelled", "Explorer", "Figure", "MAX_FIGURE_HEIGHT", "html_table", "show_figure"]
+
+MAX_FIGURE_HEIGHT = 520
+"""Tallest a figure of an explorer shows (px): a taller (or wider) one scrolls inside its box, so that a figure sized
+for a real model (30 layers, 50 tokens, one label each) does not stretch the notebook by thousands of pixels."""
 
 
 class Cancelled(Exception):
@@ -72,6 +76,11 @@ class Figure(_OpensWhenShown, go.FigureWidget):
             self._widget_data = deepcopy(self._data)
             self._widget_layout = deepcopy(self._layout_obj._props)
         super().open()
+
+
+class _FigureBox(_OpensWhenShown, W.VBox):
+    """The box an explorer holds a figure in; it opens when shown, as its figure does (a box opened earlier would name
+    the figure in its state and so open the figure's comm before the figure has its traces)."""
 
 
 def show_figure(target: Figure, fig: go.Figure) -> None:
@@ -130,6 +139,11 @@ class Explorer(_OpensWhenShown, W.VBox):
         self._thread: threading.Thread | None = None
         self.status = W.HTML("")
         self.error = W.HTML("", layout=W.Layout(display="none"))
+        # each figure of the view in a box that scrolls it beyond MAX_FIGURE_HEIGHT (and the page's width); a box whose
+        # figure has no traces is hidden after each run (an empty plotly figure still draws axes and takes 450 px)
+        self._boxes = [(w, self._scroll_box(w)) for w in view if isinstance(w, Figure)]
+        boxed = {id(w): b for w, b in self._boxes}
+        view = [boxed.get(id(w), w) for w in view]
         self.export_path = W.Text(value=export_path, description="file", layout=W.Layout(width="260px"))
         self.export_button = W.Button(description="Export HTML", icon="download", tooltip="write this view as a report")
         self.export_button.on_click(lambda _: self.export())
@@ -141,6 +155,18 @@ class Explorer(_OpensWhenShown, W.VBox):
         self.error.add_class("interp-error")
 
     # ---- building -----------------------------------------------------------------------------
+    @staticmethod
+    def _scroll_box(fig: Figure) -> W.VBox:
+        box = _FigureBox([fig], layout=W.Layout(max_height=f"{MAX_FIGURE_HEIGHT}px", overflow="auto", width="100%",
+                                            display="none" if not fig.data else ""))
+        box.add_class("interp-figure-box")
+        return box
+
+    def _show_boxes(self) -> None:
+        """Show the box of each figure that has traces, hide the others."""
+        for fig, box in self._boxes:
+            box.layout.display = "" if fig.data else "none"
+
     @staticmethod
     def prompt_box(model, prompt: str | None, width: str = "480px") -> W.Text:
         """The prompt text box, holding ``prompt`` or, when None, the model's ``interp.prompts.default_prompt``."""
@@ -217,6 +243,7 @@ class Explorer(_OpensWhenShown, W.VBox):
             self.status.value = ""
             return True
         finally:
+            self._show_boxes()
             for c in self.controls:
                 c.disabled = False
             self.bar.layout.visibility = "hidden"

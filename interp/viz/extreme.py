@@ -10,8 +10,18 @@ import torch
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from interp.viz.common import SEQUENTIAL, base_layout, label, labels, visible
+from interp.viz.common import MIN_FONT, SEQUENTIAL, base_layout, heatmap_cells, label, labels, visible
 from interp.viz.heads import head_set_text, layer_ranges, top_heads
+
+TOKEN_PX = 16
+"""Space (px) per token on a token axis: its labels stand vertical at ``MIN_FONT``, so each gets its own label."""
+
+
+def _token_axis(upright: bool = True) -> dict:
+    """Options of a category axis of token labels (placed ``TOKEN_PX`` apart): every label drawn (plotly would thin
+    them), at ``MIN_FONT``, upright (read bottom to top) unless ``upright=False``."""
+    return dict(tickmode="linear", tick0=0, dtick=1, tickfont=dict(size=MIN_FONT), **({"tickangle": -90} if upright else {}))
+
 
 _METRICS = {
     "sink_score": "mean attention on the first token",
@@ -34,12 +44,15 @@ def sink_heatmap(report, metric: str = "sink_score") -> go.Figure:
     fig = go.Figure(go.Heatmap(
         z=z.tolist(), x=[f"H{j}" for j in range(n_h)], y=[f"L{i}" for i in range(n_l)], text=text, texttemplate="%{text}",
         colorscale=SEQUENTIAL if metric != "drain_ratio" else "Viridis_r", zmin=0, zmax=1 if metric != "drain_ratio" else None,
-        hovertemplate="%{y} %{x}: %{z:.4f}<extra></extra>", colorbar=dict(title=metric),
+        hovertemplate="%{y} %{x}: %{z:.4f}<extra></extra>", colorbar=dict(title=dict(text=metric, side="right")),
     ))
     fig.update_yaxes(autorange="reversed")
     t = report.thresholds
     sub = f"★ = sink head (score ≥ {t['sink']})" if metric != "drain_ratio" else f"★ = drain head (ratio ≤ {t['drain']})"
-    return base_layout(fig, f"{_METRICS[metric]} ({report.n_texts} texts; {sub})", height=120 + 40 * n_l)
+    base_layout(fig, f"{_METRICS[metric]} ({report.n_texts} texts; {sub})")
+    # every layer and head labelled: rows 22 px, columns as wide as their "0.93 ★" text
+    fig.update_layout(**heatmap_cells(n_l, n_h, [t for row in text for t in row], min_col_px=40, extra=(320, 170)))
+    return fig
 
 
 def summary_rows(report) -> list[list[str]]:
@@ -80,9 +93,15 @@ def norms_by_position(view, layer: int, head: int) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=view.resid_norms[i].tolist(), mode="lines+markers", name=f"resid L{i}",
                                  line=dict(color=colours[i]), marker=dict(size=4), showlegend=i % step == 0 or i == n - 1,
                                  hovertemplate=f"after L{i}, %{{x}}: %{{y:.4g}}<extra></extra>"), 2, 1)
-    fig.update_xaxes(tickangle=-60, row=2, col=1)
-    fig.update_yaxes(type="log", title_text="norm (log)", row=2, col=1)  # the first token's peak is 10-100x the rest
-    return base_layout(fig, "Value drain and residual peak by position", height=560)
+    fig.update_xaxes(**_token_axis(), row=2, col=1)
+    # the first token's peak is 10-100x the rest; ticks at powers of ten only (plotly draws the 2 and 5 between them at
+    # 3/4 of the tick font: 9 px)
+    span = view.resid_norms.clamp_min(1e-12)
+    decades = float(span.max().log10() - span.min().log10()) if span.numel() else 0.0
+    fig.update_yaxes(type="log", title_text="norm (log)", row=2, col=1, **({"dtick": 1} if decades >= 1 else {}))
+    base_layout(fig, "Value drain and residual peak by position", height=620)
+    fig.update_layout(width=max(700, TOKEN_PX * len(x) + 330))
+    return fig
 
 
 def massive_scatter(view, report=None) -> go.Figure:
@@ -104,13 +123,16 @@ def massive_scatter(view, report=None) -> go.Figure:
         x=xs, y=ys, mode="markers", marker=dict(size=size, color=logv.tolist(), colorscale="Inferno", colorbar=dict(title="log10 |a|")),
         text=hover, hovertemplate="%{text}<extra></extra>",
     ))
-    fig.update_xaxes(title="position", tickmode="array", tickvals=list(range(n_pos)), ticktext=labels(view.tokens), tickangle=-60)
-    fig.update_yaxes(title="layer", autorange="reversed", dtick=1)
+    fig.update_xaxes(title="position", tickmode="array", tickvals=list(range(n_pos)), ticktext=labels(view.tokens), tickangle=-90,
+                     tickfont=dict(size=MIN_FONT), range=[-0.7, n_pos - 0.3])
+    fig.update_yaxes(title="layer", range=[n_l - 0.5, -0.7], dtick=1, tickfont=dict(size=MIN_FONT))
     title = "Largest activation per layer and position"
     if report is not None:
         t = report.thresholds
         title += f" (massive: |a| > {t['massive_abs']:g} and > {t['massive_ratio']:g} x median; {report.n_massive} found)"
-    return base_layout(fig, title, height=160 + 35 * n_l)
+    base_layout(fig, title, height=260 + 18 * n_l)
+    fig.update_layout(width=max(700, TOKEN_PX * n_pos + 300))
+    return fig
 
 
 def attention_pattern(view, layer: int, head: int) -> go.Figure:
@@ -119,10 +141,13 @@ def attention_pattern(view, layer: int, head: int) -> go.Figure:
     ticks = labels(view.tokens)
     fig = go.Figure(go.Heatmap(z=p.tolist(), x=ticks, y=ticks, colorscale="Blues", zmin=0, zmax=max(1.0, float(p.max())),
                                hovertemplate="query %{y}<br>key %{x}<br>%{z:.4f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title="query")
-    fig.update_xaxes(title="key", tickangle=-60)
+    n = len(ticks)
+    fig.update_yaxes(autorange="reversed", title="query", **_token_axis(upright=False))
+    fig.update_xaxes(title="key", **_token_axis())
     first = float(p[1:, 0].mean()) if p.shape[0] > 1 else float("nan")
-    return base_layout(fig, f"Attention of L{layer}H{head} (mean on first token from later queries: {first:.3f})", height=520)
+    base_layout(fig, f"Attention of L{layer}H{head} (mean on first token from later queries: {first:.3f})")
+    fig.update_layout(width=max(600, TOKEN_PX * n + 330), height=max(420, TOKEN_PX * n + 250))  # a label per token
+    return fig
 
 
 _DOMAIN_COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]

@@ -9,9 +9,24 @@ import plotly.graph_objects as go
 from interp.lens.latent import LatentLensResult, Neighbors
 from interp.lens.latent.quality import WEAK
 from interp.lens.logit import STATISTICS, LensResult, layer_stride
-from interp.viz.common import SEQUENTIAL, base_layout, escape, label, labels
+from interp.viz.common import MIN_FONT, SEQUENTIAL, base_layout, escape, heatmap_cells, label, labels, shorten
 
 __all__ = ["lens_heatmap", "target_line", "kl_by_layer", "latent_heatmap", "neighbour_table", "topk_table"]
+
+
+CELL_CHARS = 8
+"""Cell text of the lens grids shows at most this many characters of the token (hover has it whole)."""
+
+GRID_EXTRA = (300, 210)
+"""Width and height (px) around a lens grid's cells: axis titles and labels, title, colour bar."""
+
+
+def _grid_layout(fig: go.Figure, text: list[list[str]], n_rows: int, n_cols: int) -> None:
+    """Size a lens grid so that every column fits its widest cell text and every column gets its label (a wide grid is
+    wider than the page: the widget scrolls it, the report page too)."""
+    size = heatmap_cells(n_rows, n_cols, [t for row in text for t in row], min_col_px=24, extra=GRID_EXTRA)
+    fig.update_layout(**size)
+    fig.update_xaxes(tickangle=-45, tickfont=dict(size=max(MIN_FONT, 11)))
 
 
 CLIP_QUANTILE = 0.9
@@ -47,7 +62,7 @@ def lens_heatmap(result: LensResult, stat: str = "final_prob", *, stride: int = 
     z, opts = _colour(stat, grid[rows])
     x = labels(result.tokens)
     y = [result.layers[r] for r in rows]
-    text = [[label(result.top_tokens[r][p][0]) for p in range(len(result.tokens))] for r in rows]
+    text = [[label(shorten(result.top_tokens[r][p][0], CELL_CHARS)) for p in range(len(result.tokens))] for r in rows]
     hover = []
     for r in rows:
         line = []
@@ -56,12 +71,13 @@ def lens_heatmap(result: LensResult, stat: str = "final_prob", *, stride: int = 
             line.append(f"layer {escape(result.layers[r])}, pos {p} ({label(result.tokens[p])})<br>{STATISTICS[stat][1]}: "
                         f"{grid[r, p]:.4g}<br><b>top-{len(result.top_tokens[r][p])}</b><br>{top}")
         hover.append(line)
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", textfont=dict(size=10), customdata=hover,
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, text=text, texttemplate="%{text}", customdata=hover,
                                hovertemplate="%{customdata}<extra></extra>", **opts))
     what = "tuned lens" if result.lens == "tuned" else "logit lens"
     target = f", target {result.target!r}" if result.target is not None and stat.startswith("target") else ""
-    base_layout(fig, title or f"{what}: {STATISTICS[stat][1]}{target}", height=120 + 28 * len(rows))
-    fig.update_xaxes(title="position (input token)", tickangle=-45)
+    base_layout(fig, title or f"{what}: {STATISTICS[stat][1]}{target}")
+    _grid_layout(fig, text, len(rows), len(x))
+    fig.update_xaxes(title="position (input token)")
     fig.update_yaxes(title="residual stream", type="category")
     return fig
 
@@ -101,7 +117,7 @@ def latent_heatmap(result: LatentLensResult, *, stride: int = 1, title: str | No
     """LatentLens grid: cell text = top-1 neighbour token, colour = its cosine, hover = top-k with context and source layer."""
     rows = layer_stride(len(result.layers), stride)
     z = result.sims[rows, :, 0].float().numpy()
-    text = [[label(result.neighbours[r][p][0]) for p in range(len(result.tokens))] for r in rows]
+    text = [[label(shorten(result.neighbours[r][p][0], CELL_CHARS)) for p in range(len(result.tokens))] for r in rows]
     hover = []
     for r in rows:
         line = []
@@ -113,10 +129,11 @@ def latent_heatmap(result: LatentLensResult, *, stride: int = 1, title: str | No
             line.append(f"layer {escape(result.labels[r])}, pos {p} ({label(result.tokens[p])}), {quality}<br>" + "<br>".join(items))
         hover.append(line)
     fig = go.Figure(go.Heatmap(z=z, x=labels(result.tokens), y=[result.labels[r] for r in rows], text=text, texttemplate="%{text}",
-                               textfont=dict(size=10), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+                               customdata=hover, hovertemplate="%{customdata}<extra></extra>",
                                colorscale=SEQUENTIAL, zmin=max(0.0, float(z.min())), zmax=1, colorbar=dict(title="cosine")))
-    base_layout(fig, title or "LatentLens: nearest corpus token (cosine)", height=120 + 28 * len(rows))
-    fig.update_xaxes(title="position (input token)", tickangle=-45)
+    base_layout(fig, title or "LatentLens: nearest corpus token (cosine)")
+    _grid_layout(fig, text, len(rows), len(result.tokens))
+    fig.update_xaxes(title="position (input token)")
     fig.update_yaxes(title="query layer", type="category")
     return fig
 

@@ -124,7 +124,8 @@ def test_figure_opens_when_shown_with_its_traces_and_only_once(comm_opens):
     assert names.index("AnyModel") < names.index("VBoxModel")  # the figure's model exists before the box names it
     (fig_state,) = [state for name, state in comm_opens if name == "AnyModel"]
     assert [list(trace["y"]) for trace in fig_state["_widget_data"]] == [[0, 2, 4]]  # the opening message holds the data
-    assert f"IPY_MODEL_{t.fig.model_id}" in t.get_state()["children"]
+    (box,) = [b for f, b in t._boxes if f is t.fig]  # the explorer holds each figure in a scroll box
+    assert f"IPY_MODEL_{box.model_id}" in t.get_state()["children"] and f"IPY_MODEL_{t.fig.model_id}" in box.get_state()["children"]
     t.k.value = 3  # later changes update the same model in place
     t._repr_mimebundle_()
     assert names.count("AnyModel") == 1 and [n for n, _ in comm_opens].count("AnyModel") == 1
