@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--captions", type=int, default=20)
     p.add_argument("--n-steps", type=int, default=25, help="IG points per sequence (the fit's cost)")
     p.add_argument("--layers", default="5,10,15,20,25")
+    p.add_argument("--read", default="prompt", choices=["prompt", "last"],
+                   help="where GrAInS reads its deltas: the last prompt token (where the one-token answer is predicted) "
+                        "or the answer token")
+    p.add_argument("--aggregate", default="pca", choices=["pca", "mean"])
     p.add_argument("--budget", type=float, default=0.05, help="train-side perplexity budget for the choice of alpha")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("bench/results/vlm_grains.md"))
@@ -108,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     errors = error_types(model, held)
     t = time.perf_counter()
-    grains = fit_grains_vlm(model, fit_set, layers=layers, n_steps=a.n_steps, progress=True)
+    grains = fit_grains_vlm(model, fit_set, layers=layers, n_steps=a.n_steps, read=a.read, aggregate=a.aggregate,
+                            progress=True)
     fit_s = time.perf_counter() - t
     md = fit_mean_difference_vlm(model, fit_set, layers)
     print(f"fit {len(fit_set)} examples in {fit_s:.0f} s", flush=True)
@@ -145,7 +150,8 @@ def write(a, model, fit_set, select, held, errors, grains, md, chosen, evals, fi
         f"# GrAInS against colour hallucination on `{a.model}`", "",
         f"Command: `nice -n 10 python bench/vlm_grains.py --model {a.model} --fit-scenes {a.fit_scenes} --select-scenes "
         f"{a.select_scenes} --heldout-scenes {a.heldout_scenes} --captions {a.captions} --n-steps {a.n_steps} --layers "
-        f"{a.layers} --budget {a.budget} --threads {a.threads}` (2-core CPU shared with other jobs; seconds are rough). "
+        f"{a.layers} --read {a.read} --aggregate {a.aggregate} --budget {a.budget} --threads {a.threads}` "
+        "(2-core CPU shared with other jobs; seconds are rough). "
         f"Whole run {total_s / 60:.1f} min after loading, the GrAInS fit {fit_s:.0f} s; peak RSS {peak:.0f} MB.", "",
         "**Task.** Questions are caption cuts before each object's colour word (bench/vlm_attribution.py's construction) "
         "on scenes of 1-6 objects; the VLM was trained to caption 1-3. Preferred: the true colour; dispreferred: the next "
@@ -157,8 +163,10 @@ def write(a, model, fit_set, select, held, errors, grains, md, chosen, evals, fi
         "**Why the model errs (no steering, held-out).** " + ", ".join(f"{k}: {v}" for k, v in errors.most_common()) +
         f". Of the {n_err} wrong first words, "
         f"{sum(v for k, v in errors.items() if 'object' in k)} name the colour of another object in the picture.", "",
-        f"GrAInS fit: k = GrAInS default (10, at most a quarter of the maskable positions), PCA, read at the last token, "
-        f"BOS and answer never masked; {grains.meta['masked_visual']:.0%} of the masked positions were visual tokens (a "
+        f"GrAInS fit: k = GrAInS default (10, at most a quarter of the maskable positions), {a.aggregate}, read at the "
+        f"{'last prompt token' if a.read == 'prompt' else 'answer token'}, BOS and answer never masked; mean difference "
+        f"reads at the answer token (the one place where x+y+ and x+y- differ); {grains.meta['masked_visual']:.0%} of the "
+        "masked positions were visual tokens (a "
         f"masked visual token becomes its image's mean visual token); mean IG completeness error of the contrast "
         f"{grains.meta['completeness_error']:.2f} (a difference of two sequences' changes, see "
         f"`interp.steering.attribution.completeness_note`). Cosine of the GrAInS and mean-difference vectors per layer: "
