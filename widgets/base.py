@@ -56,6 +56,23 @@ class _OpensWhenShown:
         return super()._repr_mimebundle_(**kwargs)
 
 
+_READY = "interp-figure-ready"
+_LOADING_ESM = f"export default {{ initialize({{ model }}) {{ model.send({{ event: '{_READY}' }}); }} }};\n"
+"""The JavaScript module a ``Figure`` opens with: it only tells the kernel that the model is up, and the kernel answers
+with plotly's own module (its 5 MB widget bundle) as an ``_esm`` update.
+
+Why: anywidget 0.11 gives each model 2 s (a fixed ``AbortSignal.timeout(2000)`` in its front-end ``Runtime``) to import
+its module, else it logs "[anywidget] Failed to initialize model." and every later message to that model fails on the
+rejected promise (``AnyModel._handle_comm_msg`` awaits it). Each figure imports plotly's bundle from a blob of its own:
+3.4 s for one and 9.5 s for three at once in headless Chromium on the project's 2-core machine, so the SmolLM2 lens,
+sink and attribution explorers logged three such errors in JupyterLab. Opened with this module the model is ready at
+once; the bundle follows only then (not on a timer: while another figure's bundle is being parsed, the page's one thread
+is busy for seconds, and a model opened meanwhile would miss its 2 s again), as an ``_esm`` change, which anywidget
+loads as a hot update with no deadline and then draws the view with (from ``_widget_data`` / ``_widget_layout``, kept
+current by ``show_figure``: deltas sent while the bundle loads reach no listener). The kernel reads the message when it
+is idle, so during a "Run All" the figures draw once the queued cells have run."""
+
+
 class Figure(_OpensWhenShown, go.FigureWidget):
     """The widgets' figure: a ``go.FigureWidget`` whose comm opens when it is first shown, with its traces and layout
     in the opening message. Update it in place (``show_figure``, ``fig.data[i].y = ...``); never replace the widget.
@@ -72,10 +89,24 @@ class Figure(_OpensWhenShown, go.FigureWidget):
 
     def open(self) -> None:
         if self._shown and self.comm is None:
-            # what plotly's own _repr_mimebundle_ does before a display: the traits the browser draws from
-            self._widget_data = deepcopy(self._data)
-            self._widget_layout = deepcopy(self._layout_obj._props)
+            self.sync_state()
+            # open with a module that loads at once; plotly's follows when the page says the model is up (_LOADING_ESM)
+            self._plotly_esm, self._esm = self._esm, _LOADING_ESM
+            self.on_msg(self._on_ready)
+            super().open()
+            return
         super().open()
+
+    def _on_ready(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("event") == _READY and self._esm == _LOADING_ESM:
+            self._esm = self._plotly_esm
+
+    def sync_state(self) -> None:
+        """Set the traits the browser draws a new view from (``_widget_data``, ``_widget_layout``) to the figure's
+        current traces and layout, as plotly's own ``_repr_mimebundle_`` does before a display. (The browser redraws
+        from the update messages, not from these; they matter to a view that starts later.)"""
+        self._widget_data = deepcopy(self._data)
+        self._widget_layout = deepcopy(self._layout_obj._props)
 
 
 class _FigureBox(_OpensWhenShown, W.VBox):
@@ -89,6 +120,7 @@ def show_figure(target: Figure, fig: go.Figure) -> None:
         target.data = []
         target.add_traces(list(fig.data))
         target.layout = fig.layout
+    target.sync_state()  # a view whose plotly module is still loading draws this state (see _LOADING_ESM)
 
 
 def html_table(columns: Sequence[str] | None, rows: Iterable[Sequence[object]], *, escape: bool = True) -> str:

@@ -10,6 +10,7 @@ column (input token) labelled. The page may log no console error at all (none is
 from __future__ import annotations
 
 import json
+import time
 
 import nbformat
 import pytest
@@ -71,6 +72,14 @@ def test_explorers_legible_at_smollm2_scale(lab_page, lab, tmp_path):  # noqa: F
             if columns != [51]:
                 found[title].append(f"lens grid column labels drawn: {columns} (51 tokens)")
         _screenshot(page, f"legibility_{i}", view)
+    # the figures follow their controls after the page has loaded them: the lens colour goes to entropy
+    lens = nb.explorers().nth(0)
+    before = nb.fingerprint(lens)
+    lens.locator(".widget-dropdown select").nth(1).select_option("entropy")
+    deadline = time.monotonic() + 300
+    while nb.fingerprint(lens) == before or "entropy" not in lens.locator(".gtitle").first.text_content():
+        assert time.monotonic() < deadline, "the lens grid did not follow its colour control"
+        time.sleep(0.5)
     (tmp_path / "legibility.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     print("console errors:", json.dumps(page.console_errors))
