@@ -157,3 +157,33 @@ def test_show_figure_and_html_table():
     table = html_table(["a<b", "c"], [[1, "<i>x</i>"]])
     assert "a&lt;b" in table and "&lt;i&gt;x&lt;/i&gt;" in table and table.count("<tr>") == 2
     assert "<i>x</i>" in html_table(None, [[1, "<i>x</i>"]], escape=False) and "<th" not in html_table(None, [[1]])
+
+
+def test_figure_opens_with_a_loader_then_gets_plotly_once_the_page_says_ready(comm_opens):
+    """anywidget gives a model 2 s to import its module; plotly's 5 MB bundle takes longer in a busy browser, so a
+    ``Figure`` opens with a one-line module that reports ready, and plotly's follows on that report (once)."""
+    from widgets.base import _LOADING_ESM, _READY
+
+    plotly_esm = go.FigureWidget()._esm  # (a plain FigureWidget opens at once, with it)
+    comm_opens.clear()
+    t = Toy()
+    t._repr_mimebundle_()
+    (fig_state,) = [state for name, state in comm_opens if name == "AnyModel"]
+    assert fig_state["_esm"] == _LOADING_ESM and len(fig_state["_esm"]) < 200 and len(plotly_esm) > 1_000_000
+    t.fig._on_ready(t.fig, {"event": "something else"}, [])
+    assert t.fig._esm == _LOADING_ESM
+    t.fig._on_ready(t.fig, {"event": _READY}, [])
+    assert t.fig._esm == plotly_esm
+    # the state a view draws from when it starts later follows show_figure
+    show_figure(t.fig, go.Figure(go.Bar(y=[4, 5]), layout=dict(title="new")))
+    assert [list(d["y"]) for d in t.fig._widget_data] == [[4, 5]] and t.fig._widget_layout["title"]["text"] == "new"
+
+
+def test_an_empty_figure_is_hidden_and_tall_ones_scroll():
+    t = Toy()
+    (box,) = [b for f, b in t._boxes if f is t.fig]
+    assert box.layout.overflow == "auto" and box.layout.max_height.endswith("px")
+    t.run(lambda: setattr(t.fig, "data", []))
+    assert box.layout.display == "none"
+    t.run(lambda: show_figure(t.fig, go.Figure(go.Scatter(y=[1]))))
+    assert box.layout.display == ""
