@@ -2,7 +2,8 @@
 
 The CPU test tiers cannot see device bugs (the first GPU run found ReAGent mixing a CPU mask with a CUDA one;
 bench/results/gpu_real.md). This runs each capability on ``--device`` with ``stories`` / ``bb`` / ``scenes-vlm``
-(bundled, nothing to carry; the VLM check covers images through lenses, attribution, the scan and the report) and prints one PASS / FAIL line per check with its seconds, then a traceback for each failure:
+(bundled, nothing to carry; the VLM check covers images through lenses, attribution, the scan and the report) and
+prints one PASS / FAIL line per check with its seconds, then a traceback for each failure:
 
     python bench/gpu_smoke.py --device cuda [--out DIR]      # reports written to DIR (default: a temporary folder)
 

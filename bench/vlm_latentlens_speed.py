@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     for i, s in enumerate(world.scenes(a.images, "heldout")):
         vin = encode(model, [s.pixels])
 
-        def ours():
+        def ours(s=s):
             return visual_lens(model, [s.pixels], lens="latent", index=index, k=a.k)
 
-        def twin():
+        def twin(vin=vin):
             return hand_glued(hf, vin.ids, vin.pixel_values, vin.visual, E, a.k)
 
         order = (ours, twin) if i % 2 == 0 else (twin, ours)
