@@ -10,7 +10,7 @@ import torch
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from interp.viz.common import MIN_FONT, SEQUENTIAL, base_layout, heatmap_cells, label, labels, visible
+from interp.viz.common import MIN_FONT, SEQUENTIAL, base_layout, escape, heatmap_cells, label, labels, visible
 from interp.viz.heads import head_set_text, layer_ranges, top_heads
 
 TOKEN_PX = 16
@@ -173,7 +173,7 @@ def activity_bars(activity, max_heads: int = 40) -> go.Figure:
         colour = _DOMAIN_COLOURS[d % len(_DOMAIN_COLOURS)]
         dorm = activity.dormant[d].flatten()[keep].tolist()
         fig.add_trace(go.Bar(x=heads, y=activity.sink[d].flatten()[keep].tolist(), name=label(str(name)), legendgroup=str(name),
-                             marker_color=colour, text=["dormant" if x else "" for x in dorm],
+                             marker_color=colour, text=["dormant" if x else "" for x in dorm], textposition="none",
                              hovertemplate="%{x}: %{y:.3f} %{text}<extra></extra>"), 1, 1)
         fig.add_trace(go.Bar(x=heads, y=activity.dloss_zero[d].flatten()[keep].tolist(), name=label(str(name)),
                              legendgroup=str(name), marker_color=colour, showlegend=False,
@@ -187,8 +187,12 @@ def activity_bars(activity, max_heads: int = 40) -> go.Figure:
                  else f"; the {len(keep)} of {total} heads that sink most")
     else:
         shown = ""
-    return base_layout(fig, f"Active/dormant heads by domain (dormant: sink ≥ {activity.sink_threshold}, "
-                            f"|Δloss| < {activity.tolerance}{shown})", height=520)
+    base_layout(fig, "Active/dormant heads by domain", height=560)
+    detail = escape(f"dormant: sink ≥ {activity.sink_threshold}, |Δloss| < {activity.tolerance}{shown}")
+    # two title lines (one would run past a narrow figure's edge), above the panel titles; a width for every bar group
+    fig.update_layout(title_text=f"{fig.layout.title.text}<br><span style='font-size:12px'>{detail}</span>", margin=dict(t=110),
+                      width=max(700, 300 + len(keep) * (12 * n_d + 14)))
+    return fig
 
 
 def probe_bars(probe, highlight: list[int] | None = None) -> go.Figure:

@@ -34,7 +34,7 @@ PROMPT = ("The Eiffel Tower, finished in 1889 for the World's Fair, stands besid
           "France. Each year millions of visitors climb its iron stairs to look out over the city, and the")
 """51 SmolLM2 tokens (the newcomer's trial used 20-60 token prompts)."""
 
-MAX_HEIGHT = {"Lens explorer": 1200, "Sink explorer": 2800, "Token attribution": 1200}
+MAX_HEIGHT = {"Lens explorer": 1200, "Sink explorer": 2800, "Token attribution": 1200, "Sink explorer, domains compared": 3350}
 """Bounds on each view's height (CSS px) in a 1280 x 900 window: tall figures scroll inside their box instead of
 growing the page (the sink explorer was 4,500 px tall)."""
 
@@ -44,7 +44,8 @@ CELLS = [
     f"torch.manual_seed(0)\nmodel = load_model('smollm2-135m', device='cpu')\nPROMPT = {PROMPT!r}\n"
     "print(len(model.to_str_tokens(PROMPT)), 'tokens')",
     "LensExplorer(model, PROMPT)",
-    "SinkExplorer(model, PROMPT)",
+    "sink = SinkExplorer(model, PROMPT, domains='code: def add(a, b): return a + b\\nprose: The cat sat on the mat by the door.')\n"
+    "sink.n_ablate.value = 9  # Compare domains ablates the 9 heads whose sink score differs most\nsink",
     "AttributionExplorer(model, PROMPT)",
 ]
 
@@ -80,6 +81,17 @@ def test_explorers_legible_at_smollm2_scale(lab_page, lab, tmp_path):  # noqa: F
     while nb.fingerprint(lens) == before or "entropy" not in lens.locator(".gtitle").first.text_content():
         assert time.monotonic() < deadline, "the lens grid did not follow its colour control"
         time.sleep(0.5)
+    # the sink explorer's domain comparison adds its bar chart (a legend, two panels): legible too
+    sink = nb.explorers().nth(1)
+    _wait_controls_enabled(sink, 300)
+    sink.get_by_role("button", name="Compare domains").click()
+    sink.locator(".gtitle", has_text="Active/dormant heads").wait_for(timeout=300_000)
+    _wait_controls_enabled(sink, 300)
+    title = "Sink explorer, domains compared"
+    m = measure(sink)
+    found[title] = problems(m, MAX_HEIGHT[title])
+    report[title] = {k: m[k] for k in ("height", "texts", "ticks")} | {"problems": found[title]}
+    _screenshot(page, "legibility_domains", sink.locator(".gtitle", has_text="Active/dormant heads"))
     (tmp_path / "legibility.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
     print("console errors:", json.dumps(page.console_errors))
