@@ -74,7 +74,8 @@ def encode_prompts(model, prompts, max_len: int | None = None) -> VisionRows:
         prompts = [prompts]
     out = VisionRows([], [], [], [])
     for i, p in enumerate(prompts):
-        if not (isinstance(p, str) or is_parts(p)):
+        text_parts = isinstance(p, (list, tuple)) and bool(p) and all(isinstance(x, str) for x in p)
+        if not (isinstance(p, str) or is_parts(p) or text_parts):
             raise InterpError(f"prompt {i} is a {type(p).__name__}: give a list of text and image parts, or a string")
         if isinstance(p, str) and not p.strip():
             raise InterpError(f"prompt {i} is empty: give at least one word or an image")
