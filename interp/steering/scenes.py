@@ -4,7 +4,7 @@ The questions are the caption cuts that bench/vlm_attribution.py and the attribu
 (``Scene.caption_cuts``): the prompt is the image and the caption so far (``[pixels, " red circle,"]``), the answer the
 next object's colour word, decided by that object's patch. A VLM trained on captions of 1-3-object scenes, as both
 VLMs here were, hallucinates colours on busier scenes: at up to 6 objects the SmolLM2 VLM names the right colour
-first on about 0.68 of cuts (0.93 at up to 3; bench/results/vlm_grains.md). The contrast of a cut:
+first on 0.68 of 109 held-out cuts (bench/results/vlm_grains.md; 0.93 at up to 3 objects on 30 held-out scenes). The contrast of a cut:
 
 - preferred: the true colour of the object (``" red"``);
 - dispreferred: a plausible wrong colour, **another colour present in the scene** (the colour of another object: the
