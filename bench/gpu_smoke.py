@@ -113,6 +113,13 @@ def checks(device: str, out: Path) -> list[tuple[str, object]]:
         for method in ("gradient_norm", "integrated_gradients", "occlusion"):
             assert attribute(vlm, prompt, method=method).patch_scores().shape == (1, 4, 4)
         scan(vlm, [prompt] * 3, progress=False)
+        from interp.steering.scenes import scene_captions, scene_contrast
+        from interp.steering.vision import evaluate_vlm, fit_grains_vlm
+
+        examples = scene_contrast("train", 2)[:3]
+        vecs = fit_grains_vlm(vlm, examples, layers=[2], n_steps=8, progress=False)
+        evaluate_vlm(vlm, {"grains": vecs}, scene_contrast("heldout", 2)[:3], alphas=[1.0],
+                     captions=scene_captions("heldout", 2), progress=False)
         rep = build_report(vlm, image=s.pixels, progress=False)
         failed = [(sec.title, v) for sec in rep.sections for kind, v in sec.items if kind == "error"]
         assert not failed, f"report sections failed: {failed}"
@@ -121,7 +128,8 @@ def checks(device: str, out: Path) -> list[tuple[str, object]]:
             ("sharded index build + search", index_cli), ("extreme tokens: scan + head activity", extreme),
             ("attribution: every method", attribution), ("steering: bundled recipe", steering),
             ("bigram subnetwork: 3 steps", subnetworks), ("HTML report", report),
-            ("VLM (scenes-vlm): visual lenses, attribution over patches, image scan, report with an image", vision)]
+            ("VLM (scenes-vlm): visual lenses, attribution over patches, image scan, GrAInS fit + evaluation, report "
+             "with an image", vision)]
 
 
 def main() -> int:
