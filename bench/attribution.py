@@ -46,8 +46,8 @@ def examples(model, n: int, width: int = 24):
 
     out = []
     for e in ground_truth_examples(model, 4 * n + 20):
-        ids = model.to_tokens(e.prompt)[0]
-        L, src = len(ids), e.source
+        ids = model.to_tokens(e.text)[0]
+        L, src = len(ids), e.sources[0]
         if L > width:
             if src < L - (width - 1):
                 continue

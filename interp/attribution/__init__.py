@@ -12,10 +12,11 @@ and IG turn a token's d_model scores into one; ``max_points=`` (default ``MAX_PO
 either IG method (``n_steps``/``max_steps``, the former names, are deprecated). ``captum_ref.captum_layer_ig`` is the
 captum ``LayerIntegratedGradients`` reference that embedding IG is tested against.
 
-Layers inside the package (pyproject.toml's import-linter contract): evaluation (``compare``, ``truth``,
-``captum_ref``, ``planted``) over ``faithfulness`` and the built-in ``methods`` over the ``registry`` (the entry point)
-and ``settings`` over the algorithms (``attention_ig``, ``reagent``; ``ig``, ``samplers``) over their parts
-(``objectives``, ``forward``, ``baselines``, ``quadrature``; ``lean``, ``reduction``, ``vision``, ``result``).
+Layers inside the package (pyproject.toml's import-linter contract): evaluation (``compare``, ``captum_ref``,
+``planted``) over ``truth`` (the one ground-truth record, ``TruthPrompt``), ``faithfulness`` and the built-in
+``methods``, over the ``registry`` (the entry point), over the algorithms (``attention_ig``, ``reagent``; ``ig``,
+``samplers``) over their parts (``objectives``, ``settings``, ``forward``, ``baselines``, ``quadrature``; ``lean``,
+``reduction``, ``vision``, ``result``).
 """
 
 from interp.attribution import methods as _methods  # noqa: F401  (the one place the built-in methods are registered)

@@ -17,26 +17,23 @@ from tqdm.auto import tqdm
 
 from interp.attribution.faithfulness import faithfulness
 from interp.attribution.registry import attribute, method_names
+from interp.attribution.truth import TruthPrompt
 from interp.errors import InterpError
 from interp.models import model_name
 from interp.results import Result
 
-__all__ = ["Comparison", "compare", "ground_truth_examples", "GroundTruthExample"]
+__all__ = ["Comparison", "compare", "ground_truth_examples"]
 
 
-@dataclass(frozen=True)
-class GroundTruthExample:
-    """A prompt whose next token ``target_id`` is decided by the token at ``source`` (BOS is position 0)."""
-
-    prompt: str
-    target_id: int
-    source: int
-    kind: str
+def _truth(model, prompt: str, target_id: int, source: int, kind: str) -> TruthPrompt:
+    return TruthPrompt(model.to_tokens(prompt)[0].cpu(), int(target_id), (int(source),), kind, prompt)
 
 
 def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | None = None,
-                          correct_only: bool = False) -> list[GroundTruthExample]:
-    """``n`` decided prompts of the stories corpus (``interp.zoo.ground_truth.decided_prompts``) for ``model``.
+                          correct_only: bool = False) -> list[TruthPrompt]:
+    """``n`` decided prompts of the stories corpus (``interp.zoo.ground_truth.decided_prompts``) for ``model``, as
+    ``truth.TruthPrompt`` (the one ground-truth record: ``text``, ``tokens``, ``target_id`` and the deciding position
+    in ``sources``).
 
     The target is the first token of the decided word (with its leading space); only prompts where the model's
     tokens agree with the tokenizer's are kept. ``width``: cut each prompt to its last ``width - 1`` tokens (plus
@@ -48,7 +45,7 @@ def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | No
     from interp.zoo.ground_truth import decided_prompts
 
     tok = model.tokenizer
-    out: list[GroundTruthExample] = []
+    out: list[TruthPrompt] = []
     for dp in decided_prompts(max(n * 2, n + 20), seed=seed):
         ids = tok(dp.prompt).input_ids
         if model.to_tokens(dp.prompt)[0].tolist() != ids:
@@ -59,7 +56,7 @@ def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | No
             continue
         target = tok(" " + dp.target, add_special_tokens=False).input_ids
         if target:
-            out.append(GroundTruthExample(dp.prompt, int(target[0]), src, dp.kind))
+            out.append(_truth(model, dp.prompt, int(target[0]), src, dp.kind))
         if len(out) == n:
             break
     if not out:
@@ -68,11 +65,11 @@ def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | No
 
 
 @torch.no_grad()
-def _cropped(model, n: int, seed: int, width: int | None, correct_only: bool) -> list[GroundTruthExample]:
-    out: list[GroundTruthExample] = []
+def _cropped(model, n: int, seed: int, width: int | None, correct_only: bool) -> list[TruthPrompt]:
+    out: list[TruthPrompt] = []
     for e in ground_truth_examples(model, 4 * n + 20, seed):
-        ids = model.to_tokens(e.prompt)[0]
-        L, src, prompt = len(ids), e.source, e.prompt
+        ids = model.to_tokens(e.text)[0]
+        L, src, prompt = len(ids), e.sources[0], e.text
         if width is not None and L > width:
             if src < L - (width - 1):
                 continue
@@ -82,7 +79,7 @@ def _cropped(model, n: int, seed: int, width: int | None, correct_only: bool) ->
                 continue
         if correct_only and int(model(ids[None])[0, -1].argmax()) != e.target_id:
             continue
-        out.append(GroundTruthExample(prompt, e.target_id, src, e.kind))
+        out.append(_truth(model, prompt, e.target_id, src, e.kind))
         if len(out) == n:
             break
     return out
@@ -125,21 +122,22 @@ class Comparison(Result):
                 for i, m in enumerate(self.methods)]
 
 
-def compare(model, prompts: list[str] | list[GroundTruthExample], methods: list[str] | None = None, *,
+def compare(model, prompts: list[str] | list[TruthPrompt], methods: list[str] | None = None, *,
             targets: list | None = None, sources: list[int] | None = None, faithful: bool = True, n_samples: int = 4,
             method_options: dict[str, dict] | None = None, progress: bool = True) -> Comparison:
     """Attribute each prompt with each method; returns a ``Comparison`` ranked by ``Comparison.ranking()``.
 
     ``prompts``: strings (with optional ``targets``, default the greedy next token, and ``sources``, the
-    ground-truth source positions) or ``GroundTruthExample``s. ``methods``: default every registered method.
+    ground-truth source positions) or ``truth.TruthPrompt`` records (a hit: the top-1 token is one of its
+    ``sources``). ``methods``: default every registered method.
     ``method_options``: per-method keyword options, e.g. ``{"reagent": {"num_probes": 8}}``.
     """
     import time
 
-    if prompts and isinstance(prompts[0], GroundTruthExample):
+    if prompts and isinstance(prompts[0], TruthPrompt):
         targets = [p.target_id for p in prompts]
-        sources = [p.source for p in prompts]
-        prompts = [p.prompt for p in prompts]
+        sources = [p.sources for p in prompts]
+        prompts = [p.text for p in prompts]
     if not prompts:
         raise InterpError("compare() needs at least one prompt")
     methods = methods or method_names()
@@ -161,7 +159,8 @@ def compare(model, prompts: list[str] | list[GroundTruthExample], methods: list[
                 a = attribute(model, prompt, target, method=method, **method_options.get(method, {}))
             seconds[i] += time.perf_counter() - t0
             if sources is not None:
-                top1[i, k] = float(a.top(1)[0] == sources[k])
+                own = sources[k] if isinstance(sources[k], (tuple, list)) else (sources[k],)
+                top1[i, k] = float(a.top(1)[0] in own)
             if faithful:
                 f = faithfulness(model, a, n_samples=n_samples, seed=k).to_dict()
                 for m in metrics:

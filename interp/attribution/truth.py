@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
-from interp.models import model_device
+from interp.models import greedy_ids
 
 __all__ = ["TruthPrompt", "induction_prompts", "fact_prompts", "truth_rates", "WORDS", "FACTS"]
 
@@ -240,9 +240,8 @@ def _single(tok, word: str) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
-@torch.no_grad()
 def _greedy(model, tokens: torch.Tensor) -> int:
-    return int(model(tokens[None].to(model_device(model)), logits_to_keep=1)[0, -1].argmax())
+    return int(greedy_ids(model, tokens)[0, -1])
 
 
 def induction_prompts(model, n: int = 60, *, seed: int = 0, n_words: int = 10, correct_only: bool = True,
