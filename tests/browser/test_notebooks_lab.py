@@ -31,13 +31,9 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 PROBE = Path(__file__).with_name("probe.ipynb")
 
 # Console messages that are not errors of this project. Each entry says why it is benign.
-BENIGN_CONSOLE = [
-    # anywidget 0.11 logs this when a model's JavaScript takes more than 2 s to initialize (a hard-coded
-    # AbortSignal.timeout(2000) in its Runtime); parsing plotly's 5 MB widget bundle on a busy 2-core machine
-    # takes longer. Whether the widgets work is checked directly instead: every view must be drawn and its
-    # figure must follow a control (a model that really failed would drop those updates and fail the test).
-    r"^\[anywidget\] Failed to initialize model\.$",
-]
+BENIGN_CONSOLE: list[str] = []
+"""Console messages that are not failures (none: anywidget's "Failed to initialize model", logged when a model's
+JavaScript took over 2 s, is gone since widgets.base.Figure loads plotly's bundle after the model is up)."""
 
 
 def _serious(messages: list[str]) -> list[str]:
