@@ -38,15 +38,21 @@ def encode(model, example: ContrastExample) -> Encoded:
     Raises ``InterpError`` when an answer tokenises to nothing or the sequence exceeds the context.
     """
     prompt = to_tokens(model, example.prompt)[0].cpu()
+    return Encoded(prompt, *_answers(model, example, prompt, example.prompt))
+
+
+def _answers(model, example, prompt: torch.Tensor, label: str) -> list[torch.Tensor]:
+    """[preferred ids, dispreferred ids] of ``example`` (no BOS), each checked to be non-empty and to fit the context
+    after ``prompt`` [P]; ``label`` names the example in the error."""
     answers = []
     for name in ("preferred", "dispreferred"):
         ids = text_ids(model, getattr(example, name), prepend_bos=False)
         if ids.numel() == 0:
-            raise InterpError(f"the {name} answer {getattr(example, name)!r} of {example.prompt!r} has no tokens")
+            raise InterpError(f"the {name} answer {getattr(example, name)!r} of {label!r} has no tokens")
         if prompt.numel() + ids.numel() > model.cfg.n_ctx:
-            raise InterpError(f"prompt + {name} answer of {example.prompt!r} is longer than the model's context {model.cfg.n_ctx}")
+            raise InterpError(f"prompt + {name} answer of {label!r} is longer than the model's context {model.cfg.n_ctx}")
         answers.append(ids)
-    return Encoded(prompt, *answers)
+    return answers
 
 
 def encode_parts(model, example: VisionContrast) -> tuple[Encoded, VisionInput]:
@@ -55,15 +61,7 @@ def encode_parts(model, example: VisionContrast) -> tuple[Encoded, VisionInput]:
     ``InterpError`` for images given to a text-only model, an empty answer or a sequence longer than the context."""
     vin = encode_prompt(model, list(example.prompt))
     prompt = vin.ids[0].cpu()
-    answers = []
-    for name in ("preferred", "dispreferred"):
-        ids = text_ids(model, getattr(example, name), prepend_bos=False)
-        if ids.numel() == 0:
-            raise InterpError(f"the {name} answer {getattr(example, name)!r} of {example.text()!r} has no tokens")
-        if prompt.numel() + ids.numel() > model.cfg.n_ctx:
-            raise InterpError(f"prompt + {name} answer of {example.text()!r} is longer than the model's context {model.cfg.n_ctx}")
-        answers.append(ids)
-    return Encoded(prompt, *answers), vin
+    return Encoded(prompt, *_answers(model, example, prompt, example.text())), vin
 
 
 @torch.no_grad()
