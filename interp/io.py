@@ -246,7 +246,7 @@ def folder_problem(folder: str | Path, files, manifest: str) -> str | None:
     import stat
 
     folder = Path(folder)
-    if not isinstance(files, dict) or not files:
+    if not isinstance(files, dict):
         return f"{manifest} lists no file checksums"
     present = {e.name for e in os.scandir(folder)} - {manifest}
     if present != set(files):
