@@ -80,7 +80,8 @@ def test_invalid_subnetwork_file_is_exit_2_before_any_work(stories, random_model
                                          (["--subnetwork", "/nonexistent.safetensors"], "no such file")])
 def test_bad_arguments(quick_report, capsys, args, match):
     code, err = _run(capsys, *args)
-    _one_line_error(code, err, match)
+    _one_line_error(code, err, match)  # exit 2, one line on stderr, naming the problem
+    assert quick_report == []  # refused before any analysis ran
 
 
 def test_full_disk_at_out(stories, quick_report, tmp_path, capsys):
