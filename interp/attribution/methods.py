@@ -19,7 +19,7 @@ from interp.attribution.forward import LastLogits, trailing_logits
 from interp.attribution.ig import deprecated, embed_hook_name, embedding_ig, points_budget
 from interp.attribution.objectives import TargetObjective, objective_values
 from interp.attribution.reagent import MASKS, REAGENT_REAL, reagent_scores
-from interp.attribution.reduction import check_reduction, reduce_tokens
+from interp.attribution.reduction import reduce_tokens
 from interp.attribution.registry import MethodOutput, masked_scores, register
 from interp.attribution.samplers import make_sampler
 from interp.attribution.settings import (
@@ -126,9 +126,8 @@ def attention_ig(model, tokens, positions, s: AttentionIGSettings, objective: Ob
     return _ig_output(out, tokens, positions)
 
 
-def _embedding_grads(model, tokens, positions, objective: Objective, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _embedding_grads(model, tokens, positions, objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of the objective w.r.t. the token embeddings: (grad, emb), each [target, pos, d_model]."""
-    check_reduction(reduction)
     rows = _rows(tokens, positions).to(model_device(model))
     fn = _target(tokens, positions, objective)
     hook = embed_hook_name(model)
@@ -156,7 +155,7 @@ def input_x_gradient(model, tokens, positions, s: InputXGradientSettings, object
                      progress: Progress) -> MethodOutput:  # noqa: ARG001
     """embedding * d objective / d embedding (log-probability by default), reduced over d_model per token
     (``s.reduction``: "sum", signed, default; "l2" or "abs_sum")."""
-    grad, emb = _embedding_grads(model, tokens, positions, objective, s.reduction)
+    grad, emb = _embedding_grads(model, tokens, positions, objective)
     return MethodOutput(masked_scores(_pad(reduce_tokens(grad * emb, s.reduction).cpu(), tokens.shape[0] - 1), positions))
 
 
@@ -165,7 +164,7 @@ def gradient_norm(model, tokens, positions, s: GradientNormSettings, objective: 
                   progress: Progress) -> MethodOutput:  # noqa: ARG001
     """d objective / d embedding (log-probability by default) reduced over d_model per token: its L2 norm by default
     (non-negative); ``s.reduction`` "abs_sum" (L1) or "sum" (signed) too."""
-    grad, _emb = _embedding_grads(model, tokens, positions, objective, s.reduction)
+    grad, _emb = _embedding_grads(model, tokens, positions, objective)
     return MethodOutput(masked_scores(_pad(reduce_tokens(grad, s.reduction).cpu(), tokens.shape[0] - 1), positions))
 
 

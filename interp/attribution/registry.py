@@ -24,7 +24,7 @@ import torch
 from interp.attribution.objectives import check_objective, objective_name
 from interp.attribution.result import TokenAttribution
 from interp.attribution.settings import Settings, settings_for
-from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs, visual_label
+from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs
 from interp.batch import BatchResult, is_batch, run_batch
 from interp.errors import InterpError
 from interp.models import greedy_ids, model_name, str_tokens
@@ -209,8 +209,8 @@ def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list
     names = str_tokens(model, full)
     info = out.info
     if vin is not None and vin.visual.numel():  # visual tokens named by their patch; which score is which patch
-        for p, patch in zip(vin.visual.tolist(), vin.patches.tolist()):
-            names[p] = visual_label(*patch)
+        for p, label in vin.labels().items():
+            names[p] = label
         info = {**info, "visual": visual_info(vin)}
     given = dict(settings)
     if objective is not None:

@@ -26,7 +26,7 @@ def plan_cost(numels: Sequence[int], n_jobs: int, max_batch_tokens: int) -> dict
     ``{"clean_passes", "intervention_passes", "intervention_tokens"}`` (one clean pass per batch)."""
     passes = 0
     for n in numels:
-        k = max(1, min(n_jobs, max_batch_tokens // max(1, n))) if n_jobs else 1
+        k = max(1, min(n_jobs, max_batch_tokens // max(1, n)))
         passes += -(-n_jobs // k)
     return {"clean_passes": len(numels), "intervention_passes": passes, "intervention_tokens": n_jobs * int(sum(numels))}
 

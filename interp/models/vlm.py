@@ -57,14 +57,13 @@ def vlm_folder(name: str) -> Path:
     ``interp-vlm.json`` and checked on every call, each file hashed once per process); ``InterpError`` when its parts
     or its base model are missing, or the cached folder was damaged or changed."""
     from interp.models.gguf import file_sha256 as _sha
-    from interp.models.gguf import hf_folder
-    from interp.models.real import real_model_file
+    from interp.models.real import real_model_folder
 
     spec = VLM_MODELS[name]
     parts = spec.parts / "parts.safetensors"
     if not parts.is_file():
         raise InterpError(f"the parts of {name!r} are missing from {spec.parts}; retrain them: python -m interp.models.vlm train {name}")
-    lm = hf_folder(real_model_file(spec.base))
+    lm = real_model_folder(spec.base)
     # "v2": folders assembled before their manifest listed file checksums are not reused
     key = hashlib.sha256(("v2" + _sha(parts) + _sha(spec.parts / "config.json") + _lm_sha(lm)).encode()).hexdigest()[:16]
     root = cache_dir("vlm")
@@ -104,7 +103,7 @@ def _checked(folder: Path, key: str) -> Path:
 
 
 def _lm_sha(lm: Path) -> str:
-    """SHA-256 of the LM's weights: the one its conversion manifest records (``hf_folder`` has just checked the file
+    """SHA-256 of the LM's weights: the one its conversion manifest records (``real_model_folder`` has just checked the file
     against it, so it is not read a second time), else hashed here."""
     from interp.models.gguf import MARKER, file_sha256
 
@@ -155,13 +154,12 @@ def train(name: str, steps: int | None = None, threads: int | None = None, out: 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from interp.models.gguf import hf_folder
-    from interp.models.real import real_model_file
+    from interp.models.real import real_model_folder
     from interp.zoo.vlm_build import build_parts
     from interp.zoo.vlm_train import ConnectorRecipe
 
     spec = VLM_MODELS[name]
-    folder = hf_folder(real_model_file(spec.base))
+    folder = real_model_folder(spec.base)
     tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False).eval()
     for p in lm.parameters():

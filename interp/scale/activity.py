@@ -94,4 +94,4 @@ def _run(items, backend, spec, bridge, workers, address, progress, desc, setting
                                    n_scored=meta["n_scored"], sink_threshold=settings["sink_threshold"],
                                    tolerance=settings["tolerance"]))
     merged = merge_activity(shards)
-    return dataclasses.replace(merged, cost={**merged.cost, **meter.cost()})
+    return dataclasses.replace(merged, cost=meter.cost())  # the shards carry no cost of their own

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from interp.attribution.ig import embedding_ig, points_budget
 from interp.attribution.result import TokenAttribution
-from interp.attribution.vision import visual_info, visual_inputs, visual_label
+from interp.attribution.vision import visual_info, visual_inputs
 from interp.errors import InterpError
 from interp.models import model_name, str_tokens
 from interp.steering.data import ContrastExample, VisionContrast
@@ -151,8 +151,8 @@ def grains_attribution(model, example: ContrastExample | VisionContrast, *, max_
     names = str_tokens(model, enc.prompt)
     extra = {}
     if vin is not None and vin.visual.numel():
-        for pos, patch in zip(vin.visual.tolist(), vin.patches.tolist()):
-            names[pos] = visual_label(*patch)
+        for pos, label in vin.labels().items():
+            names[pos] = label
         extra["visual"] = visual_info(vin)
     prompt = example.text() if isinstance(example, VisionContrast) else example.prompt
     return TokenAttribution(

@@ -35,7 +35,7 @@ from interp.steering.attribution import contrast_token_scores
 from interp.steering.data import VisionContrast
 from interp.steering.evaluate import SteeringEval, _named
 from interp.steering.fit import AGGREGATES, _check_layers, _finish, grains_directions, hidden_at, mask_token_id, masked_sequences
-from interp.steering.scoring import Encoded, encode_parts
+from interp.steering.scoring import Encoded, continuation_logprob, encode_parts
 from interp.steering.vectors import SteeringVectors, check_alpha
 
 __all__ = ["fit_grains_vlm", "fit_mean_difference_vlm", "evaluate_vlm", "VlmSteeringEval", "image_groups"]
@@ -274,13 +274,7 @@ def _encode_captions(model, captions) -> list[tuple[Encoded, VisionInput]]:
 
 def _caption_nll(model, enc: list[Encoded], batch_size: int) -> torch.Tensor:
     """[n] summed NLL of each caption's tokens given its prompt (encoded as ``Encoded`` with the caption as answer)."""
-    out = torch.zeros(len(enc), dtype=torch.float64)
-    for start, logp in _logits(model, [e.sequence(+1) for e in enc], batch_size):
-        for j in range(logp.shape[0]):
-            e = enc[start + j]
-            p = len(e.prompt)
-            out[start + j] = -logp[j, p - 1 : p + len(e.preferred) - 1].gather(-1, e.preferred.to(logp.device)[:, None]).sum().cpu()
-    return out
+    return -continuation_logprob(model, [e.prompt for e in enc], [e.preferred for e in enc], batch_size=batch_size)
 
 
 def _score_all(model, items, captions, batch_size) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
