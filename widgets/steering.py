@@ -11,7 +11,7 @@ import torch
 from interp.errors import InterpError
 from interp.predict import greedy_continuation
 from interp.report import Report
-from interp.steering import ContrastExample, SteeringVectors
+from interp.steering import ContrastExample, SteeringVectors, VisionContrast
 from interp.steering.scoring import contrast_gaps, encode
 from interp.viz.common import base_layout, label
 from widgets.base import Explorer, Figure, html_table, show_figure
@@ -78,10 +78,9 @@ class SteeringPlayground(Explorer):
         if not self.fixed:
             return float(contrast_gaps(self.model, [encode(self.model, example)])[0])
         from interp.attribution.vision import visual_inputs
-        from interp.steering.data import VisionContrast
         from interp.steering.scoring import encode_parts
 
-        enc, vin = encode_parts(self.model, VisionContrast(tuple(example[0]), example[1], example[2]))
+        enc, vin = encode_parts(self.model, example)
         with visual_inputs(self.model, vin):
             return float(contrast_gaps(self.model, [enc])[0])
 
@@ -104,8 +103,8 @@ class SteeringPlayground(Explorer):
         prompt = join_prompt(self.fixed, self.prompt.value)
         example = None
         if self.preferred.value.strip() and self.dispreferred.value.strip():
-            example = (ContrastExample(prompt, self.preferred.value, self.dispreferred.value) if not self.fixed
-                       else (prompt, self.preferred.value, self.dispreferred.value))
+            kind = VisionContrast if self.fixed else ContrastExample  # a prompt with images, or text
+            example = kind(tuple(prompt) if self.fixed else prompt, self.preferred.value, self.dispreferred.value)
         if self.fixed:
             self.strip.value = token_strip(self.model, prompt)
         self.progress(0, 3)
