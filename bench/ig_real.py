@@ -69,7 +69,7 @@ def main() -> None:
             print("  adaptive curve (points: error, bound): "
                   + ", ".join(f"{n}: {e:.1e} ({b:.1e})" for n, b, e in out.history), flush=True)
             for n in (16, 32, 64):
-                g = embedding_ig(model, ids[None], fn, method="gausslegendre", n_steps=n, warn_threshold=None)
+                g = embedding_ig(model, ids[None], fn, rule="gausslegendre", max_points=n, warn_threshold=None)
                 print(f"  gausslegendre {n}: error {float(g.completeness_error):.1e}", flush=True)
     pts, errs, times = zip(*rows)
     print(f"\npoints median {statistics.median(pts)}, worst {max(pts)}; error median {statistics.median(errs):.1e}, "

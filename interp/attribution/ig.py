@@ -121,7 +121,7 @@ def embedding_ig(
     objective with an int attribute ``keep`` (``objectives.TargetObjective``) reads only the last ``keep`` positions, and
     then only those logits are computed.
     ``settings`` (default ``IGSettings()``) with ``changes`` (its fields, e.g. ``max_points=64``; ``method``: the
-    former name of ``rule``), each checked (``InterpError`` naming a bad one). ``baseline``: "zero", "zero_keep_bos",
+    former name of ``rule``, deprecated), each checked (``InterpError`` naming a bad one). ``baseline``: "zero", "zero_keep_bos",
     "pad" or "auto" (module docstring).
 
     ``rule="adaptive"`` (default): composite Simpson on a partition of [0, 1] graded towards the baseline and
@@ -142,7 +142,8 @@ def embedding_ig(
     2.4% (median) in 9 s, against 51 points, 0.4% and 1.1 s in float32 (bench/results/gpu_real.md).
     Returns ``IGOutput`` with ``attributions`` [batch, pos]; ``n_steps`` = interpolation points used.
     """
-    if "method" in changes:
+    if "method" in changes:  # the former name of rule
+        deprecated("embedding_ig: method= is deprecated; pass rule= (the IGSettings field)")
         changes["rule"] = changes.pop("method")
     s = (settings or IGSettings()).replace(**changes) if changes else (settings or IGSettings())
     max_points = points_budget(s.max_points, s.n_steps, s.max_steps, "embedding_ig")

@@ -99,7 +99,7 @@ def _contrast_ig(model, encoded, max_points, baseline, internal_batch_size, rows
     for (p_len, _), members in tqdm(chunks, desc="GrAInS IG", disable=not progress):
         tokens = torch.stack([encoded[i].sequence(sign) for i, sign in members])
         out = embedding_ig(model, tokens, answer_logprob_objective(p_len), baseline=baseline, max_points=max_points,
-                           internal_batch_size=internal_batch_size, tolerance=tolerance, method=ig_method,
+                           internal_batch_size=internal_batch_size, tolerance=tolerance, rule=ig_method,
                            warn_threshold=None)
         for r, (i, sign) in enumerate(members):
             scores[(i, sign)] = sign * out.attributions[r]

@@ -220,7 +220,7 @@ def test_ig_completeness_and_internal_batch(family, gpt2, llama):
         assert torch.equal(embedding_ig(model, toks, fn, internal_batch_size=ibs).attributions, full.attributions)
     if family == "llama":
         with pytest.warns(UserWarning, match="completeness error"):
-            zero = embedding_ig(model, toks, fn, baseline="zero", method="gausslegendre", max_points=50)
+            zero = embedding_ig(model, toks, fn, baseline="zero", rule="gausslegendre", max_points=50)
         assert (zero.completeness_error > 0.05).any()
         assert (embedding_ig(model, toks, fn, baseline="zero").completeness_error < 0.01).all()
         assert full.baseline == "zero_keep_bos" and (full.attributions[:, 0] == 0).all()
