@@ -31,6 +31,8 @@ __all__ = ["fit_grains", "fit_mean_difference", "aggregate", "mask_tokens", "mas
            "grains_directions"]
 
 AGGREGATES = ("pca", "mean")
+TEXT_EXCLUDE = ("bos", "answer")
+"""what ``exclude`` of ``fit_grains`` may hold: positions never masked"""
 
 
 def _check_layers(model, layers: int | Sequence[int]) -> list[int]:
@@ -168,13 +170,7 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     Returns ``SteeringVectors`` with ``vectors`` [layer, d_model] (unit norm when ``normalize``) and the fit
     details in ``meta`` (raw norms, selected tokens, mean completeness error of IG, mean residual norm).
     """
-    if aggregate not in AGGREGATES:
-        raise InterpError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
-    if read not in ("last", "prompt"):
-        raise InterpError(f"unknown read position {read!r}; choose 'last' or 'prompt'")
-    bad = set(exclude) - {"bos", "answer"}
-    if bad:
-        raise InterpError(f"unknown exclude entries {sorted(bad)}; choose from 'bos', 'answer'")
+    check_fit_options(aggregate, read, exclude, TEXT_EXCLUDE)
     examples, layers = _check_examples(examples), _check_layers(model, layers)
     enc = [encode(model, e) for e in examples]
     completeness: list[float] = []
@@ -189,14 +185,32 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
                                            progress=progress)
     h = hidden_at(model, seqs, reads, layers, batch_size=batch_size)  # [6n, layer, d]
     v, norms, resid = grains_directions(h, len(enc), aggregate, normalize)
-    meta = dict(
-        n_examples=len(enc), k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline, read=read,
-        exclude=list(exclude), normalized=normalize, raw_norms=norms, mask_id=mid,
-        resid_norm=resid,
-        completeness_error=(sum(completeness) / len(completeness)) if completeness else None,
-        selected=chosen[:50],
-    )
+    meta = grains_meta(len(enc), k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline,
+                       read=read, exclude=exclude, normalize=normalize, norms=norms, mask_id=mid, resid=resid,
+                       completeness=completeness, chosen=chosen)
     return SteeringVectors(v, layers, "grains", model_name(model), "per_token", meta)
+
+
+def check_fit_options(aggregate: str, read: str, exclude: Sequence[str], allowed: Sequence[str]) -> None:
+    """Raise ``InterpError`` naming the choices for an unknown ``aggregate``, ``read`` position or ``exclude`` entry
+    (``allowed``: the entries the caller knows)."""
+    if aggregate not in AGGREGATES:
+        raise InterpError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
+    if read not in ("last", "prompt"):
+        raise InterpError(f"unknown read position {read!r}; choose 'last' or 'prompt'")
+    bad = set(exclude) - set(allowed)
+    if bad:
+        raise InterpError(f"unknown exclude entries {sorted(bad)}; choose from {', '.join(repr(x) for x in allowed)}")
+
+
+def grains_meta(n: int, *, k, aggregate, n_steps, ig_method, baseline, read, exclude, normalize, norms, mask_id, resid,
+                completeness: list[float], chosen: list[dict]) -> dict:
+    """The fit details a GrAInS ``SteeringVectors`` keeps in ``meta`` (options, raw norms, mean residual norm, mean IG
+    completeness error or None, the first 50 examples' selected positions)."""
+    return dict(n_examples=n, k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline, read=read,
+                exclude=list(exclude), normalized=normalize, raw_norms=norms, mask_id=mask_id, resid_norm=resid,
+                completeness_error=(sum(completeness) / len(completeness)) if completeness else None,
+                selected=chosen[:50])
 
 
 def masked_sequences(model, enc: list[Encoded], scores: list[tuple[torch.Tensor, torch.Tensor]], *, k: int | None,

@@ -34,13 +34,23 @@ from interp.models.vision import VisionInput
 from interp.steering.attribution import contrast_token_scores
 from interp.steering.data import VisionContrast
 from interp.steering.evaluate import SteeringEval, _named
-from interp.steering.fit import AGGREGATES, _check_layers, _finish, grains_directions, hidden_at, mask_token_id, masked_sequences
+from interp.steering.fit import (
+    TEXT_EXCLUDE,
+    _check_layers,
+    _finish,
+    check_fit_options,
+    grains_directions,
+    grains_meta,
+    hidden_at,
+    mask_token_id,
+    masked_sequences,
+)
 from interp.steering.scoring import Encoded, continuation_logprob, encode_parts
 from interp.steering.vectors import SteeringVectors, check_alpha
 
 __all__ = ["fit_grains_vlm", "fit_mean_difference_vlm", "evaluate_vlm", "VlmSteeringEval", "image_groups"]
 
-EXCLUDE = ("bos", "answer", "visual", "text")
+EXCLUDE = (*TEXT_EXCLUDE, "visual", "text")
 
 
 def _check(examples: Sequence[VisionContrast]) -> list[VisionContrast]:
@@ -96,13 +106,7 @@ def fit_grains_vlm(model, examples: Sequence[VisionContrast], *, layers: int | S
     ``meta`` as ``fit_grains`` writes it plus ``masked_visual``: the fraction of the selected positions that are
     visual tokens (I⁺ and I⁻ over both sequences of every example).
     """
-    if aggregate not in AGGREGATES:
-        raise InterpError(f"unknown aggregate {aggregate!r}; choose one of {', '.join(AGGREGATES)}")
-    if read not in ("last", "prompt"):
-        raise InterpError(f"unknown read position {read!r}; choose 'last' or 'prompt'")
-    bad = set(exclude) - set(EXCLUDE)
-    if bad:
-        raise InterpError(f"unknown exclude entries {sorted(bad)}; choose from {', '.join(EXCLUDE)}")
+    check_fit_options(aggregate, read, exclude, EXCLUDE)
     examples, layers = _check(examples), _check_layers(model, layers)
     items = [encode_parts(model, e) for e in examples]
     mid = mask_token_id(model) if mask_id is None else int(mask_id)
@@ -129,10 +133,10 @@ def fit_grains_vlm(model, examples: Sequence[VisionContrast], *, layers: int | S
                     n_visual += sum(p in visual for p in positions)
                     n_all += len(positions)
     v, norms, resid = grains_directions(h, n, aggregate, normalize)
-    meta = dict(n_examples=n, k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline, read=read,
-                exclude=list(exclude), normalized=normalize, raw_norms=norms, mask_id=mid, resid_norm=resid,
-                completeness_error=sum(completeness) / len(completeness), selected=chosen[:50],
-                masked_visual=n_visual / max(n_all, 1), images=True)
+    meta = grains_meta(n, k=k, aggregate=aggregate, n_steps=n_steps, ig_method=ig_method, baseline=baseline, read=read,
+                       exclude=exclude, normalize=normalize, norms=norms, mask_id=mid, resid=resid,
+                       completeness=completeness, chosen=chosen)
+    meta.update(masked_visual=n_visual / max(n_all, 1), images=True)
     return SteeringVectors(v, layers, "grains", model_name(model), "per_token", meta)
 
 
