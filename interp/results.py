@@ -125,13 +125,15 @@ class Result:
 
     Class settings: ``_shapes`` (named shapes, checked in ``__post_init__``); ``_format`` (the file's format tag: the
     generic one plus a "type" entry naming the class, or a class's own tag, as ``Subnetwork`` files have); ``_what``
-    (the word in error messages about its files). A class stored other than one entry per field overrides
+    (the word in error messages about its files); ``_later`` (fields added after files of the class were written: a
+    file without one loads with the field's default). A class stored other than one entry per field overrides
     ``_file_entries`` and ``_from_entries``.
     """
 
     _shapes: ClassVar[dict[str, str]] = {}
     _format: ClassVar[str] = _FORMAT
     _what: ClassVar[str] = "result"
+    _later: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -159,8 +161,9 @@ class Result:
 
     @classmethod
     def _from_entries(cls, entries: FileEntries) -> dict[str, Any]:
-        """Constructor arguments from a file's entries (``FileEntries.take`` each); by default one per field."""
-        return {f.name: entries.take(f.name) for f in dataclasses.fields(cls)}
+        """Constructor arguments from a file's entries (``FileEntries.take`` each); by default one per field, a field of
+        ``_later`` only where the file has it."""
+        return {f.name: entries.take(f.name) for f in dataclasses.fields(cls) if f.name not in cls._later or f.name in entries}
 
     def save(self, path: str | Path) -> Path:
         """Write this result to ``path`` (a ``.safetensors`` file) atomically; returns the path."""

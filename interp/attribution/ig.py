@@ -82,6 +82,7 @@ class IGOutput(Result):
     "how each token's per-dimension attributions became one number (``interp.attribution.reduction``)"
     signed: torch.Tensor | None = None
     "[batch, pos] the signed sums over the embedding dimension when ``reduction`` is not \"sum\" (completeness uses them)"
+    _later = ("reduction", "signed")  # files written before these existed hold signed sums
     _shapes = {"attributions": "batch pos", "objective": "batch", "baseline_objective": "batch", "signed": "batch pos"}
 
     def __post_init__(self) -> None:
@@ -89,11 +90,6 @@ class IGOutput(Result):
         if self.history is not None:  # a loaded file gives lists
             object.__setattr__(self, "history", [(int(n), float(b), float(e)) for n, b, e in self.history])
 
-    @classmethod
-    def _from_entries(cls, entries) -> dict:
-        """One argument per field; a file written before ``reduction`` existed holds signed sums and loads as such."""
-        later = ("reduction", "signed")
-        return {f.name: entries.take(f.name) for f in dataclasses.fields(cls) if f.name not in later or f.name in entries}
 
     @property
     def completeness_error(self) -> torch.Tensor:

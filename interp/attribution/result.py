@@ -51,6 +51,7 @@ class TokenAttribution(Result):
     reduction: str | None = None
     """how per-dimension scores became one per token: "sum" (signed sum over d_model), "l2" (L2 norm) or "abs_sum"
     (``interp.attribution.reduction``); None for a method that scores whole tokens (occlusion, ReAGent, ...)"""
+    _later = ("reduction",)  # a file written before it was recorded loads with None
     _shapes = {"scores": "target source", "completeness_error": "target", "source_tokens": "source", "target_tokens": "target",
                "target_positions": "target", "target_ids": "target", "source_ids": "source"}
 
@@ -67,11 +68,6 @@ class TokenAttribution(Result):
         for name, idx in self.marks.items():
             if any(not 0 <= int(i) < n_s for i in idx):
                 raise ValueError(f"TokenAttribution: mark {name!r} has positions outside 0..{n_s - 1}")
-
-    @classmethod
-    def _from_entries(cls, entries) -> dict[str, Any]:
-        """One argument per field; a file written before ``reduction`` was recorded loads with None there."""
-        return {f.name: entries.take(f.name) for f in dataclasses.fields(cls) if f.name != "reduction" or f.name in entries}
 
     # ---- access --------------------------------------------------------------------------------
     @property

@@ -16,7 +16,6 @@ e.g. trigger vs non-trigger positions of Bigram-Backcopy sequences (``interp.ext
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,13 +58,10 @@ class HeadActivity(Result):
     """what the sweep cost: counts (``domains``, ``heads``, ``head_ablations``, ``clean_passes``, ``intervention_passes``,
     ``intervention_tokens``) and seconds (``first_step_s``, ``estimate_s`` from that first step, ``elapsed_s``); a
     measurement of the run, not of the model (not compared; empty in files written before it existed)"""
+    _later = ("cost",)  # a file written before it was recorded loads with {}
     _shapes = {"sink": "domain layer head", "prev": "domain layer head", "loss": "domain",
                "dloss_zero": "domain layer head", "dloss_bos": "domain layer head"}
 
-    @classmethod
-    def _from_entries(cls, entries) -> dict:
-        kwargs = {f.name: entries.take(f.name) for f in dataclasses.fields(cls) if f.name != "cost"}
-        return kwargs | {"cost": entries.take("cost") if "cost" in entries else {}}
 
     @property
     def dormant(self) -> torch.Tensor:
