@@ -23,7 +23,7 @@ from interp.models.real import REAL_MODELS, real_model_folder
 from interp.models.vlm import VLM_MODELS, image_processor_config, vlm_folder
 from interp.zoo import ZOO_MODELS, zoo_path
 
-__all__ = ["load_model", "default_device", "check_device", "model_name", "n_parameters", "special_token_id", "to_tokens", "str_tokens"]
+__all__ = ["load_model", "default_device", "checked_device", "model_name", "n_parameters", "special_token_id", "to_tokens", "str_tokens"]
 
 
 def default_device() -> str:
@@ -100,7 +100,7 @@ def load_model(
     from transformer_lens.model_bridge import TransformerBridge
 
     if device_map is None:
-        device = check_device(device or default_device())
+        device = checked_device(device or default_device())
     target, local = _resolve(spec, trust_remote_code)
     if local:
         _check_folder(Path(target), trust_remote_code)
@@ -130,7 +130,7 @@ def load_model(
     return model
 
 
-def check_device(device) -> str:
+def checked_device(device) -> str:
     """The device as a string; ``InterpError`` for an unknown device or one this machine does not have."""
     try:
         dev = torch.device(device)

@@ -14,7 +14,7 @@ import argparse
 import torch
 
 from interp.errors import InterpError
-from interp.models.loading import check_device
+from interp.models.loading import checked_device
 
 __all__ = ["MODEL_DTYPES", "add_model_options", "model_options", "parse_dtype", "parse_threads", "check_device",
            "add_chat_options", "check_chat_options", "chat_text"]
@@ -71,7 +71,7 @@ def check_device(value: str | None) -> str | None:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InterpError(f"--device {text!r}: this torch sees no CUDA GPU on this machine: use --device cpu "
                           "(or install a CUDA build of torch)")
-    return check_device(text)  # the GPU index and MPS availability, as load_model checks them
+    return checked_device(text)  # the GPU index and MPS availability, as load_model checks them
 
 
 def model_options(args: argparse.Namespace, *, dtype_flag: str = "--dtype") -> dict:
