@@ -18,11 +18,12 @@ from interp.attribution.attention_ig import attention_gate_ig
 from interp.attribution.forward import LastLogits, trailing_logits
 from interp.attribution.ig import deprecated, embed_hook_name, embedding_ig, points_budget
 from interp.attribution.objectives import TargetObjective, objective_values
-from interp.attribution.reagent import MASKS, REAGENT_REAL, reagent_scores
+from interp.attribution.reagent import MASKS, ReagentConfig, reagent_scores
 from interp.attribution.reduction import reduce_tokens
 from interp.attribution.registry import MethodOutput, masked_scores, register
 from interp.attribution.samplers import make_sampler
 from interp.attribution.settings import (
+    REAGENT_KEEP_TOP_N,
     AttentionIGSettings,
     AttentionSettings,
     GradientNormSettings,
@@ -261,16 +262,16 @@ def reagent(model, tokens, positions, s: ReagentSettings, objective: Objective, 
                        trust_remote_code=s.trust_remote_code)
     fwd = LastLogits(model, max_rows=s.max_rows, lean=s.lean)
     fix_first = s.fix_bos and _starts_with_bos(model, tokens)
+    names = {f.name for f in dataclasses.fields(ReagentConfig)} & {f.name for f in dataclasses.fields(s)}
+    shared = ReagentConfig(**{k: getattr(s, k) for k in names})  # the algorithm's fields, as the settings give them
     rows, info = [], {"converged": [], "steps": [], "stopped_at": [], "notes": []}
     for i, p in enumerate(positions):
         x = tokens[:p]
         fixed = torch.zeros(p, dtype=torch.bool)
         fixed[0] = fix_first
-        keep = s.keep_top_n if s.keep_top_n is not None else max(1, min(REAGENT_REAL["keep_top_n"], p - int(fixed.sum()) - 1))
-        run = reagent_scores(fwd, x, int(tokens[p]), smp, replace_ratio=s.replace_ratio, keep_top_n=keep,
-                             stop_top_k=s.stop_top_k, num_probes=s.num_probes, max_steps=s.max_steps,
-                             min_steps=s.min_steps, masks=s.masks, seed=s.seed + 7919 * i, fixed=fixed,
-                             batched=s.batched, chunk=s.chunk, max_chunk=s.max_chunk, progress=progress)
+        keep = s.keep_top_n if s.keep_top_n is not None else max(1, min(REAGENT_KEEP_TOP_N, p - int(fixed.sum()) - 1))
+        config = dataclasses.replace(shared, keep_top_n=keep, seed=s.seed + 7919 * i)
+        run = reagent_scores(fwd, x, int(tokens[p]), smp, config, fixed=fixed, progress=progress)
         rows.append(_pad(run.scores.float()[None], tokens.shape[0] - 1)[0])
         info["converged"].append(run.converged)
         info["steps"].append(run.steps)

@@ -46,6 +46,7 @@ import torch
 
 from interp.attribution.forward import prior_cost_ratio
 from interp.attribution.samplers import TokenSampler
+from interp.attribution.settings import REAGENT_KEEP_TOP_N, ReagentSettings
 
 __all__ = ["ReagentRun", "ReagentConfig", "reagent_scores", "REAGENT_REAL", "REAGENT_REFERENCE", "MASKS"]
 
@@ -56,8 +57,9 @@ MASKS = ("bernoulli", "cycle")  # the mask kinds of ``masks=`` (module docstring
 # information), BOS never replaced (replacing a Llama-style model's attention sink wrecks every prediction), and
 # 16 update steps before the first stop check, cycle masks. The defaults of ``attribute(..., method="reagent")``
 # (with fix_bos=True).
-REAGENT_REAL = dict(replace_ratio=0.1, keep_top_n=8, stop_top_k=3, num_probes=8, max_steps=60, min_steps=16,
-                    masks="cycle")
+# Read off ``settings.ReagentSettings``, where they are set (one place).
+REAGENT_REAL = {k: getattr(ReagentSettings(), k) for k in ("replace_ratio", "stop_top_k", "num_probes", "max_steps",
+                                                           "min_steps", "masks")} | {"keep_top_n": REAGENT_KEEP_TOP_N}
 # Fewer sequences for interactive use: ``interp.attribution.settings.REAGENT_FAST`` (a ``ReagentSettings``).
 # The reference code's settings, inseq's defaults (pass them with fix_bos=False to compare with inseq); also the
 # defaults of ``reagent_scores``, the algorithm itself.

@@ -156,7 +156,7 @@ class ReagentSettings(Settings):
 
     sampler: Any = "uniform"
     replace_ratio: Share = 0.1
-    keep_top_n: PositiveInt | None = None
+    keep_top_n: PositiveInt | None = None  # None: REAGENT_KEEP_TOP_N, or one less than the replaceable tokens
     stop_top_k: PositiveInt = 3
     num_probes: PositiveInt = 8
     max_steps: PositiveInt = 60
@@ -174,6 +174,9 @@ class ReagentSettings(Settings):
     mlm_tokenizer: object | None = None
     trust_remote_code: bool = False
 
+
+REAGENT_KEEP_TOP_N = 8
+"""tokens ReAGent keeps when ``keep_top_n`` is None (fewer on a prefix with fewer replaceable tokens)"""
 
 REAGENT_FAST = ReagentSettings(num_probes=2, min_steps=10, max_steps=30)
 """ReAGent for interactive use: 2 probes, 10 updates (one cycle) before the first stop check (the widget's first
