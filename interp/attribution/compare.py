@@ -19,14 +19,11 @@ from interp.attribution.faithfulness import faithfulness
 from interp.attribution.registry import attribute, method_names
 from interp.attribution.truth import TruthPrompt
 from interp.errors import InterpError
-from interp.models import model_name
+from interp.models import model_device, model_name
 from interp.results import Result
 
 __all__ = ["Comparison", "compare", "ground_truth_examples"]
 
-
-def _truth(model, prompt: str, target_id: int, source: int, kind: str) -> TruthPrompt:
-    return TruthPrompt(model.to_tokens(prompt)[0].cpu(), int(target_id), (int(source),), kind, prompt)
 
 
 def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | None = None,
@@ -47,8 +44,8 @@ def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | No
     tok = model.tokenizer
     out: list[TruthPrompt] = []
     for dp in decided_prompts(max(n * 2, n + 20), seed=seed):
-        ids = tok(dp.prompt).input_ids
-        if model.to_tokens(dp.prompt)[0].tolist() != ids:
+        tokens = model.to_tokens(dp.prompt)[0].cpu()  # tokenised once; kept only where the tokenizer agrees
+        if tokens.tolist() != tok(dp.prompt).input_ids:
             continue
         try:
             src = dp.source_token(tok)
@@ -56,7 +53,7 @@ def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | No
             continue
         target = tok(" " + dp.target, add_special_tokens=False).input_ids
         if target:
-            out.append(_truth(model, dp.prompt, int(target[0]), src, dp.kind))
+            out.append(TruthPrompt(tokens, int(target[0]), (int(src),), dp.kind, dp.prompt))
         if len(out) == n:
             break
     if not out:
@@ -68,7 +65,7 @@ def ground_truth_examples(model, n: int = 100, seed: int = 0, *, width: int | No
 def _cropped(model, n: int, seed: int, width: int | None, correct_only: bool) -> list[TruthPrompt]:
     out: list[TruthPrompt] = []
     for e in ground_truth_examples(model, 4 * n + 20, seed):
-        ids = model.to_tokens(e.text)[0]
+        ids = e.tokens
         L, src, prompt = len(ids), e.sources[0], e.text
         if width is not None and L > width:
             if src < L - (width - 1):
@@ -77,9 +74,9 @@ def _cropped(model, n: int, seed: int, width: int | None, correct_only: bool) ->
             prompt = model.tokenizer.decode(ids[1:]).strip()
             if model.to_tokens(prompt)[0].tolist() != ids.tolist():
                 continue
-        if correct_only and int(model(ids[None])[0, -1].argmax()) != e.target_id:
+        if correct_only and int(model(ids[None].to(model_device(model)))[0, -1].argmax()) != e.target_id:
             continue
-        out.append(_truth(model, prompt, e.target_id, src, e.kind))
+        out.append(TruthPrompt(ids.cpu(), e.target_id, (int(src),), e.kind, prompt))
         if len(out) == n:
             break
     return out

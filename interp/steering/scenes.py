@@ -11,6 +11,13 @@ first on 0.68 of 109 held-out cuts (bench/results/vlm_grains.md; 0.93 at up to 3
   binding error a captioner makes when it reads the wrong patch), chosen with a seeded generator among them; a scene
   whose objects all share one colour gets a seeded other colour (a colour absent from the picture).
 
+A second task, ``text_prior_contrast``, is hallucination a language prior drives (the kind GrAInS's VLM results are
+about): before the image the prompt holds text that names a **wrong colour** for the first object's shape, one to
+three times (``"green circle. green circle."``, a caption of some other picture); the question is the first colour
+word after the image. The model copies the text's colour instead of reading its picture on part of them (the
+SmolLM2 VLM: bench/results/vlm_grains.md). Preferred: the object's true colour; dispreferred: the text's colour, one
+absent from the picture. ``text_prior_contrast(..., repeats=(0,))`` gives the same questions without the text.
+
 ``kinds=("colour", "shape")`` adds the cuts before shape words, contrasted the same way. Splits: the train and
 held-out scenes of ``interp.zoo.scenes`` never share a seed; ``captions`` of fluency come from scenes after the
 question scenes (``start`` past them), so no image is both a question and a fluency caption.
@@ -24,7 +31,7 @@ from interp.errors import InterpError
 from interp.steering.data import VisionContrast
 from interp.zoo import scenes as world
 
-__all__ = ["scene_contrast", "scene_captions", "MAX_OBJECTS", "KINDS"]
+__all__ = ["scene_contrast", "text_prior_contrast", "scene_captions", "MAX_OBJECTS", "KINDS"]
 
 MAX_OBJECTS = 6
 """objects per scene (1..6): twice what the VLMs were trained to caption, where they start to hallucinate colours"""
@@ -62,6 +69,28 @@ def scene_contrast(split: str, n_scenes: int, *, start: int = 0, max_objects: in
                 other = pool[int(rng.integers(len(pool)))]
                 prompt = (s.pixels, text) if text else (s.pixels,)
                 out.append(VisionContrast(prompt, word, " " + other, f"{split}:{i}"))
+    return out
+
+
+def text_prior_contrast(split: str, n_scenes: int, *, start: int = 0, max_objects: int = 3,
+                        repeats: tuple[int, ...] = (1, 2, 3), seed: int = 0) -> list[VisionContrast]:
+    """One question per scene ``start .. start + n_scenes - 1`` of ``split`` (module docstring): prompt ``(text,
+    pixels)`` where ``text`` names a seeded wrong colour for the first object's shape ``r`` times (``r`` drawn from
+    ``repeats``; 0: the image alone), answer the first object's colour. Returns ``VisionContrast`` examples whose
+    ``entity`` is ``"<split>:<scene index>"`` and whose dispreferred answer is the text's colour."""
+    if not repeats or any(not isinstance(r, int) or r < 0 for r in repeats):
+        raise InterpError(f"repeats must be counts >= 0, got {repeats!r}")
+    out = []
+    for i in range(start, start + n_scenes):
+        s = world.scene(i, split, max_objects=max_objects)
+        rng = np.random.default_rng([seed, s.seed, 7])
+        _, _, colour, shape = s.objects[0]
+        absent = [c for c in world.COLOURS if c not in {o[2] for o in s.objects}]
+        wrong = absent[int(rng.integers(len(absent)))]
+        r = repeats[int(rng.integers(len(repeats)))]
+        text = " ".join([f"{wrong} {shape}."] * r)
+        prompt = (text, s.pixels) if r else (s.pixels,)
+        out.append(VisionContrast(prompt, " " + colour, " " + wrong, f"{split}:{i}"))
     return out
 
 
