@@ -47,16 +47,10 @@ def inspect_prompt(model, prompt: str | torch.Tensor | list) -> PromptView | Bat
     (``interp.batch.is_batch``) returns a ``BatchResult`` of one ``PromptView`` per prompt."""
     if is_batch(prompt):  # a list of prompts: each run alone, one bar (interp.batch)
         return run_batch(inspect_prompt, model, prompt)
-    from interp.models.vision import encode, is_parts
+    from interp.models.vision import prompt_inputs
 
-    kw, labels = {}, {}
-    if is_parts(prompt):
-
-        vin = encode(model, prompt)
-        ids, kw = vin.on(model.cfg.device)
-        labels = vin.labels()
-    else:
-        ids = to_tokens(model, prompt) if isinstance(prompt, str) else torch.as_tensor(prompt).reshape(1, -1).to(model.cfg.device)
+    ids, kw, labels = prompt_inputs(model, prompt, lambda p: to_tokens(model, p) if isinstance(p, str) else
+                                    torch.as_tensor(p).reshape(1, -1).to(model.cfg.device))
     n_l = model.cfg.n_layers
     names = lambda n: n.endswith(("hook_pattern", "attn.hook_v", "hook_resid_post"))  # noqa: E731
     _, cache = model.run_with_cache(ids, names_filter=names, **kw)

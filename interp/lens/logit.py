@@ -227,16 +227,9 @@ def logit_lens(
     top_k = check_int("top_k", top_k, minimum=1)
     check_bool("incl_mid", incl_mid)
     check_bool("keep_logprobs", keep_logprobs)
-    from interp.models.vision import encode, is_parts
+    from interp.models.vision import prompt_inputs
 
-    forward, labels_at = {}, {}
-    if is_parts(prompt):
-
-        vin = encode(model, prompt)
-        tokens, forward = vin.on(model.cfg.device)
-        labels_at = vin.labels()
-    else:
-        tokens = prompt_tokens(model, prompt)
+    tokens, forward, labels_at = prompt_inputs(model, prompt, lambda p: prompt_tokens(model, p))
     if target is not None:
         resolve_target(model, target)  # a bad target fails before the forward pass
     labels, stack = residual_stack(model, tokens, incl_mid, **forward)

@@ -15,6 +15,7 @@ fully opaque RGBA images drop their alpha; an image with transparency is refused
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import torch
 
 from interp.errors import InterpError
 
-__all__ = ["VisionInput", "is_vlm", "is_parts", "visual_label", "image_token_id", "has_images", "to_image", "encode", "MAX_PIXELS"]
+__all__ = ["VisionInput", "is_vlm", "is_parts", "visual_label", "image_token_id", "has_images", "to_image", "encode", "prompt_inputs",
+           "MAX_PIXELS"]
 
 MAX_PIXELS = 40_000_000
 """images with more pixels than this are refused (a 'decompression bomb' guard; about 6,300 x 6,300)"""
@@ -277,3 +279,14 @@ def encode(model, prompt) -> VisionInput:
 def _family(cfg) -> str:
     kind = getattr(cfg, "model_type", "")
     return kind if kind in ("gemma3", "idefics3") else "llava"
+
+
+def prompt_inputs(model, prompt, tokens_of: Callable[[object], torch.Tensor]) -> tuple[torch.Tensor, dict, dict[int, str]]:
+    """What one forward on ``prompt`` needs: (ids [1, seq] on the model's device, the forward's keyword arguments,
+    {position: patch label} of the visual tokens). A list of text and image parts is encoded (``encode``); any other
+    prompt gives ``(tokens_of(prompt), {}, {})``, ``tokens_of`` the caller's own text path."""
+    if is_parts(prompt):
+        vin = encode(model, prompt)
+        ids, kw = vin.on(model.cfg.device)
+        return ids, kw, vin.labels()
+    return tokens_of(prompt), {}, {}
