@@ -35,6 +35,7 @@ from interp.attribution.settings import (
 )
 from interp.errors import InterpError
 from interp.models import model_device, special_token_id
+from interp.models.vision import image_token_id
 
 Objective = tuple[str, int | None]
 Progress = Callable[[int, int], None] | None
@@ -186,42 +187,77 @@ def _replacement_id(model, replacement: str | int) -> int:
         if not 0 <= replacement < model.cfg.d_vocab:
             raise InterpError(f"occlusion replacement id {replacement} is outside the vocabulary (0..{model.cfg.d_vocab - 1})")
         return replacement
-    if replacement != "pad":
-        raise InterpError(f"occlusion replacement must be 'pad' or a token id, got {replacement!r:.60}")
+    if replacement not in ("pad", "delete"):
+        raise InterpError(f"occlusion replacement must be 'delete', 'pad' or a token id, got {replacement!r:.60}")
     value = special_token_id(model)
     if value is None:
-        raise InterpError("occlusion needs replacement=<token id>: the tokenizer has no pad, unk or eos token")
+        raise InterpError("occlusion needs replacement=<token id> or 'delete': the tokenizer has no pad, unk or eos token")
     return value
+
+
+def _deletable(model, tokens: torch.Tensor, positions: list[int]) -> bool:
+    """Whether occlusion may delete tokens: not on an image prompt (the visual slots sit at fixed positions) and not
+    with a target whose only context is one deletable token."""
+    image = image_token_id(model)
+    if image is not None and bool((tokens == image).any()):
+        return False
+    return min(positions) >= 2
+
+
+def _objective_rows(model, rows: torch.Tensor, at: torch.Tensor, tgt_t: torch.Tensor, against: int | None, kind: str,
+                    max_rows: int) -> torch.Tensor:
+    """[rows, target] the objective of each row, its logits read at ``at`` [rows, target] (position of each target's
+    prediction in that row), in chunks of ``max_rows``."""
+    alt = None if against is None else torch.full_like(tgt_t, against)
+    vals = []
+    for i in range(0, rows.shape[0], max_rows):
+        chunk, where = rows[i : i + max_rows], at[i : i + max_rows]
+        if bool((where == chunk.shape[1] - 1).all()):  # every target read at the last position: only its logits
+            logits = model(chunk, logits_to_keep=1)[:, -1:].expand(-1, where.shape[1], -1)
+        else:
+            logits = model(chunk).gather(1, where[..., None].expand(-1, -1, model.cfg.d_vocab).to(chunk.device))
+        r = logits.shape[0]  # [r, target, vocab] -> [r, target]
+        vals.append(objective_values(logits.float(), tgt_t[None].expand(r, -1), kind,
+                                     None if alt is None else alt[None].expand(r, -1)))
+    return torch.cat(vals)
 
 
 @register("occlusion", OcclusionSettings)
 @torch.no_grad()
 def occlusion(model, tokens, positions, s: OcclusionSettings, objective: Objective,
               progress: Progress) -> MethodOutput:  # noqa: ARG001
-    """objective(x) - objective(x with token j replaced by ``s.replacement``, default the pad token): the drop in the
-    target's probability (the default objective) when each token is hidden."""
+    """objective(x) - objective(x with token j hidden): the drop in the target's probability (the default objective)
+    when each token is hidden. ``s.replacement``: "delete" (default) removes token j, so the rest stays text the model
+    reads in training (BOS is never deleted and scores 0, as IG keeps it in its baseline); "pad" or a token id
+    replaces it (BOS too). On an image prompt, and where a target's only context is one token, "delete" falls back
+    to the pad token (a visual token's slot then gets its image's mean visual token; ``info["replacement"]`` says)."""
     kind, against = objective
     L = max(positions)
     seq = tokens[:L].to(model_device(model))
     rid = _replacement_id(model, s.replacement)
-    rows = seq[None].repeat(L + 1, 1)
-    idx = torch.arange(L)
-    rows[idx, idx] = rid  # row j: token j replaced; last row: the original
+    delete = s.replacement == "delete" and _deletable(model, tokens, positions)
     pos_t = torch.tensor([p - 1 for p in positions], device=seq.device)
     tgt_t = torch.tensor([int(tokens[p]) for p in positions], device=seq.device)
-    alt = None if against is None else torch.full_like(tgt_t, against)
-    vals = []
-    for i in range(0, rows.shape[0], s.max_rows):
-        if len(positions) == 1:  # one target after the whole prefix: only the last position's logits are needed
-            logits = model(rows[i : i + s.max_rows], logits_to_keep=1)[:, -1:]
-        else:
-            logits = model(rows[i : i + s.max_rows])[:, pos_t]
-        r = logits.shape[0]  # [r, target, vocab] -> [r, target]
-        vals.append(objective_values(logits.float(), tgt_t[None].expand(r, -1), kind,
-                                     None if alt is None else alt[None].expand(r, -1)))
-    v = torch.cat(vals)  # [L + 1, target]
-    drop = (v[-1][None] - v[:-1]).T.cpu()  # [target, L]
-    return MethodOutput(masked_scores(_pad(drop, tokens.shape[0] - 1), positions), info={"replacement_id": rid})
+    if delete:
+        first = int(_starts_with_bos(model, tokens))
+        keep = ~torch.eye(L, dtype=torch.bool, device=seq.device)[first:]  # row j: every token but j
+        rows = seq[None].expand(L - first, -1)[keep].view(L - first, L - 1)
+        js = torch.arange(first, L, device=seq.device)
+        at = pos_t[None] - (js[:, None] < pos_t[None] + 1).long()  # a target after j moves one place left
+        v = _objective_rows(model, rows, at, tgt_t, against, kind, s.max_rows)
+        full = _objective_rows(model, seq[None], pos_t[None], tgt_t, against, kind, s.max_rows)[0]
+        drop = torch.zeros(L, len(positions), device=v.device)
+        drop[first:] = full[None] - v
+        drop = drop.T.cpu()  # [target, L]
+    else:
+        rows = seq[None].repeat(L + 1, 1)
+        idx = torch.arange(L)
+        rows[idx, idx] = rid  # row j: token j replaced; last row: the original
+        v = _objective_rows(model, rows, pos_t[None].expand(L + 1, -1), tgt_t, against, kind, s.max_rows)  # [L + 1, target]
+        drop = (v[-1][None] - v[:-1]).T.cpu()  # [target, L]
+    info = {"replacement": "delete" if delete else "pad" if s.replacement in ("pad", "delete") else "id",
+            "replacement_id": None if delete else rid}
+    return MethodOutput(masked_scores(_pad(drop, tokens.shape[0] - 1), positions), info=info)
 
 
 @register("random", RandomSettings)

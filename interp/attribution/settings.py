@@ -132,11 +132,11 @@ class AttentionSettings(Settings):
 
 @dataclass(frozen=True, kw_only=True)
 class OcclusionSettings(Settings):
-    """Replace one token at a time by ``replacement`` ("pad": the tokenizer's pad, unk or eos token; or a token id);
-    ``max_rows`` sequences per forward pass."""
+    """Hide one token at a time: ``replacement`` "delete" (default: remove it; BOS is kept), "pad" (the tokenizer's
+    pad, unk or eos token in its place) or a token id; ``max_rows`` sequences per forward pass."""
 
     objective: ClassVar[str | None] = "prob"
-    replacement: str | int = "pad"
+    replacement: str | int = "delete"
     max_rows: PositiveInt = 256
 
 

@@ -137,7 +137,7 @@ def test_scan_max_len(stories, max_len):
     ("integrated_gradients", {"tolerance": math.inf}, "tolerance"),
     ("integrated_gradients", {"objective": 3}, "objective"),
     ("occlusion", {"replacement": 10**6}, "outside the vocabulary"),
-    ("occlusion", {"replacement": "mask"}, "replacement must be 'pad' or a token id"),
+    ("occlusion", {"replacement": "mask"}, "replacement must be 'delete', 'pad' or a token id"),
     ("input_x_gradient", {"objective": "loss"}, "unknown objective"),
 ])
 def test_attribution_options_of_the_wrong_type(stories, method, options, match):
