@@ -44,9 +44,10 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
 
 REDUCED = ("integrated_gradients", "input_x_gradient", "gradient_norm")  # score each embedding dimension
-WHOLE = ("attention_ig", "occlusion", "attention_last_layer", "random", "reagent")  # score whole tokens
+WHOLE = ("attention_ig", "occlusion", "occlusion_pad", "attention_last_layer", "random", "reagent")  # score whole tokens
 REDUCTIONS = ("sum", "l2", "abs_sum")
-ORDER = ("integrated_gradients", "attention_ig", "input_x_gradient", "gradient_norm", "occlusion",
+VARIANTS = {"occlusion_pad": ("occlusion", {"replacement": "pad"})}  # grid row -> (method, settings): non-defaults
+ORDER = ("integrated_gradients", "attention_ig", "input_x_gradient", "gradient_norm", "occlusion", "occlusion_pad",
          "attention_last_layer", "reagent", "random")
 
 
@@ -88,7 +89,8 @@ def run_method(model, method: str, prompt, k: int) -> dict:
     from interp.attribution import attribute
     from interp.attribution.reduction import reduce_tokens
 
-    options = {"seed": k} if method in ("random", "reagent") else {}
+    method, options = VARIANTS.get(method, (method, {}))
+    options = {**options, "seed": k} if method in ("random", "reagent") else dict(options)
     if method in ("integrated_gradients", "input_x_gradient"):
         options["reduction"] = "l2"  # the flattened path (IG integrates every dimension); each reduction applied below
     dims: list = []
@@ -261,7 +263,10 @@ seconds and sequences), written by `python bench/attribution_grid.py run --model
 - Prompts: induction (10 random single-token words, the first 5-8 repeated; the deciding position is the next word's
   first occurrence; `truth.induction_prompts(model, 50, seed=0)`) and facts (the first 50 of `truth.FACTS` whose
   expected answer's first token is the model's greedy top-1, so every prompt is one the model gets right; the deciding
-  positions are the subject's tokens). BOS, when the tokenizer adds one, is scored like any position.
+  positions are the subject's tokens). BOS, when the tokenizer adds one, is scored like any position (occlusion by
+  deletion, the default since 2026-12-07, and IG keep it: it scores 0 there).
+- `occlusion` deletes each token in turn (its default); `occlusion_pad` is the same method with `replacement="pad"`
+  (the default before: the pad token in the token's place), the row the table called `occlusion` until then.
 - Every method runs through `attribute(...)` at its own defaults. The three that score every embedding dimension (IG,
   input x gradient, gradient norm) run once per prompt; each reduction is applied to the same per-dimension
   attributions (the reductions cost nothing; seconds and sequences are per method).

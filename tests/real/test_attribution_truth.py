@@ -4,9 +4,9 @@ The full tables are bench/results/attribution_grid.md (every method x reduction 
 per model, the costly methods on the first 20 or 6 of each; raw per-prompt scores in
 bench/results/attribution_grid_<model>.json). These tests rerun each method on a random sample of that table's
 prompts and check that it reproduces the stored hits and that its top-3 rate agrees with the table's within the
-standard error of the sample; and that ``attribute``'s default method finds a deciding position in its top 3 on
->= 80% of the induction prompts of both models and of Gemma's fact prompts, and beats chance on SmolLM2's facts
-(where no method at its defaults reaches 80% on both kinds).
+standard error of the sample; and that ``attribute``'s default call (occlusion by deletion) finds a deciding position
+in its top 3 on >= 80% of the induction and the fact prompts of both models, SmolLM2's facts not used to choose it
+included.
 """
 
 from __future__ import annotations
@@ -48,9 +48,13 @@ def _table_hits(grid: dict, method: str, reduction: str, kind: str) -> list[bool
     return out
 
 
+VARIANTS = {"occlusion_pad": ("occlusion", {"replacement": "pad"})}  # table rows of non-default settings
+
+
 def _cells() -> list[tuple[str, str]]:
-    """Every registered method x each of its reductions ("-" for a method that scores whole tokens)."""
-    return [(m, r) for m in METHODS for r in (REDUCTIONS if takes_reduction(m) else ("-",))]
+    """Every registered method x each of its reductions ("-" for a method that scores whole tokens), and the table's
+    rows of other settings (``VARIANTS``)."""
+    return [(m, r) for m in [*METHODS, *VARIANTS] for r in (REDUCTIONS if takes_reduction(VARIANTS.get(m, (m,))[0]) else ("-",))]
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +121,13 @@ def test_rate_agrees_with_the_table(model, method, reduction):
     for kind in ("induction", "fact"):
         hits, stored = [], []
         for p, row in _table_sample(model, grid, method, kind, n):
-            options = {"seed": row["index"]} if method in ("random", "reagent") else {}  # the table seeds prompt k with k
+            run, options = VARIANTS.get(method, (method, {}))
+            options = {**options, "seed": row["index"]} if run in ("random", "reagent") else dict(options)  # k seeds prompt k
             if reduction != "-":
                 options["reduction"] = reduction
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                a = attribute(model, p.tokens, p.target_id, method=method, **options)
+                a = attribute(model, p.tokens, p.target_id, method=run, **options)
             if method in ("integrated_gradients", "attention_ig"):  # the default call is complete to the rule's 1%
                 assert float(a.completeness_error.max()) < 0.01
             hits.append(bool(set(a.top(3)) & set(p.sources)))
@@ -151,20 +156,16 @@ def _default_rates(model, prompts: dict) -> tuple[dict[str, float], dict[str, fl
 
 
 def test_the_default_finds_the_deciding_positions(model, sets, facts):
-    """``attribute``'s default method, chosen from the table (the fast method with the highest lowest rate over both
-    kinds and both models), puts the deciding earlier occurrence of an induction prompt in its top 3 on >= 80% of the
-    sample. On SmolLM2's facts no method at its defaults reaches 80% (the table), and neither does the default: on the
-    table's 50 fact prompts (the default is cheap) it must beat their chance rate by two standard errors of a
-    chance-level method on 50 prompts (sqrt(c (1 - c) / 50), about 0.07)."""
-    rates, _ = _default_rates(model, {"induction": sets["induction"]})
-    assert rates["induction"] >= 0.8, rates
-    rates, chance = _default_rates(model, {"fact": facts[:50]})
-    c = chance["fact"]
-    assert rates["fact"] >= c + 2 * math.sqrt(c * (1 - c) / 50), (rates, chance)
+    """``attribute``'s default call, chosen from the table (the fast method whose lowest rate over both kinds and both
+    models is highest), puts a deciding position in its top 3 on >= 80% of the induction sample, of the table's 50 fact
+    prompts (0.92 there) and of the facts after them, which played no part in choosing deletion (0.88 measured on 58)."""
+    rates, _ = _default_rates(model, {"induction": sets["induction"], "fact": facts[:50], "held-out fact": facts[50:]})
+    assert all(r >= 0.8 for r in rates.values()), rates
 
 
 def test_the_default_finds_the_deciding_positions_on_gemma(gemma3):
-    """The same call on Gemma 3 270M (the table's first prompts for that model): >= 80% on both kinds."""
-    prompts = {"induction": induction_prompts(gemma3, SAMPLE, seed=0), "fact": fact_prompts(gemma3)[:SAMPLE]}
+    """The same call on Gemma 3 270M, a model that played no part in the choice: >= 80% on the induction sample and on
+    the table's 50 fact prompts (0.86 there; the first ten alone are 0.70, too few to judge a rate by)."""
+    prompts = {"induction": induction_prompts(gemma3, SAMPLE, seed=0), "fact": fact_prompts(gemma3)[:50]}
     rates, _ = _default_rates(gemma3, prompts)
     assert all(r >= 0.8 for r in rates.values()), rates
