@@ -66,6 +66,19 @@ def error_types(model, examples) -> collections.Counter:
     return out
 
 
+def finish_options(p: argparse.ArgumentParser, argv, out: str, threads: int):
+    """Add the options both VLM steering benches share (--budget, --threads, --out), parse, and set up the run:
+    (args, the model loaded on the CPU, the layers of --layers as ints)."""
+    p.add_argument("--budget", type=float, default=0.05, help="train-side perplexity budget for the choice of alpha")
+    p.add_argument("--threads", type=int, default=threads)
+    p.add_argument("--out", type=Path, default=Path(out))
+    a = p.parse_args(argv)
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    return a, load_model(a.model, device="cpu"), [int(x) for x in a.layers.split(",")]
+
+
 def choose(model, vec, train, captions, layers, budget) -> tuple[int, float, list]:
     """(layer, alpha) with the best train accuracy among fractions 0.1 / 0.2 of the residual norm whose caption
     perplexity rises at most ``budget``; ties: the smaller alpha, then the earlier layer. Also the rows seen."""
@@ -95,15 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="where GrAInS reads its deltas: the last prompt token (where the one-token answer is predicted) "
                         "or the answer token")
     p.add_argument("--aggregate", default="pca", choices=["pca", "mean"])
-    p.add_argument("--budget", type=float, default=0.05, help="train-side perplexity budget for the choice of alpha")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=Path("bench/results/vlm_grains.md"))
-    a = p.parse_args(argv)
-    warnings.simplefilter("ignore")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    model = load_model(a.model, device="cpu")
-    layers = [int(x) for x in a.layers.split(",")]
+    a, model, layers = finish_options(p, argv, "bench/results/vlm_grains.md", threads=1)
     fit_set = scene_contrast("train", a.fit_scenes)
     select = scene_contrast("train", a.select_scenes, start=a.fit_scenes)
     held = scene_contrast("heldout", a.heldout_scenes)
@@ -142,6 +147,41 @@ def _row(ev, m: str, j: int, se: dict) -> str:
             f"{float(ev.perplexity[0, j]) / base_ppl - 1:+.2%} +- {float(se['ppl_change'][0, j]):.2%} |")
 
 
+def tables(chosen: dict, evals: dict) -> list[str]:
+    """The Markdown tables both VLM steering benches write: the layer and alpha each method chose on train, the
+    held-out sweep, and the comparison at equal perplexity cost."""
+    ev0 = next(iter(evals.values()))
+    lines = ["## Layer and alpha chosen on train", "",
+             "| method | layer | alpha | train rows [layer, alpha, accuracy, perplexity change] |", "|---|---|---|---|"]
+    for name, (layer, alpha, rows) in chosen.items():
+        shown = "; ".join(f"[{r[0]}, {r[1]:g}, {r[2]:.3f}, {r[3]:+.1%}]" for r in rows if r[1] > 0)
+        lines.append(f"| {name} | {layer} | {alpha:g} | {shown} |")
+    lines += ["", "## Held-out sweep", "",
+              "Accuracy: preferred-vs-dispreferred rate (+- binomial SE; change vs no steering +- paired SE over questions). "
+              "Top-1: rate at which the true colour is the model's first word. Perplexity change +- SE (delta method over "
+              "captions).", "",
+              "| method | alpha | accuracy (change) | top-1 (change) | mean gap (nats) | caption perplexity | change |",
+              "|---|---|---|---|---|---|---|"]
+    for name, ev in evals.items():
+        se = ev.standard_errors()
+        lines += [_row(ev, name, j, se) for j in range(len(ev.alphas))]
+    lines += ["", "## At equal perplexity cost (held-out)", "",
+              "For each budget, the alpha of each method with the best held-out accuracy among those whose caption "
+              "perplexity rose at most that much (chosen on held-out, so optimistic for both alike). No steering: "
+              f"accuracy {ev0.baseline_accuracy():.3f}, top-1 {float(ev0.top1_rate()[0, ev0.alphas.index(0.0)]):.3f}.", "",
+              "| budget | GrAInS: alpha, accuracy (change +- SE), top-1, ppl change "
+              "| mean difference: alpha, accuracy (change +- SE), top-1, ppl change |",
+              "|---|---|---|"]
+    for b in BUDGETS:
+        cells = []
+        for name, ev in evals.items():
+            r = ev.at_cost(name, b)
+            cells.append(f"{r['alpha']:g}, {r['accuracy']:.3f} ({r['accuracy'] - ev.baseline_accuracy():+.3f} +- "
+                         f"{r['accuracy_change_se']:.3f}), {r['top1']:.3f}, {r['ppl_increase']:+.1%}")
+        lines.append(f"| {b:.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write(a, model, fit_set, select, held, errors, grains, md, chosen, evals, fit_s, total_s, peak, layers) -> None:
     n_err = sum(v for k, v in errors.items() if k != "right")
     cos = {layer: float(torch.cosine_similarity(grains.vector(layer), md.vector(layer), 0)) for layer in layers}
@@ -171,35 +211,8 @@ def write(a, model, fit_set, select, held, errors, grains, md, chosen, evals, fi
         f"{grains.meta['completeness_error']:.2f} (a difference of two sequences' changes, see "
         f"`interp.steering.attribution.completeness_note`). Cosine of the GrAInS and mean-difference vectors per layer: "
         + ", ".join(f"L{k} {v:+.2f}" for k, v in cos.items()) + ".", "",
-        "## Layer and alpha chosen on train", "",
-        "| method | layer | alpha | train rows [layer, alpha, accuracy, perplexity change] |", "|---|---|---|---|",
     ]
-    for name, (layer, alpha, rows) in chosen.items():
-        shown = "; ".join(f"[{r[0]}, {r[1]:g}, {r[2]:.3f}, {r[3]:+.1%}]" for r in rows if r[1] > 0)
-        lines.append(f"| {name} | {layer} | {alpha:g} | {shown} |")
-    lines += ["", "## Held-out sweep", "",
-              "Accuracy: preferred-vs-dispreferred rate (+- binomial SE; change vs no steering +- paired SE over questions). "
-              "Top-1: rate at which the true colour is the model's first word. Perplexity change +- SE (delta method over "
-              "captions).", "",
-              "| method | alpha | accuracy (change) | top-1 (change) | mean gap (nats) | caption perplexity | change |",
-              "|---|---|---|---|---|---|---|"]
-    for name, ev in evals.items():
-        se = ev.standard_errors()
-        lines += [_row(ev, name, j, se) for j in range(len(ev.alphas))]
-    lines += ["", "## At equal perplexity cost (held-out)", "",
-              "For each budget, the alpha of each method with the best held-out accuracy among those whose caption "
-              "perplexity rose at most that much (chosen on held-out, so optimistic for both alike). No steering: "
-              f"accuracy {ev0.baseline_accuracy():.3f}, top-1 {float(ev0.top1_rate()[0, ev0.alphas.index(0.0)]):.3f}.", "",
-              "| budget | GrAInS: alpha, accuracy (change +- SE), top-1, ppl change "
-              "| mean difference: alpha, accuracy (change +- SE), top-1, ppl change |",
-              "|---|---|---|"]
-    for b in BUDGETS:
-        cells = []
-        for name, ev in evals.items():
-            r = ev.at_cost(name, b)
-            cells.append(f"{r['alpha']:g}, {r['accuracy']:.3f} ({r['accuracy'] - ev.baseline_accuracy():+.3f} +- "
-                         f"{r['accuracy_change_se']:.3f}), {r['top1']:.3f}, {r['ppl_increase']:+.1%}")
-        lines.append(f"| {b:.0%} | " + " | ".join(cells) + " |")
+    lines += tables(chosen, evals)
     a.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     a.out.with_suffix(".json").write_text(json.dumps({
         "errors": dict(errors), "chosen": {k: v[:2] for k, v in chosen.items()}, "cosine": cos, "fit_seconds": fit_s,

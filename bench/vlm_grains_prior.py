@@ -19,15 +19,13 @@ import json
 import resource
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vlm_grains import BUDGETS, FRACTIONS, _row, choose  # noqa: E402
+from vlm_grains import FRACTIONS, choose, finish_options, tables  # noqa: E402
 
-from interp import load_model  # noqa: E402
 from interp.steering.scenes import scene_captions, text_prior_contrast  # noqa: E402
 from interp.steering.vision import evaluate_vlm, fit_grains_vlm, fit_mean_difference_vlm  # noqa: E402
 
@@ -43,15 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--captions", type=int, default=20)
     p.add_argument("--n-steps", type=int, default=25, help="IG points per sequence (the fit's cost)")
     p.add_argument("--layers", default="12,16,20,24")
-    p.add_argument("--budget", type=float, default=0.05, help="train-side perplexity budget for the choice of alpha")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("bench/results/vlm_grains_prior.md"))
-    a = p.parse_args(argv)
-    warnings.simplefilter("ignore")
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    model = load_model(a.model, device="cpu")
-    layers = [int(x) for x in a.layers.split(",")]
+    a, model, layers = finish_options(p, argv, "bench/results/vlm_grains_prior.md", threads=2)
     fit_set = text_prior_contrast("train", a.fit)
     select = text_prior_contrast("train", a.select, start=a.fit)
     held = text_prior_contrast("heldout", a.heldout, start=a.heldout_start)
@@ -102,34 +92,8 @@ def write(a, fit_set, select, held, grains, md, chosen, evals, controls, fit_s, 
         f"tokens; mean IG completeness error of the contrast {grains.meta['completeness_error']:.2f} "
         "(`interp.steering.attribution.completeness_note`). Cosine of the GrAInS and mean-difference vectors per layer: "
         + ", ".join(f"L{k} {v:+.2f}" for k, v in cos.items()) + ".", "",
-        "## Layer and alpha chosen on train", "",
-        "| method | layer | alpha | train rows [layer, alpha, accuracy, perplexity change] |", "|---|---|---|---|",
     ]
-    for name, (layer, alpha, rows) in chosen.items():
-        shown = "; ".join(f"[{r[0]}, {r[1]:g}, {r[2]:.3f}, {r[3]:+.1%}]" for r in rows if r[1] > 0)
-        lines.append(f"| {name} | {layer} | {alpha:g} | {shown} |")
-    lines += ["", "## Held-out sweep", "",
-              "Accuracy: preferred-vs-dispreferred rate (+- binomial SE; change vs no steering +- paired SE over "
-              "questions). Top-1: rate at which the true colour is the model's first word. Perplexity change +- SE "
-              "(delta method over captions).", "",
-              "| method | alpha | accuracy (change) | top-1 (change) | mean gap (nats) | caption perplexity | change |",
-              "|---|---|---|---|---|---|---|"]
-    for name, ev in evals.items():
-        se = ev.standard_errors()
-        lines += [_row(ev, name, j, se) for j in range(len(ev.alphas))]
-    lines += ["", "## At equal perplexity cost (held-out)", "",
-              "For each budget, the alpha of each method with the best held-out accuracy among those whose caption "
-              "perplexity rose at most that much (chosen on held-out, so optimistic for both alike). No steering: "
-              f"accuracy {ev0.baseline_accuracy():.3f}, top-1 {float(ev0.top1_rate()[0, ev0.alphas.index(0.0)]):.3f}.", "",
-              "| budget | GrAInS: alpha, accuracy (change +- SE), top-1, ppl change "
-              "| mean difference: alpha, accuracy (change +- SE), top-1, ppl change |", "|---|---|---|"]
-    for b in BUDGETS:
-        cells = []
-        for name, ev in evals.items():
-            r = ev.at_cost(name, b)
-            cells.append(f"{r['alpha']:g}, {r['accuracy']:.3f} ({r['accuracy'] - ev.baseline_accuracy():+.3f} +- "
-                         f"{r['accuracy_change_se']:.3f}), {r['top1']:.3f}, {r['ppl_increase']:+.1%}")
-        lines.append(f"| {b:.0%} | " + " | ".join(cells) + " |")
+    lines += tables(chosen, evals)
     lines += ["", "## Control: the same held-out images without the text, at the chosen setting", "",
               "| method | layer | alpha | accuracy (change +- paired SE) | top-1 |", "|---|---|---|---|---|"]
     for name, ev in controls.items():
