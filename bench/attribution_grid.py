@@ -181,14 +181,14 @@ def run(args) -> None:
     # the cheap methods on every prompt first, then the costly ones on their first prompts (``--limit``), kinds
     # interleaved and the file written after every prompt pair: a run cut short keeps every cell it measured
     for method in sorted(methods, key=lambda m: (m in limits, ORDER.index(m))):
-        for k in tqdm(range(min(n, limits.get(method, n))), desc=f"{args.model} {method}", mininterval=30):
+        for k in tqdm(range(args.start, min(n, limits.get(method, n))), desc=f"{args.model} {method}", mininterval=30):
             for kind, prompts in sets.items():
                 if k < len(prompts):
                     rows[(kind, k)]["methods"][method] = run_method(model, method, prompts[k], k)
             path.write_text(json.dumps(out))
         print(f"{method} done, {time.perf_counter() - t0:.0f} s", flush=True)
     out["load_average_end"] = [round(x, 1) for x in os.getloadavg()]
-    if not args.probe:
+    if not args.probe and not args.start:
         out["direct_check"] = direct_check(model, sets["induction"][0])
     path.write_text(json.dumps(out))
     print(f"wrote {path} ({time.perf_counter() - t0:.0f} s)")
@@ -366,6 +366,8 @@ def main() -> None:
     ap.add_argument("--out", default="")
     ap.add_argument("--prompts-from", default="", help="run: rebuild the prompts of this grid JSON instead of generating")
     ap.add_argument("--merge", default="", help="merge: a grid JSON whose method results are added to --model's")
+    ap.add_argument("--start", type=int, default=0, help="run: skip the first N prompts of each kind (to extend a "
+                    "method's rows past an earlier --limit, then merge)")
     args = ap.parse_args()
     args.probe = 3 if args.command == "probe" else 0
     {"run": run, "probe": run, "table": table, "merge": merge}[args.command](args)

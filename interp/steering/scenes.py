@@ -15,7 +15,7 @@ A second task, ``text_prior_contrast``, is hallucination a language prior drives
 about): before the image the prompt holds text that names a **wrong colour** for the first object's shape, one to
 three times (``"green circle. green circle."``, a caption of some other picture); the question is the first colour
 word after the image. The model copies the text's colour instead of reading its picture on part of them (the
-SmolLM2 VLM: bench/results/vlm_grains.md). Preferred: the object's true colour; dispreferred: the text's colour, one
+SmolLM2 VLM: bench/results/vlm_grains_prior.md). Preferred: the object's true colour; dispreferred: the text's colour, one
 absent from the picture. ``text_prior_contrast(..., repeats=(0,))`` gives the same questions without the text.
 
 ``kinds=("colour", "shape")`` adds the cuts before shape words, contrasted the same way. Splits: the train and
