@@ -121,22 +121,22 @@ class _VisionAccumulator(_Accumulator):
         self.top_kind, self.massive_kind = torch.zeros(n_l, k, dtype=torch.float64), torch.zeros(n_l, k, dtype=torch.float64)
         self.kmax_sum, self.kmax_sq = torch.zeros(n_l, k, dtype=torch.float64), torch.zeros(n_l, k, dtype=torch.float64)
         self.kinds = torch.zeros(0, dtype=torch.long)
-        self._oh = None
+        self._oh: torch.Tensor | None = None  # the batch's one-hot kinds, built by _onehot once per batch
 
     def start_kinds(self, kinds: torch.Tensor) -> None:
         """kinds: [b, pos] kind of each position of the batch (padding: any value; ignored)."""
         self.kinds = kinds
-        self._oh: torch.Tensor | None = None  # built once per batch by _onehot, reused by every layer
+        self._oh = None
         for b, n in enumerate(self.lens.tolist()):
             self.uni_mass += uniform_mass(kinds[b, :n])
             self.kcount += torch.bincount(kinds[b, :n], minlength=len(KINDS)).clamp_max(1).double()
 
     def _onehot(self, device) -> torch.Tensor:
         """[b, pos, kind] one-hot kinds, zero at padding (the batch's, built on its first call)."""
-        if self._oh is None or self._oh.device != torch.device(device):
+        if self._oh is None:
             oh = torch.nn.functional.one_hot(self.kinds.clamp_min(0), len(KINDS)).to(device)
             self._oh = oh * self.valid(self.kinds.shape[1], device)[..., None]
-        return self._oh
+        return self._oh.to(device)  # no copy on the device it was built on ("cuda" and "cuda:0" alike)
 
     def pattern(self, layer: int, p: torch.Tensor) -> None:
         super().pattern(layer, p)
