@@ -147,6 +147,11 @@ def _row(ev, m: str, j: int, se: dict) -> str:
             f"{float(ev.perplexity[0, j]) / base_ppl - 1:+.2%} +- {float(se['ppl_change'][0, j]):.2%} |")
 
 
+def cosines(grains, md, layers) -> dict[int, float]:
+    """{layer: cosine of the GrAInS and mean-difference vectors}."""
+    return {layer: float(torch.cosine_similarity(grains.vector(layer), md.vector(layer), 0)) for layer in layers}
+
+
 def tables(chosen: dict, evals: dict) -> list[str]:
     """The Markdown tables both VLM steering benches write: the layer and alpha each method chose on train, the
     held-out sweep, and the comparison at equal perplexity cost."""
@@ -184,7 +189,7 @@ def tables(chosen: dict, evals: dict) -> list[str]:
 
 def write(a, model, fit_set, select, held, errors, grains, md, chosen, evals, fit_s, total_s, peak, layers) -> None:
     n_err = sum(v for k, v in errors.items() if k != "right")
-    cos = {layer: float(torch.cosine_similarity(grains.vector(layer), md.vector(layer), 0)) for layer in layers}
+    cos = cosines(grains, md, layers)
     ev0 = evals["grains"]
     lines = [
         f"# GrAInS against colour hallucination on `{a.model}`", "",

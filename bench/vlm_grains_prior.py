@@ -21,10 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vlm_grains import FRACTIONS, choose, finish_options, tables  # noqa: E402
+from vlm_grains import FRACTIONS, choose, cosines, finish_options, tables  # noqa: E402
 
 from interp.steering.scenes import scene_captions, text_prior_contrast  # noqa: E402
 from interp.steering.vision import evaluate_vlm, fit_grains_vlm, fit_mean_difference_vlm  # noqa: E402
@@ -70,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(a, fit_set, select, held, grains, md, chosen, evals, controls, fit_s, total_s, peak, layers) -> None:
-    cos = {layer: float(torch.cosine_similarity(grains.vector(layer), md.vector(layer), 0)) for layer in layers}
+    cos = cosines(grains, md, layers)
     ev0 = evals["grains"]
     lines = [
         f"# GrAInS against text-prior hallucination on `{a.model}`", "",
