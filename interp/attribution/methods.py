@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from interp.attribution.answers import completeness_note, contrast_completeness, sequences_ig
 from interp.attribution.attention_ig import attention_gate_ig
 from interp.attribution.forward import LastLogits, trailing_logits
 from interp.attribution.ig import deprecated, embed_hook_name, embedding_ig, points_budget
@@ -37,7 +38,7 @@ from interp.errors import InterpError
 from interp.models import model_device, special_token_id
 from interp.models.vision import image_token_id
 
-Objective = tuple[str, int | None]
+Objective = tuple[str, int | list[int] | None]
 Progress = Callable[[int, int], None] | None
 
 
@@ -101,10 +102,34 @@ def integrated_gradients(model, tokens, positions, s: IGSettings, objective: Obj
                    "not); pass max_points")
         n_steps = None
     budget = points_budget(s.max_points, n_steps, s.max_steps, "integrated_gradients")
+    s = dataclasses.replace(s, max_points=budget, n_steps=None, max_steps=None)
+    if objective[0] == "answer":
+        return _answer_output(model, tokens, positions[0], objective[1], s, progress)
     rows, target = _ig_rows(tokens, positions, objective)
-    out = embedding_ig(model, rows, target, dataclasses.replace(s, max_points=budget, n_steps=None, max_steps=None),
-                       progress=progress)
+    out = embedding_ig(model, rows, target, s, progress=progress)
     return _ig_output(out, tokens, positions)
+
+
+def _answer_output(model, tokens, P: int, against: list[int] | None, s: IGSettings, progress: Progress) -> MethodOutput:
+    """IG of the ``Answer`` objective (``interp.attribution.answers``): the target after the first ``P`` tokens as one
+    answer, minus ``against`` when given. ``scores`` [row, P]: row 0 IG over prompt + target, row 1 (a contrast) minus
+    IG over prompt + against; ``completeness_error`` [row] the contrast's (both rows) or the answer's; ``info`` the
+    answer tokens' own scores, each sequence's completeness and, for a contrast, the sentence on its error."""
+    seqs = [(P, tokens.cpu(), +1)]
+    if against is not None:
+        seqs.append((P, torch.cat([tokens[:P].cpu(), torch.tensor(against, dtype=tokens.dtype)]), -1))
+    rows = sequences_ig(model, seqs, s, progress=progress or False)
+    info: dict = {"answer_scores": [r.scores[P:].tolist() for r in rows]}
+    if against is None:
+        error = rows[0].error()
+        info["completeness"] = dict(answer=error, change=rows[0].change)
+    else:
+        info["completeness"] = c = contrast_completeness(*rows)
+        info["completeness_note"] = completeness_note(c)
+        error = c["contrast"]
+    scores = torch.stack([r.scores[:P] for r in rows]).float()
+    info["total"] = float(scores.sum()) + float(sum(r.scores[P:].sum() for r in rows))  # prompt and answer tokens
+    return MethodOutput(scores, torch.tensor([error] * len(rows)), info)
 
 
 @register("attention_ig", AttentionIGSettings)

@@ -5,8 +5,12 @@ names its default, ``Settings.objective``):
 
 * ``"prob"``: the target's probability; ``"logprob"``: its log-probability; ``"logit"``: its logit;
 * ``Contrast(against)``: the target's log-probability (or ``kind``) minus that of another token at the same position,
-  so a score says how much a token pushes the model towards the target *rather than* the alternative (GrAInS's
-  preferred-vs-dispreferred contrast; ``against`` a token id or the text of one token).
+  so a score says how much a token pushes the model towards the target *rather than* the alternative (``against`` a
+  token id or the text of one token);
+* ``Answer(against=None)``: the log-probability of the whole target, summed over its tokens (teacher-forced), one row
+  however many tokens it has; with ``against`` (another answer's text or ids), minus that of the other answer after
+  the same prompt: GrAInS's preferred-vs-dispreferred contrast, two rows (``interp.attribution.answers``). Only the
+  methods whose settings say ``takes_answers`` (Integrated Gradients) compute it.
 
 ``TargetObjective`` evaluates one on rows that are copies of one sequence (what IG and the gradient methods run);
 ``objective_values`` on logits already gathered at the target positions (occlusion).
@@ -19,8 +23,9 @@ from dataclasses import dataclass
 import torch
 
 from interp.errors import InterpError
+from interp.models import text_ids
 
-__all__ = ["OBJECTIVES", "Contrast", "TargetObjective", "objective_values", "check_objective", "objective_name"]
+__all__ = ["OBJECTIVES", "Contrast", "Answer", "TargetObjective", "objective_values", "check_objective", "objective_name"]
 
 OBJECTIVES = ("logprob", "prob", "logit")
 
@@ -32,6 +37,15 @@ class Contrast:
 
     against: int | str
     kind: str = "logprob"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The whole target's summed log-probability (teacher-forced) as one row over the prompt; ``against`` (text or
+    token ids of another answer): minus that of the other answer after the same prompt (GrAInS's contrast; two rows,
+    IG over prompt + target and, negated, over prompt + against)."""
+
+    against: str | int | list[int] | None = None
 
 
 def objective_values(logits: torch.Tensor, targets: torch.Tensor, kind: str, against: torch.Tensor | None = None) -> torch.Tensor:
@@ -75,16 +89,23 @@ class TargetObjective:
         return objective_values(last, self._tgt[r].to(logits.device), self.kind, against)
 
 
-def check_objective(model, objective, method: str, default: str | None) -> tuple[str, int | None]:
-    """(kind, the contrasted token id or None) of ``objective`` for ``method`` (``default`` when None). Raises
-    ``InterpError`` for an objective given to a method that takes none, an unknown name, or a contrast token that is
-    not one token of the vocabulary."""
+def check_objective(model, objective, method: str, default: str | None,
+                    takes_answers: bool = False) -> tuple[str, int | list[int] | None]:
+    """(kind, the contrasted token id or None) of ``objective`` for ``method`` (``default`` when None); for an
+    ``Answer``, ("answer", the other answer's ids or None). Raises ``InterpError`` for an objective given to a method
+    that takes none, an ``Answer`` to a method that cannot compute it (``takes_answers``), an unknown name, or a
+    contrast token that is not one token of the vocabulary."""
     if default is None:
         if objective is not None:
             raise InterpError(f"attribution method {method!r} takes no objective (it scores by its own rule): leave "
                               "objective out")
         return "", None
     objective = default if objective is None else objective
+    if isinstance(objective, Answer):
+        if not takes_answers:
+            raise InterpError(f"attribution method {method!r} cannot explain a whole answer (objective=Answer(...)): "
+                              "use method='integrated_gradients', or a per-token objective such as 'logprob'")
+        return "answer", None if objective.against is None else _answer_ids(model, objective.against)
     if isinstance(objective, Contrast):
         if objective.kind not in OBJECTIVES:
             raise InterpError(f"unknown contrast kind {objective.kind!r}; choose one of {', '.join(OBJECTIVES)}")
@@ -95,9 +116,30 @@ def check_objective(model, objective, method: str, default: str | None) -> tuple
     return objective, None
 
 
-def objective_name(kind: str, against: int | None) -> str:
-    """How a result records its objective: the kind, or ``"<kind> - <kind>[id]"`` for a contrast."""
+def objective_name(kind: str, against: int | list[int] | None) -> str:
+    """How a result records its objective: the kind, ``"<kind> contrast against token <id>"`` for a contrast,
+    ``"answer logprob"`` or ``"answer logprob contrast against tokens [ids]"`` for an ``Answer``."""
+    if kind == "answer":
+        return "answer logprob" + ("" if against is None else f" contrast against tokens {against}")
     return kind if against is None else f"{kind} contrast against token {against}"
+
+
+def _answer_ids(model, answer) -> list[int]:
+    """Token ids of another answer: text (tokenised without BOS, as the target is), one id or a list of ids."""
+    if isinstance(answer, str):
+        ids = text_ids(model, answer, prepend_bos=False).tolist() if answer else []
+    elif isinstance(answer, int) and not isinstance(answer, bool):
+        ids = [answer]
+    elif isinstance(answer, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in answer):
+        ids = [int(i) for i in answer]
+    else:
+        raise InterpError(f"Answer(against={answer!r:.40}): give the other answer's text or token ids")
+    if not ids:
+        raise InterpError("Answer(against=...) has no tokens: give the other answer's text, e.g. ' London'")
+    bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
+    if bad:
+        raise InterpError(f"Answer(against=...) token ids {bad} are not in the model's vocabulary (size {model.cfg.d_vocab})")
+    return ids
 
 
 def _token_id(model, token) -> int:

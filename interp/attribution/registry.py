@@ -27,7 +27,7 @@ from interp.attribution.settings import Settings, settings_for
 from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs
 from interp.batch import BatchResult, is_batch, run_batch
 from interp.errors import InterpError
-from interp.models import greedy_ids, model_name, str_tokens
+from interp.models import greedy_ids, model_name, str_tokens, text_ids
 from interp.validate import check_int, prompt_tokens
 
 __all__ = ["MethodOutput", "register", "METHODS", "SETTINGS", "DEFAULT_METHOD", "method_names", "attribute",
@@ -181,6 +181,9 @@ def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list
     signed sum, "l2": L2 norm, "abs_sum"; ``interp.attribution.reduction``); the others refuse one.
     ``objective``: what is explained, for the methods that take one (``interp.attribution.objectives``: "prob",
     "logprob", "logit" or ``Contrast(against)``; None: the method's default); ReAGent, attention and random refuse one.
+    ``objective=Answer(against=None)`` (Integrated Gradients): the whole target's summed log-probability as one row
+    over the prompt's tokens; with ``against`` (another answer), minus that answer's, GrAInS's contrast, rows
+    [target, against] (``interp.attribution.answers``).
     ``progress(done, total)``: called by the methods that iterate (IG, ReAGent); an exception it raises stops the call.
     ``prompt`` for a vision-language model may be a list of text and image parts (``interp.models.vision``; a
     text-only model refuses images): every method then scores the visual tokens too, at the connector's output
@@ -200,8 +203,11 @@ def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list
     cls = SETTINGS[method]
     _check_reduction_given(method, settings)
     s = settings_for(cls, settings, method)
-    kind, against = check_objective(model, objective, method, cls.objective)
+    kind, against = check_objective(model, objective, method, cls.objective, cls.takes_answers)
     vin = encode_prompt(model, prompt) if is_parts(prompt) else None
+    answer_text = target if kind == "answer" and isinstance(target, str) and target else None
+    if answer_text is not None:  # tokenised as the other answer is (interp.attribution.answers)
+        target = text_ids(model, answer_text, prepend_bos=False).tolist() or answer_text
     with visual_inputs(model, vin):
         full, positions = prepare_targets(model, prompt if vin is None else vin.ids, target, generate)
         out = METHODS[method](model, full, positions, s, (kind, against), progress)
@@ -216,16 +222,24 @@ def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list
         given["objective"] = objective_name(kind, against)
     if generate:
         given["generate"] = generate
+    if kind == "answer":  # one row per answer over the prompt's tokens
+        P = positions[0]
+        shown = [answer_text or model.tokenizer.decode(full[P:].tolist())]
+        if against is not None:
+            shown.append(objective.against if isinstance(objective.against, str) else model.tokenizer.decode(against))
+        names, positions, target_ids = names[: P + 1], [P] * len(shown), [int(full[P])] + ([against[0]] if against else [])
+    else:
+        shown, target_ids = [names[p] for p in positions], [int(full[p]) for p in positions]
     return TokenAttribution(
         model=model_name(model),
         source_tokens=names[:-1],
-        target_tokens=[names[p] for p in positions],
+        target_tokens=shown,
         scores=out.scores,
         method=method,
         options=_jsonable(given),
         target_positions=positions,
-        target_ids=[int(full[p]) for p in positions],
-        source_ids=[int(i) for i in full[:-1].tolist()],
+        target_ids=target_ids,
+        source_ids=[int(i) for i in full[: len(names) - 1].tolist()],
         completeness_error=out.completeness_error,
         info=info,
         reduction=s.reduction if cls.takes_reduction() else None,

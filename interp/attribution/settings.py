@@ -35,10 +35,12 @@ adaptive rule usually stops earlier, at its completeness tolerance)."""
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Base of the settings dataclasses: the mapping protocol (``**settings``), ``replace`` and ``build``.
-    ``objective``: the method's default objective (None: it takes none); ``takes_reduction``: whether it scores every
-    embedding dimension and so has a per-token ``reduction``."""
+    ``objective``: the method's default objective (None: it takes none); ``takes_answers``: whether it computes the
+    whole-answer objective (``objectives.Answer``); ``takes_reduction``: whether it scores every embedding dimension
+    and so has a per-token ``reduction``."""
 
     objective: ClassVar[str | None] = None
+    takes_answers: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if "reduction" in self.keys():  # one check for every method that scores embedding dimensions
@@ -84,6 +86,7 @@ class IGSettings(Settings):
     integrates in float32; ``n_steps`` / ``max_steps``: former names of ``max_points``, deprecated)."""
 
     objective: ClassVar[str | None] = "prob"
+    takes_answers: ClassVar[bool] = True
     baseline: str = "auto"
     max_points: PositiveInt = MAX_POINTS
     tolerance: NonNegativeFloat = 0.01

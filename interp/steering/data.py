@@ -24,6 +24,18 @@ from interp.io import atomic_write_text
 __all__ = ["ContrastExample", "VisionContrast", "load_contrast", "save_contrast", "stories_contrast"]
 
 
+def _check_texts(example, names: tuple[str, ...], shown: str) -> None:
+    """Raise ``InterpError`` when a field of ``names`` is not non-blank text or the two answers are the same (``shown``:
+    the prompt as written in the message)."""
+    kind = type(example).__name__
+    for name in names:
+        value = getattr(example, name)
+        if not isinstance(value, str) or not value.strip():
+            raise InterpError(f"{kind}.{name} is empty or not a string ({value!r}): give some text")
+    if example.preferred == example.dispreferred:
+        raise InterpError(f"{kind} for {shown!r}: preferred and dispreferred are both {example.preferred!r}")
+
+
 @dataclass(frozen=True)
 class ContrastExample:
     """``prompt`` should be continued by ``preferred`` rather than ``dispreferred`` (answers include their leading space)."""
@@ -34,12 +46,7 @@ class ContrastExample:
     entity: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("prompt", "preferred", "dispreferred"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise InterpError(f"ContrastExample.{name} is empty or not a string ({value!r}): give some text")
-        if self.preferred == self.dispreferred:
-            raise InterpError(f"ContrastExample for {self.prompt!r}: preferred and dispreferred are both {self.preferred!r}")
+        _check_texts(self, ("prompt", "preferred", "dispreferred"), self.prompt)
 
     def swapped(self) -> ContrastExample:
         """The same example with preferred and dispreferred exchanged."""
@@ -62,12 +69,7 @@ class VisionContrast:
             raise InterpError("VisionContrast.prompt must be a non-empty list of text and image parts, e.g. "
                               "[image, ' red circle,']; for a text prompt use ContrastExample")
         object.__setattr__(self, "prompt", tuple(self.prompt))
-        for name in ("preferred", "dispreferred"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise InterpError(f"VisionContrast.{name} is empty or not a string ({value!r}): give some text")
-        if self.preferred == self.dispreferred:
-            raise InterpError(f"VisionContrast for {self.text()!r}: preferred and dispreferred are both {self.preferred!r}")
+        _check_texts(self, ("preferred", "dispreferred"), self.text())
 
     def text(self) -> str:
         """The prompt as one string, each image part written ``<image>`` (for tables and result files)."""
