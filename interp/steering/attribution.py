@@ -30,7 +30,7 @@ from interp.errors import InterpError
 from interp.steering.data import ContrastExample, VisionContrast
 from interp.steering.scoring import Encoded, contrast_gaps, encode, encode_parts
 
-__all__ = ["grains_attribution", "contrast_token_scores", "answer_logprob_objective", "top_k_positions",
+__all__ = ["grains_attribution", "contrast_token_scores", "fit_ig_settings", "FIT_TOLERANCE", "answer_logprob_objective", "top_k_positions",
            "completeness_note"]
 
 
@@ -52,26 +52,32 @@ def top_k_positions(scores: torch.Tensor, k: int, *, exclude: Sequence[int] = ()
     return idx[order_desc], idx[order_asc]
 
 
-def contrast_token_scores(model, encoded: list[Encoded], *, max_points: int = 21, baseline: str = "auto",
-                          internal_batch_size: int | None = None, rows_per_call: int = 16, tolerance: float = 0.05,
-                          ig_method: str = "adaptive", progress: bool = False,
-                          n_steps: int | None = None) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[float]]:
+FIT_TOLERANCE = 0.05
+"""The completeness tolerance at which ``fit_grains`` stops IG: GrAInS uses only which positions rank top-k, which
+stops changing well before 1% (bench/results/grains_real.md)."""
+
+
+def fit_ig_settings(max_points: int, baseline: str = "auto", rule: str = "adaptive",
+                    internal_batch_size: int | None = None) -> IGSettings:
+    """The ``IGSettings`` of GrAInS's fit: ``max_points`` per call (21 is the adaptive rule's starting grid graded
+    towards the baseline; ``fit_grains`` passes 50, which steers twice as far on SmolLM2, bench/results/grains_real.md),
+    stopping at ``FIT_TOLERANCE``; ``rule`` another rule of ``embedding_ig``, e.g. captum's "gausslegendre" with
+    ``max_points`` points, as the reference code used."""
+    return IGSettings().replace(baseline=baseline, max_points=max_points, tolerance=FIT_TOLERANCE,
+                                internal_batch_size=internal_batch_size, rule=rule)  # each checked
+
+
+def contrast_token_scores(model, encoded: list[Encoded], settings: IGSettings | None = None, *, rows_per_call: int = 16,
+                          progress: bool = False) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[float]]:
     """IG scores of every token of x ⊕ y⁺ and x ⊕ y⁻ for the contrastive objective, for each example.
 
-    IG uses the adaptive rule of ``embedding_ig`` with at most ``max_points`` points per call (21, the default here,
-    is its starting grid graded towards the baseline; ``fit_grains`` passes 50, which steers twice as far on SmolLM2,
-    bench/results/grains_real.md) and stops early at ``tolerance`` (``ig_method``: another rule of ``embedding_ig``,
-    e.g. captum's "gausslegendre" with ``max_points`` points, as the reference code used). ``n_steps``: the budget's
-    former name, deprecated. Rows of equal (prompt length, total length) are batched, ``rows_per_call`` per IG call
-    (fewer when ``internal_batch_size`` is smaller; ``interp.attribution.answers.sequences_ig``). Returns ([(scores⁺
-    [T⁺], scores⁻ [T⁻]) per example] float32, where scores⁻ already carry the minus sign of f, and [relative
-    completeness error of f per example]).
+    ``settings``: the IG settings (default ``fit_ig_settings(21)``). Rows of equal (prompt length, total length) are
+    batched, ``rows_per_call`` per IG call (fewer when ``settings.internal_batch_size`` is smaller;
+    ``interp.attribution.answers.sequences_ig``). Returns ([(scores⁺ [T⁺], scores⁻ [T⁻]) per example] float32, where
+    scores⁻ already carry the minus sign of f, and [relative completeness error of f per example]).
     """
-    max_points = points_budget(max_points, n_steps, None, "contrast_token_scores")
-    settings = IGSettings(baseline=baseline, max_points=max_points, tolerance=tolerance,
-                          internal_batch_size=internal_batch_size, rule=ig_method)
     rows = [(len(e.prompt), e.sequence(sign), sign) for e in encoded for sign in (+1, -1)]
-    out = sequences_ig(model, rows, settings, rows_per_call=rows_per_call, progress=progress)
+    out = sequences_ig(model, rows, settings or fit_ig_settings(21), rows_per_call=rows_per_call, progress=progress)
     pairs = [(out[2 * i].scores, out[2 * i + 1].scores) for i in range(len(encoded))]
     errors = []
     for i in range(len(encoded)):

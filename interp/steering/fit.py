@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from interp.errors import InterpError
 from interp.models import model_device, model_name, pad_right, special_token_id
-from interp.steering.attribution import contrast_token_scores, top_k_positions
+from interp.steering.attribution import contrast_token_scores, fit_ig_settings, top_k_positions
 from interp.steering.data import ContrastExample
 from interp.steering.scoring import Encoded, encode
 from interp.steering.vectors import HOOK, SteeringVectors
@@ -175,9 +175,8 @@ def fit_grains(model, examples: Sequence[ContrastExample], *, layers: int | Sequ
     enc = [encode(model, e) for e in examples]
     completeness: list[float] = []
     if attribution_fn is None:
-        scores, completeness = contrast_token_scores(model, enc, max_points=n_steps, baseline=baseline,
-                                                     internal_batch_size=internal_batch_size, ig_method=ig_method,
-                                                     progress=progress)
+        scores, completeness = contrast_token_scores(
+            model, enc, fit_ig_settings(n_steps, baseline, ig_method, internal_batch_size), progress=progress)
     else:
         scores = attribution_fn(model, enc)
     mid = mask_token_id(model) if mask_id is None else int(mask_id)

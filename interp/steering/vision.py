@@ -31,7 +31,7 @@ from interp.attribution.vision import encode_prompt, visual_inputs
 from interp.errors import InterpError
 from interp.models import model_device, model_name, pad_right, text_ids
 from interp.models.vision import VisionInput
-from interp.steering.attribution import contrast_token_scores
+from interp.steering.attribution import contrast_token_scores, fit_ig_settings
 from interp.steering.data import VisionContrast
 from interp.steering.evaluate import SteeringEval, _named
 from interp.steering.fit import (
@@ -118,7 +118,7 @@ def fit_grains_vlm(model, examples: Sequence[VisionContrast], *, layers: int | S
     for vin, idx in tqdm(image_groups(items), desc="GrAInS on images", disable=not progress):
         enc = [items[i][0] for i in idx]
         with visual_inputs(model, vin):
-            scores, errors = contrast_token_scores(model, enc, max_points=n_steps, baseline=baseline, ig_method=ig_method)
+            scores, errors = contrast_token_scores(model, enc, fit_ig_settings(n_steps, baseline, ig_method))
             never = [_never(e, items[i][1], exclude) for e, i in zip(enc, idx)]
             seqs, reads, picked = masked_sequences(model, enc, scores, k=k, exclude=exclude, mask_id=mid, read=read,
                                                    never=never)
