@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from interp.attribution.answers import answer_logprob_objective
 from interp.attribution.baselines import embed_hook_name, pad_id, resolve_baseline
 from interp.attribution.methods import TargetObjective
 from interp.attribution.reduction import reduce_tokens
@@ -24,21 +25,28 @@ from interp.models import model_device
 __all__ = ["captum_layer_ig"]
 
 
-def captum_layer_ig(model, tokens: torch.Tensor, target: int, *, n_steps: int = 50, baseline: str = "auto",
+def captum_layer_ig(model, tokens: torch.Tensor, target: int | list[int], *, n_steps: int = 50, baseline: str = "auto",
                     objective: str = "prob", reduction: str | None = "sum", method: str = "gausslegendre") -> torch.Tensor:
     """captum ``LayerIntegratedGradients`` of the ``objective`` ("prob", "logprob", "logit") of token ``target``
     after ``tokens`` [L] (the prompt, BOS included when the model uses one), over the token embeddings, from
     ``baseline`` ("auto", "zero", "zero_keep_bos", "pad": as ``ig.resolve_baseline``) with captum's rule ``method``
-    and ``n_steps`` points. Returns [L] float32 per-token scores reduced by ``reduction`` ("sum", "l2", "abs_sum"), or
-    with ``reduction=None`` the per-dimension attributions [L, d_model]."""
+    and ``n_steps`` points. ``objective="answer"``: ``target`` is an answer's ids [A] and the objective its summed
+    log-probability after ``tokens`` (``objectives.Answer``), integrated over prompt and answer. Returns [L] ([L + A]
+    for an answer) float32 per-token scores reduced by ``reduction`` ("sum", "l2", "abs_sum"), or with
+    ``reduction=None`` the per-dimension attributions [L, d_model]."""
     from captum.attr import LayerIntegratedGradients
 
     if tokens.ndim != 1 or tokens.numel() == 0:
         raise InterpError(f"captum_layer_ig needs one non-empty sequence of token ids [L], got shape {tuple(tokens.shape)}")
     kind = resolve_baseline(model, baseline)
     layer = model.hook_dict[embed_hook_name(model)]
-    ids = tokens.to(model_device(model))[None]
-    fn = TargetObjective([ids.shape[1]], [int(target)], objective)
+    if objective == "answer":
+        answer = torch.tensor([int(t) for t in (target if isinstance(target, (list, tuple)) else [target])])
+        ids = torch.cat([tokens.cpu(), answer.to(tokens.dtype)]).to(model_device(model))[None]
+        fn = answer_logprob_objective(tokens.numel())
+    else:
+        ids = tokens.to(model_device(model))[None]
+        fn = TargetObjective([ids.shape[1]], [int(target)], objective)
     used = set(ids[0].tolist())
     zero_id = next((i for i in range(int(model.cfg.d_vocab) - 1, -1, -1) if i not in used), None)
     if zero_id is None:

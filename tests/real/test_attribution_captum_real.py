@@ -4,12 +4,14 @@ Objective: the target's probability (``attribute``'s default for IG); baseline: 
 embedding zero ("auto" on a rotary model); points: Gauss-Legendre with 32 nodes on both sides (captum's
 ``method="gausslegendre"``). Per-token signed sums and L2 norms agree to within 5e-4 of the largest score (measured:
 1.6e-5 and 2.5e-5 on the first prompt, 8.5e-5 and 7.2e-5 on the second; the project interpolates in float64 and
-sums the steps in float64, captum does both in float32), and the top 3 positions are the same.
+sums the steps in float64, captum does both in float32), and the top 3 positions are the same. The whole-answer
+contrast (``Answer``, GrAInS's objective) agrees the same way on each of its two sequences (measured 2.2e-5 and 9.1e-5).
 """
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from interp.attribution import attribute
 from interp.attribution.captum_ref import captum_layer_ig
@@ -35,3 +37,21 @@ def test_ig_equals_captum_layer_ig_on_smollm2(smollm2, one_thread_module, prompt
         assert rel < 5e-4, (reduction, rel, row.tolist(), theirs.tolist())
         assert row.topk(3).indices.tolist() == theirs.topk(3).indices.tolist()
         assert float(row[0]) == 0.0 == float(theirs[0])  # BOS is in the baseline
+
+
+def test_the_answer_contrast_equals_captum_on_smollm2(smollm2, one_thread_module):
+    """GrAInS's objective through ``attribute``: a multi-token answer against another, each sequence's IG (over prompt
+    and answer tokens) equal to captum's on it within the same 5e-4 of the largest score."""
+    from interp.attribution.objectives import Answer
+
+    prompt, pos, neg = "The Eiffel Tower is in", " the city of Paris", " Rome"
+    ours = attribute(smollm2, prompt, pos, method="integrated_gradients", objective=Answer(against=neg),
+                     rule="gausslegendre", max_points=POINTS)
+    toks = smollm2.to_tokens(prompt)[0]
+    assert ours.scores.shape == (2, len(toks)) and ours.target_tokens == [pos, neg]
+    for row, (answer, sign) in enumerate(((pos, 1.0), (neg, -1.0))):
+        ids = smollm2.tokenizer(answer, add_special_tokens=False).input_ids
+        theirs = sign * captum_layer_ig(smollm2, toks, ids, n_steps=POINTS, objective="answer")
+        full = torch.cat([ours.scores[row], torch.tensor(ours.info["answer_scores"][row])])
+        rel = float((full - theirs).abs().max() / theirs.abs().max())
+        assert rel < 5e-4, (row, rel, full.tolist(), theirs.tolist())

@@ -151,3 +151,20 @@ def test_the_old_budget_names_still_work_with_a_deprecation_warning(llama):
     with pytest.warns(DeprecationWarning, match="attention_ig: max_steps is deprecated"):
         b = attribute(llama, PROMPT, tgt, method="attention_ig", max_steps=30)
     assert torch.equal(a.scores.nan_to_num(), b.scores.nan_to_num())
+
+
+@pytest.mark.parametrize("baseline", ["zero_keep_bos", "pad"])
+def test_the_answer_objective_equals_captum_on_both_sequences(llama, baseline):
+    """``Answer(against)`` (GrAInS's contrast): row 0 is captum's IG of log P(y+) over prompt + y+, row 1 minus captum's
+    IG of log P(y-) over prompt + y-, and the answer tokens' own scores agree too (float32 rounding, as above)."""
+    from interp.attribution.objectives import Answer
+
+    toks = llama.to_tokens(PROMPT)[0]
+    pos, neg = [int(t) for t in toks[1:4]], [int(t) for t in toks[2:4]]  # answers of 3 and 2 tokens
+    ours = attribute(llama, PROMPT, pos, method="integrated_gradients", objective=Answer(against=neg),
+                     rule="gausslegendre", max_points=24, baseline=baseline)
+    p = len(toks)
+    for row, (answer, sign) in enumerate(((pos, 1.0), (neg, -1.0))):
+        theirs = sign * captum_layer_ig(llama, toks, answer, n_steps=24, baseline=baseline, objective="answer")
+        assert theirs.shape == (p + len(answer),)
+        _close(torch.cat([ours.scores[row], torch.tensor(ours.info["answer_scores"][row])]), theirs, 1e-5)
