@@ -210,6 +210,10 @@ def attribute(model, prompt: str | torch.Tensor | list, target: str | int | list
         target = text_ids(model, answer_text, prepend_bos=False).tolist() or answer_text
     with visual_inputs(model, vin):
         full, positions = prepare_targets(model, prompt if vin is None else vin.ids, target, generate)
+        n_ctx = getattr(model.cfg, "n_ctx", None)
+        if kind == "answer" and against is not None and n_ctx and positions[0] + len(against) > n_ctx:
+            raise InterpError(f"prompt plus the other answer is {positions[0] + len(against)} tokens but the model's "
+                              f"context is {n_ctx}")
         out = METHODS[method](model, full, positions, s, (kind, against), progress)
     names = str_tokens(model, full)
     info = out.info

@@ -79,3 +79,6 @@ def test_answer_is_refused_where_it_has_no_meaning(random_models):
         attribute(model, "the cat", " sat", method="integrated_gradients", objective=Answer(against=[10**9]))
     with pytest.raises(InterpError, match="text or token ids"):
         attribute(model, "the cat", " sat", method="integrated_gradients", objective=Answer(against=1.5))
+    n_ctx = model.cfg.n_ctx
+    with pytest.raises(InterpError, match="prompt plus the other answer is .* context is"):
+        attribute(model, "the cat", " sat", method="integrated_gradients", objective=Answer(against=[5] * n_ctx))
