@@ -3,7 +3,8 @@
 All methods score, for each target ``i`` at position ``p_i``, the tokens before it. Each is
 ``fn(model, tokens, positions, settings, objective, progress) -> MethodOutput``: ``settings`` an instance of its class in
 ``interp.attribution.settings``, ``objective`` the (kind, contrasted id) pair ``objectives.check_objective`` gives
-(kind "" for a method that takes none), ``progress(done, total)`` or None.
+(kind "" for a method that takes none; "answer" with the other answer's ids, which only IG computes),
+``progress(done, total)`` or None.
 """
 
 from __future__ import annotations

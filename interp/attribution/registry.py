@@ -5,7 +5,10 @@ with its settings class (``interp.attribution.settings``) by ``@register("name",
 full sequence (prompt followed by the target tokens), ``positions`` the index of each target token in it; the method
 scores, for target ``i``, the tokens ``tokens[:positions[i]]`` and returns ``scores`` [target, L - 1] with NaN at
 positions ``>= positions[i]``. ``objective``: (kind, contrasted token id or None) from
-``interp.attribution.objectives.check_objective`` (kind "" for a method whose settings class names no objective).
+``interp.attribution.objectives.check_objective`` (kind "" for a method whose settings class names no objective). With
+kind "answer" (``Answer``; only methods whose settings say ``takes_answers``) the targets are one answer: the method
+returns ``scores`` [answer, P] over the prompt's P tokens (the target, then the ``against`` answer, its ids the pair's
+second element), and ``attribute`` names the rows by the answers.
 
 The built-in methods (``interp.attribution.methods``) register when ``interp.attribution`` is imported, which Python
 does before any of its modules, this one included; this module never imports them (methods import the registry).
