@@ -31,6 +31,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attribution_grid import ORDER, RESULTS, prompts_for  # noqa: E402
 
+READING = "## Reading"
 METRICS = ("hard_comprehensiveness", "hard_sufficiency", "soft_nc", "soft_ns")
 
 
@@ -121,7 +122,9 @@ def table(args) -> None:  # noqa: ARG001
                 lines.append(f"| {m} | {r} | " + " | ".join(_cells(data, m, r, "induction") + _cells(data, m, r, "fact")) + " |")
         lines.append("")
     out = RESULTS / "attribution_faith.md"
-    out.write_text("\n".join(lines))
+    old = out.read_text() if out.exists() else ""
+    keep = old[old.index(READING):] if READING in old else ""  # the hand-written reading below the tables stays
+    out.write_text("\n".join(lines) + ("\n" + keep if keep else ""))
     print(f"wrote {out}")
 
 
