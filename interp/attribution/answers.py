@@ -39,7 +39,8 @@ def answer_logprob_objective(prompt_len: int) -> Callable[[torch.Tensor, torch.T
 @dataclass(frozen=True)
 class SequenceIG:
     """IG of one sequence's answer log-probability, times ``sign`` (+1 preferred, -1 dispreferred):
-    ``scores`` [T] float32, ``total`` (their float64 sum) and ``change`` (sign * (f(x) - f(baseline)))."""
+    ``scores`` [T] float32 (reduced per token as the settings say), ``total`` (the float64 sum of the signed per-token
+    sums, whatever the reduction) and ``change`` (sign * (f(x) - f(baseline)))."""
 
     scores: torch.Tensor
     total: float
@@ -66,9 +67,10 @@ def sequences_ig(model, rows: list[tuple[int, torch.Tensor, int]], settings: IGS
         tokens = torch.stack([rows[r][1] for r in members])
         ig = embedding_ig(model, tokens, answer_logprob_objective(p_len), settings, warn_threshold=None,
                           progress=progress if callable(progress) else None)
+        sums = ig.attributions if ig.signed is None else ig.signed  # completeness on the signed sums, any reduction
         for i, r in enumerate(members):
             sign = rows[r][2]
-            out[r] = SequenceIG(sign * ig.attributions[i], sign * float(ig.attributions[i].double().sum()),
+            out[r] = SequenceIG(sign * ig.attributions[i], sign * float(sums[i].double().sum()),
                                 sign * float(ig.objective[i].double() - ig.baseline_objective[i].double()))
     return [out[r] for r in range(len(rows))]
 

@@ -128,9 +128,8 @@ def _answer_output(model, tokens, P: int, against: list[int] | None, s: IGSettin
         info["completeness"] = c = contrast_completeness(*rows)
         info["completeness_note"] = completeness_note(c)
         error = c["contrast"]
-    scores = torch.stack([r.scores[:P] for r in rows]).float()
-    info["total"] = float(scores.sum()) + float(sum(r.scores[P:].sum() for r in rows))  # prompt and answer tokens
-    return MethodOutput(scores, torch.tensor([error] * len(rows)), info)
+    info["total"] = sum(r.total for r in rows)  # signed, prompt and answer tokens: what completeness compares
+    return MethodOutput(torch.stack([r.scores[:P] for r in rows]).float(), torch.tensor([error] * len(rows)), info)
 
 
 @register("attention_ig", AttentionIGSettings)

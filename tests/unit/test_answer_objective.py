@@ -82,3 +82,15 @@ def test_answer_is_refused_where_it_has_no_meaning(random_models):
     n_ctx = model.cfg.n_ctx
     with pytest.raises(InterpError, match="prompt plus the other answer is .* context is"):
         attribute(model, "the cat", " sat", method="integrated_gradients", objective=Answer(against=[5] * n_ctx))
+
+
+def test_completeness_of_an_answer_is_on_the_signed_sums_whatever_the_reduction(random_models):
+    """With ``reduction="l2"`` the rows are norms, but the completeness error and ``total`` are the signed sums' (the
+    same as the signed run's, which integrates the same points)."""
+    model = random_models["gpt2"]
+    kw = dict(method="integrated_gradients", objective=Answer(against=" ran"), rule="gausslegendre", max_points=16)
+    signed = attribute(model, "the cat", " sat on", **kw)
+    normed = attribute(model, "the cat", " sat on", reduction="l2", **kw)
+    assert (normed.scores[0] >= 0).all() and normed.reduction == "l2"
+    assert normed.info["total"] == pytest.approx(signed.info["total"], rel=1e-5, abs=1e-7)
+    torch.testing.assert_close(normed.completeness_error, signed.completeness_error, rtol=1e-4, atol=1e-7)
