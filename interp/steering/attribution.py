@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from interp.attribution import attribute
-from interp.attribution.answers import answer_logprob_objective, completeness_note, sequences_ig
+from interp.attribution.answers import answer_logprob_objective, completeness_note, contrast_completeness, sequences_ig
 from interp.attribution.ig import points_budget
 from interp.attribution.objectives import Answer
 from interp.attribution.result import TokenAttribution
@@ -79,12 +79,7 @@ def contrast_token_scores(model, encoded: list[Encoded], settings: IGSettings | 
     rows = [(len(e.prompt), e.sequence(sign), sign) for e in encoded for sign in (+1, -1)]
     out = sequences_ig(model, rows, settings or fit_ig_settings(21), rows_per_call=rows_per_call, progress=progress)
     pairs = [(out[2 * i].scores, out[2 * i + 1].scores) for i in range(len(encoded))]
-    errors = []
-    for i in range(len(encoded)):
-        pos, neg = out[2 * i], out[2 * i + 1]
-        change = pos.change + neg.change
-        errors.append(abs(pos.total + neg.total - change) / max(abs(change), 1e-12))
-    return pairs, errors
+    return pairs, [contrast_completeness(out[2 * i], out[2 * i + 1])["contrast"] for i in range(len(encoded))]
 
 
 def grains_attribution(model, example: ContrastExample | VisionContrast, *, max_points: int = 100, baseline: str = "auto", k: int = 10,
