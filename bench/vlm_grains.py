@@ -152,6 +152,11 @@ def cosines(grains, md, layers) -> dict[int, float]:
     return {layer: float(torch.cosine_similarity(grains.vector(layer), md.vector(layer), 0)) for layer in layers}
 
 
+def run_cost(total_s: float, fit_s: float, peak: float) -> str:
+    """The results file's sentence on the run's cost (both VLM steering benches write it)."""
+    return f"Whole run {total_s / 60:.1f} min after loading, the GrAInS fit {fit_s:.0f} s; peak RSS {peak:.0f} MB."
+
+
 def tables(chosen: dict, evals: dict) -> list[str]:
     """The Markdown tables both VLM steering benches write: the layer and alpha each method chose on train, the
     held-out sweep, and the comparison at equal perplexity cost."""
@@ -197,7 +202,7 @@ def write(a, model, fit_set, select, held, errors, grains, md, chosen, evals, fi
         f"{a.select_scenes} --heldout-scenes {a.heldout_scenes} --captions {a.captions} --n-steps {a.n_steps} --layers "
         f"{a.layers} --read {a.read} --aggregate {a.aggregate} --budget {a.budget} --threads {a.threads}` "
         "(2-core CPU shared with other jobs; seconds are rough). "
-        f"Whole run {total_s / 60:.1f} min after loading, the GrAInS fit {fit_s:.0f} s; peak RSS {peak:.0f} MB.", "",
+        + run_cost(total_s, fit_s, peak), "",
         "**Task.** Questions are caption cuts before each object's colour word (bench/vlm_attribution.py's construction) "
         "on scenes of 1-6 objects; the VLM was trained to caption 1-3. Preferred: the true colour; dispreferred: the next "
         "object's colour in reading order (else another colour in the scene). "

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vlm_grains import FRACTIONS, choose, cosines, finish_options, tables  # noqa: E402
+from vlm_grains import FRACTIONS, choose, cosines, finish_options, run_cost, tables  # noqa: E402
 
 from interp.steering.scenes import scene_captions, text_prior_contrast  # noqa: E402
 from interp.steering.vision import evaluate_vlm, fit_grains_vlm, fit_mean_difference_vlm  # noqa: E402
@@ -74,8 +74,8 @@ def write(a, fit_set, select, held, grains, md, chosen, evals, controls, fit_s, 
         f"# GrAInS against text-prior hallucination on `{a.model}`", "",
         f"Command: `nice -n 10 python bench/vlm_grains_prior.py --model {a.model} --fit {a.fit} --select {a.select} "
         f"--heldout {a.heldout} --heldout-start {a.heldout_start} --captions {a.captions} --n-steps {a.n_steps} --layers "
-        f"{a.layers} --budget {a.budget} --threads {a.threads}` (2-core CPU; seconds are rough). Whole run "
-        f"{total_s / 60:.1f} min after loading, the GrAInS fit {fit_s:.0f} s; peak RSS {peak:.0f} MB.", "",
+        f"{a.layers} --budget {a.budget} --threads {a.threads}` (2-core CPU; seconds are rough). "
+        + run_cost(total_s, fit_s, peak), "",
         "**Task** (`interp.steering.scenes.text_prior_contrast`). Before the image the prompt names a wrong colour for the "
         "first object's shape one to three times (`\"green circle. green circle.\"`, a colour absent from the picture); "
         "the question is the first colour word after the image, which the VLM was trained to write from its image. "
