@@ -43,7 +43,8 @@ class Contrast:
 class Answer:
     """The whole target's summed log-probability (teacher-forced) as one row over the prompt; ``against`` (text or
     token ids of another answer): minus that of the other answer after the same prompt (GrAInS's contrast; two rows,
-    IG over prompt + target and, negated, over prompt + against)."""
+    IG over prompt + target and, negated, over prompt + against; with ``reduction="l2"`` or "abs_sum" row 1 is then a
+    negated magnitude, so read the rows apart or use the signed sum)."""
 
     against: str | int | list[int] | None = None
 
