@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 import torch
 
-from interp.attribution.ig import IGOutput, adaptive_path_ig, check_ig_input, in_float32
+from interp.attribution.ig import IGOutput, adaptive_path_ig, check_ig_input, in_float32, points_budget
+from interp.attribution.settings import AttentionIGSettings
 from interp.errors import InterpError
 from interp.models import model_device
 
@@ -38,24 +39,29 @@ def pattern_hooks(model) -> list[str]:
     return names
 
 
-def attention_gate_ig(model, tokens: torch.Tensor, objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
-                      keep_first: bool = True, max_points: int = 400, tolerance: float = 0.01,
-                      internal_batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
-                      upcast: bool = True) -> IGOutput:
+def attention_gate_ig(model, tokens: torch.Tensor, objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                      settings: AttentionIGSettings | None = None, *,
+                      progress: Callable[[int, int], None] | None = None, **changes) -> IGOutput:
     """IG over the attention gates of ``tokens`` [batch, pos] (module docstring).
 
     ``objective(logits, tokens) -> [rows]`` as for ``ig.embedding_ig`` (step-major rows; an int ``keep`` attribute
-    limits the logits computed). ``keep_first``: position 0's gate stays 1 (its attribution is then exactly 0);
-    otherwise every position starts at 0. ``max_points``: the most path points (each one forward and backward pass
-    per row); the rule stops earlier when the completeness error is below ``tolerance``. ``internal_batch_size``:
-    sequences per pass (None: by activation memory, ``ig.auto_batch_size``); the result does not depend on it.
-    ``progress(points so far, budget)`` after each pass. ``upcast``: a 16-bit model runs this call in float32.
+    limits the logits computed). ``settings`` (default ``AttentionIGSettings()``) with ``changes`` (its fields, each
+    checked): ``keep_bos``: position 0's gate stays 1 (its attribution is then exactly 0; the caller decides whether
+    position 0 is a BOS, as ``methods.attention_ig`` does), otherwise every position starts at 0; ``max_points``: the
+    most path points (each one forward and backward pass per row), the rule stopping earlier when the completeness
+    error is below ``tolerance``; ``internal_batch_size``: sequences per pass (None: by activation memory,
+    ``ig.auto_batch_size``), the result does not depend on it; ``upcast``: a 16-bit model runs this call in float32.
+    ``progress(points so far, budget)`` after each pass.
     Returns ``IGOutput``: ``attributions`` [batch, pos] (float32), f at the input and at all gates 0, the points used
     (``n_steps``), and ``baseline`` "attention_off" (or "attention_off_keep_first").
     """
-    check_ig_input(tokens, internal_batch_size)
+    s = (settings or AttentionIGSettings()).replace(**changes) if changes else (settings or AttentionIGSettings())
+    if s.max_steps is not None:
+        s = s.replace(max_points=points_budget(s.max_points, None, s.max_steps, "attention_gate_ig"), max_steps=None)
+    keep_first = s.keep_bos
+    check_ig_input(tokens, s.internal_batch_size)
     names = pattern_hooks(model)
-    with in_float32(model) if upcast else contextlib.nullcontext():
+    with in_float32(model) if s.upcast else contextlib.nullcontext():
         device = model_device(model)
         tokens = tokens.to(device)
         n, t = tokens.shape
@@ -74,5 +80,4 @@ def attention_gate_ig(model, tokens: torch.Tensor, objective: Callable[[torch.Te
             return [(name, scale) for name in names], gate, lambda grad: (grad.double().cpu() * moving).view(k, n, t)
 
         kind = "attention_off_keep_first" if keep_first else "attention_off"
-        return adaptive_path_ig(model, tokens, objective, point, baseline=kind, max_points=max_points,
-                                tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress)
+        return adaptive_path_ig(model, tokens, objective, point, s, baseline=kind, progress=progress)

@@ -1,15 +1,17 @@
 """Rank attribution methods on a prompt set: ground-truth top-1 rate and faithfulness.
 
 ``compare(model, prompts, methods)`` attributes every prompt's target with every method and returns a
-``Comparison`` (one row per method). With ``sources`` (the position of the token that decides each target,
-e.g. from ``ground_truth_examples`` on the ``stories`` model) it reports how often each method ranks that
-token first; with ``faithful=True`` it adds the faithfulness metrics (``faithfulness``), averaged over prompts.
+``Comparison`` (one row per method). Given ``truth.TruthPrompt`` records (the positions that decide each target,
+e.g. from ``ground_truth_examples`` on the ``stories`` model, or ``truth.induction_prompts`` / ``fact_prompts`` on a
+real model) it reports how often each method ranks one of them first; with ``faithful=True`` it adds the faithfulness
+metrics (``faithfulness``), averaged over prompts.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -119,26 +121,29 @@ class Comparison(Result):
                 for i, m in enumerate(self.methods)]
 
 
-def compare(model, prompts: list[str] | list[TruthPrompt], methods: list[str] | None = None, *,
-            targets: list | None = None, sources: list[int] | None = None, faithful: bool = True, n_samples: int = 4,
-            method_options: dict[str, dict] | None = None, progress: bool = True) -> Comparison:
+def compare(model, prompts: list[str] | list[TruthPrompt], methods: list[str] | Mapping[str, Mapping] | None = None, *,
+            targets: list | None = None, faithful: bool = True, n_samples: int = 4, progress: bool = True) -> Comparison:
     """Attribute each prompt with each method; returns a ``Comparison`` ranked by ``Comparison.ranking()``.
 
-    ``prompts``: strings (with optional ``targets``, default the greedy next token, and ``sources``, the
-    ground-truth source positions) or ``truth.TruthPrompt`` records (a hit: the top-1 token is one of its
-    ``sources``). ``methods``: default every registered method.
-    ``method_options``: per-method keyword options, e.g. ``{"reagent": {"num_probes": 8}}``.
+    ``prompts``: ``truth.TruthPrompt`` records (each with the positions that decide its target: a hit is a top-1 token
+    among its ``sources``; ``top1_rate`` is then a column) or strings (with optional ``targets``, default the greedy
+    next token; no ground truth). ``methods``: names (default every registered method), or {name: settings} with each
+    method's settings (a settings instance such as ``REAGENT_FAST`` or a dict, e.g. ``{"reagent": {"num_probes": 8}}``).
+    ``faithful``: add the faithfulness metrics (``faithfulness`` with ``n_samples`` random draws), averaged over prompts.
     """
     import time
 
+    sources = None
     if prompts and isinstance(prompts[0], TruthPrompt):
+        if targets is not None:
+            raise InterpError("compare(): TruthPrompt records carry their targets; do not pass targets as well")
         targets = [p.target_id for p in prompts]
         sources = [p.sources for p in prompts]
         prompts = [p.text for p in prompts]
     if not prompts:
         raise InterpError("compare() needs at least one prompt")
-    methods = methods or method_names()
-    method_options = method_options or {}
+    settings = dict(methods) if isinstance(methods, Mapping) else {m: {} for m in (methods or method_names())}
+    methods = list(settings)
     targets = targets or [None] * len(prompts)
     metrics = (["top1_rate"] if sources is not None else []) + (
         ["soft_ns", "soft_nc", "hard_sufficiency", "hard_comprehensiveness", "soft_ns_vs_random", "soft_nc_vs_random",
@@ -153,11 +158,10 @@ def compare(model, prompts: list[str] | list[TruthPrompt], methods: list[str] | 
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                a = attribute(model, prompt, target, method=method, **method_options.get(method, {}))
+                a = attribute(model, prompt, target, method=method, **settings[method])
             seconds[i] += time.perf_counter() - t0
             if sources is not None:
-                own = sources[k] if isinstance(sources[k], (tuple, list)) else (sources[k],)
-                top1[i, k] = float(a.top(1)[0] in own)
+                top1[i, k] = float(a.top(1)[0] in sources[k])
             if faithful:
                 f = faithfulness(model, a, n_samples=n_samples, seed=k).to_dict()
                 for m in metrics:

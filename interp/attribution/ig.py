@@ -36,6 +36,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -55,7 +56,7 @@ from interp.errors import InterpError
 from interp.models import model_device
 from interp.results import Result
 
-__all__ = ["IGOutput", "embedding_ig", "in_float32", "adaptive_embedding_ig", "adaptive_path_ig", "auto_batch_size",
+__all__ = ["IGOutput", "embedding_ig", "in_float32", "adaptive_path_ig", "PathBudget", "auto_batch_size",
            "BASELINES", "MAX_POINTS", "deprecated", "points_budget", "resolve_baseline", "embed_hook_name", "has_learned_positions"]
 
 _EPS = 1e-12
@@ -142,11 +143,12 @@ def embedding_ig(
         deprecated("embedding_ig: method= is deprecated; pass rule= (the IGSettings field)")
         changes["rule"] = changes.pop("method")
     s = (settings or IGSettings()).replace(**changes) if changes else (settings or IGSettings())
-    max_points = points_budget(s.max_points, s.n_steps, s.max_steps, "embedding_ig")
+    if s.n_steps is not None or s.max_steps is not None:
+        s = s.replace(max_points=points_budget(s.max_points, s.n_steps, s.max_steps, "embedding_ig"), n_steps=None,
+                      max_steps=None)
     upcast = s.upcast
     with in_float32(model) if upcast else contextlib.nullcontext():
-        out = _integrate(model, tokens, objective, s.baseline, max_points, s.internal_batch_size, s.rule, s.tolerance,
-                         progress, s.reduction)
+        out = _integrate(model, tokens, objective, s, progress)
     if warn_threshold is not None:
         worst = float(out.completeness_error.max())
         if worst > warn_threshold:
@@ -202,19 +204,17 @@ def deprecated(message: str) -> None:
     warnings.warn(message, DeprecationWarning, stacklevel=level)
 
 
-def _integrate(model, tokens, objective, baseline, max_points, internal_batch_size, method, tolerance,
-               progress, reduction) -> IGOutput:
-    """``embedding_ig`` without the upcast and the warning."""
-    if method == "adaptive":
-        return adaptive_embedding_ig(model, tokens, objective, baseline=baseline, max_points=max_points,
-                                     tolerance=tolerance, internal_batch_size=internal_batch_size, progress=progress,
-                                     reduction=reduction)
+def _integrate(model, tokens, objective, s: IGSettings, progress) -> IGOutput:
+    """``embedding_ig`` without the upcast, the former budget names and the warning."""
+    if s.rule == "adaptive":
+        return _adaptive_embedding_ig(model, tokens, objective, s, progress)
+    internal_batch_size = s.internal_batch_size
     if internal_batch_size is None:
         internal_batch_size = auto_batch_size(model, tokens)
-    out = _embedding_ig(model, tokens, objective, baseline=baseline, n_steps=max_points,
-                        internal_batch_size=internal_batch_size, method=method, reduction=reduction)
+    out = _embedding_ig(model, tokens, objective, baseline=s.baseline, n_steps=s.max_points,
+                        internal_batch_size=internal_batch_size, method=s.rule, reduction=s.reduction)
     if progress is not None:
-        progress(max_points, max_points)
+        progress(s.max_points, s.max_points)
     return out
 
 
@@ -265,19 +265,19 @@ def _input_grads_only(model) -> Iterator[None]:
             p.requires_grad_(g)
 
 
-def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: str = "auto", max_points: int = MAX_POINTS,
-                          tolerance: float = 0.01, internal_batch_size: int | None = None,
-                          progress: Callable[[int, int], None] | None = None, reduction: str = "sum") -> IGOutput:
+def _adaptive_embedding_ig(model, tokens: torch.Tensor, objective, s: IGSettings,
+                           progress: Callable[[int, int], None] | None) -> IGOutput:
     """IG on the token embeddings with the adaptive, baseline-graded Simpson rule (``quadrature.adaptive_simpson``).
 
-    Same arguments as ``embedding_ig``; ``max_points``: the most interpolation points (each is one forward and
-    backward pass per row). f(x) and f(baseline) come from the same passes as the gradients, so the stored
-    completeness error is exactly the one the rule controls. ``reduction`` other than "sum": the rule integrates every
-    embedding dimension (its completeness check still on their total) and reduces at the end.
+    ``s``: the settings of ``embedding_ig`` (its ``max_points`` already the budget); each of the ``s.max_points``
+    points is one forward and backward pass per row. f(x) and f(baseline) come from the same passes as the gradients,
+    so the stored completeness error is exactly the one the rule controls. ``s.reduction`` other than "sum": the rule
+    integrates every embedding dimension (its completeness check still on their total) and reduces at the end.
     Returns ``IGOutput`` (``n_steps`` = points used).
     """
+    reduction = s.reduction
     check_reduction(reduction)
-    kind, hook, device, tokens, emb, base = _setup(model, tokens, baseline, internal_batch_size)
+    kind, hook, device, tokens, emb, base = _setup(model, tokens, s.baseline, s.internal_batch_size)
     n, t = tokens.shape
     dtype = emb.dtype
     base = base.double()
@@ -291,8 +291,7 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
             return [(hook, lambda act, hook, e=e: e)], e, lambda grad: (grad.double().view(k, n, t, -1) * diff[None]).sum(-1)
         return [(hook, lambda act, hook, e=e: e)], e, lambda grad: (grad.double().view(k, n, t, -1) * diff[None]).flatten(2)
 
-    out = adaptive_path_ig(model, tokens, objective, point, baseline=kind, max_points=max_points, tolerance=tolerance,
-                           internal_batch_size=internal_batch_size, progress=progress)
+    out = adaptive_path_ig(model, tokens, objective, point, s, baseline=kind, progress=progress)
     if reduction == "sum":
         return out
     per_dim = out.attributions.view(n, t, -1)  # float32 of the float64 integrals: reduce those instead
@@ -302,16 +301,28 @@ def adaptive_embedding_ig(model, tokens: torch.Tensor, objective, *, baseline: s
 PathPoint = Callable[[torch.Tensor], tuple[list, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
 
 
-def adaptive_path_ig(model, tokens: torch.Tensor, objective, point: PathPoint, *, baseline: str, max_points: int,
-                     tolerance: float, internal_batch_size: int | None,
-                     progress: Callable[[int, int], None] | None) -> IGOutput:
+class PathBudget(Protocol):
+    """What ``adaptive_path_ig`` reads of a method's settings (``IGSettings`` and ``AttentionIGSettings`` are ones):
+    the most path points, the completeness tolerance that stops the rule earlier, and the sequences per pass."""
+
+    max_points: int
+    tolerance: float
+    internal_batch_size: int | None
+
+
+def adaptive_path_ig(model, tokens: torch.Tensor, objective, point: PathPoint, budget: PathBudget, *, baseline: str,
+                     progress: Callable[[int, int], None] | None = None) -> IGOutput:
     """The adaptive rule (``quadrature.adaptive_simpson``) for any IG path over ``tokens`` [n, t] (on their device).
 
     ``point(alphas [k] float64)`` returns the path's points for those α as (forward hooks that put them in the model,
     the leaf tensor they were made from, ``per_token(grad of the leaf) -> [k, n, t]``: the integrand, i.e. the
     gradient times the path's derivative, summed per token); rows are step-major (row r is example r % n).
-    ``baseline`` names the path's start in the result. Returns ``IGOutput`` (``n_steps`` = points used).
+    ``budget``: at most ``budget.max_points`` points, stopping when every row's completeness bound is below
+    ``budget.tolerance``; ``budget.internal_batch_size`` sequences per pass (None: ``auto_batch_size``).
+    ``baseline`` names the path's start in the result. ``progress(points so far, budget)`` after each pass.
+    Returns ``IGOutput`` (``n_steps`` = points used).
     """
+    max_points, tolerance, internal_batch_size = budget.max_points, budget.tolerance, budget.internal_batch_size
     if max_points < 1:
         raise InterpError(f"max_points (the IG point budget) must be at least 1, got {max_points}")
     n, _ = tokens.shape

@@ -146,10 +146,8 @@ def attention_ig(model, tokens, positions, s: AttentionIGSettings, objective: Ob
     """
     budget = points_budget(s.max_points, None, s.max_steps, "attention_ig")
     rows, target = _ig_rows(tokens, positions, objective)
-    out = attention_gate_ig(model, rows, target,
-                            keep_first=s.keep_bos and _starts_with_bos(model, tokens), max_points=budget,
-                            tolerance=s.tolerance, internal_batch_size=s.internal_batch_size, progress=progress,
-                            upcast=s.upcast)
+    s = s.replace(max_points=budget, max_steps=None, keep_bos=s.keep_bos and _starts_with_bos(model, tokens))
+    out = attention_gate_ig(model, rows, target, s, progress=progress)
     return _ig_output(out, tokens, positions)
 
 

@@ -169,7 +169,6 @@ def reagent_scores(
     config: ReagentConfig | None = None,
     *,
     fixed: torch.Tensor | None = None,
-    counter=None,
     progress: Callable[[int, int], None] | None = None,
     **changes,
 ) -> ReagentRun:
@@ -177,8 +176,8 @@ def reagent_scores(
 
     ``config`` (default ``ReagentConfig()``, the reference code's settings) with ``changes`` (its fields, e.g.
     ``num_probes=4``; an unknown one is a ``TypeError``). ``forward_last(tokens [N, T]) -> logits [N, vocab]`` at the
-    last position (``LastLogits``; its ``calls``, ``sequences`` and ``cost_ratio()`` are read when passed as
-    ``counter``). ``fixed`` [T] bool: positions never replaced (e.g. BOS). ``batched=False`` runs the reference
+    last position (``LastLogits``; its ``calls`` and ``sequences`` counters, when it has them, give the run's
+    forward cost). ``fixed`` [T] bool: positions never replaced (e.g. BOS). ``batched=False`` runs the reference
     step-by-step loop (two calls per step); ``chunk`` fixes the steps run ahead per call (default: chosen each call from
     the measured cost of a call and the rate at which probes stop, at most ``max_chunk``). A prefix with
     ``T <= keep_top_n`` would make the stop check replace nothing: ``keep_top_n`` is lowered to ``T - 1`` with a note
@@ -195,8 +194,7 @@ def reagent_scores(
         raise ValueError(f"masks must be one of {MASKS}, got {masks!r}")
     if keep_top_n < 1 or stop_top_k < 1 or num_probes < 1 or max_steps < 1:
         raise ValueError("keep_top_n, stop_top_k, num_probes and max_steps must be positive")
-    counter = counter if counter is not None else forward_last
-    calls0, seqs0 = getattr(counter, "calls", 0), getattr(counter, "sequences", 0)
+    calls0, seqs0 = getattr(forward_last, "calls", 0), getattr(forward_last, "sequences", 0)
     x = tokens.reshape(-1)
     T, B = x.shape[0], num_probes
     fixed = torch.zeros(T, dtype=torch.bool, device=x.device) if fixed is None else fixed.to(x.device).bool()
@@ -223,7 +221,7 @@ def reagent_scores(
             return c.chunk if c.chunk is not None else _window(live, hazard, ratio, c.max_chunk)
 
         probes.pipelined(max_steps, window, progress)
-    return _finish(probes.s, probes.stopped_at, max_steps, notes, counter, calls0, seqs0)
+    return _finish(probes.s, probes.stopped_at, max_steps, notes, forward_last, calls0, seqs0)
 
 
 class _Probes:

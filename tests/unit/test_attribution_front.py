@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from interp.attribution import attribute
 from interp.attribution.compare import compare
 from interp.attribution.planted import trigger_model
+from interp.attribution.settings import RandomSettings
+from interp.attribution.truth import TruthPrompt
+from interp.errors import InterpError
 from interp.report import Report
 
 
@@ -40,9 +45,12 @@ def test_figures_widget_report_and_compare(tmp_path):
     assert "Token attribution: reagent" in html and "faithfulness" in html
 
     # the planted trigger is the ground truth: occlusion must rank first, random cannot beat it
-    prompts = ["abcqdefgh", "qabcdefgh", "abcdefqgh"]
-    comp = compare(model, prompts, ["occlusion", "random"], targets=[tid] * 3, sources=[4, 1, 7], n_samples=2, progress=False)
+    prompts = [TruthPrompt(model.to_tokens(p)[0], tid, (src,), "planted", p)
+               for p, src in (("abcqdefgh", 4), ("qabcdefgh", 1), ("abcdefqgh", 7))]
+    comp = compare(model, prompts, {"occlusion": {}, "random": RandomSettings(seed=3)}, n_samples=2, progress=False)
     assert comp.column("top1_rate")["occlusion"] == 1.0 and comp.ranking()[0] == "occlusion"
+    with pytest.raises(InterpError, match="carry their targets"):
+        compare(model, prompts, ["random"], targets=[tid] * 3, progress=False)
     comparison_figure(comp)
     assert type(comp).load(comp.save(tmp_path / "c.safetensors")).methods == ["occlusion", "random"]
 

@@ -250,7 +250,7 @@ def test_attention_ig_completeness_batching_and_baseline(family, gpt2, llama):
     with torch.no_grad():
         f0 = fn(model.run_with_hooks(toks, fwd_hooks=[(n, off) for n in pattern_hooks(model)]), toks)
     torch.testing.assert_close(full.baseline_objective, f0.float(), rtol=1e-4, atol=1e-7)
-    every = attention_gate_ig(model, toks, fn, keep_first=False)
+    every = attention_gate_ig(model, toks, fn, keep_bos=False)
     assert every.baseline == "attention_off" and (every.attributions[:, 0] != 0).any()
     assert (every.completeness_error < 0.01).all()
 
