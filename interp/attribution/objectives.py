@@ -24,8 +24,10 @@ import torch
 
 from interp.errors import InterpError
 from interp.models import text_ids
+from interp.validate import check_int
 
-__all__ = ["OBJECTIVES", "Contrast", "Answer", "TargetObjective", "objective_values", "check_objective", "objective_name"]
+__all__ = ["OBJECTIVES", "Contrast", "Answer", "TargetObjective", "objective_values", "check_objective", "objective_name",
+           "token_ids", "vocabulary_ids"]
 
 OBJECTIVES = ("logprob", "prob", "logit")
 
@@ -129,17 +131,34 @@ def _answer_ids(model, answer) -> list[int]:
     """Token ids of another answer: text (tokenised without BOS, as the target is), one id or a list of ids."""
     if isinstance(answer, str):
         ids = text_ids(model, answer, prepend_bos=False).tolist() if answer else []
-    elif isinstance(answer, int) and not isinstance(answer, bool):
-        ids = [answer]
-    elif isinstance(answer, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in answer):
-        ids = [int(i) for i in answer]
-    else:
-        raise InterpError(f"Answer(against={answer!r:.40}): give the other answer's text or token ids")
-    if not ids:
-        raise InterpError("Answer(against=...) has no tokens: give the other answer's text, e.g. ' London'")
+        if not ids:
+            raise InterpError("Answer(against=...) has no tokens: give the other answer's text, e.g. ' London'")
+        return vocabulary_ids(model, ids, "Answer(against=...)")
+    return token_ids(model, answer, "Answer(against=...)")
+
+
+def token_ids(model, value: int | list[int] | torch.Tensor, what: str) -> list[int]:
+    """[n] ids given as one id or a non-empty list, tuple or 1-D tensor of whole numbers, each in the model's
+    vocabulary. ``what`` names the value in the ``InterpError`` raised otherwise (e.g. "target")."""
+    if isinstance(value, torch.Tensor):
+        if value.ndim > 1:
+            raise InterpError(f"{what} token ids must be one id or a 1-D list, got a tensor of shape {list(value.shape)}")
+        value = value.reshape(-1).tolist()
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InterpError(f"the {what} list is empty: give at least one token id")
+        return vocabulary_ids(model, [check_int(f"each {what} token id", i) for i in value], what)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InterpError(f"{what} must be text, a token id or a list of token ids, got {type(value).__name__} "
+                          f"{value!r:.60}")
+    return vocabulary_ids(model, [int(value)], what)
+
+
+def vocabulary_ids(model, ids: list[int], what: str) -> list[int]:
+    """``ids`` unchanged when each is in 0..d_vocab-1; else ``InterpError`` naming ``what`` and the ids outside."""
     bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
     if bad:
-        raise InterpError(f"Answer(against=...) token ids {bad} are not in the model's vocabulary (size {model.cfg.d_vocab})")
+        raise InterpError(f"{what} token ids {bad} are not in the model's vocabulary (size {model.cfg.d_vocab})")
     return ids
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from interp.attribution.objectives import check_objective, objective_name
+from interp.attribution.objectives import check_objective, objective_name, token_ids, vocabulary_ids
 from interp.attribution.result import TokenAttribution
 from interp.attribution.settings import Settings, settings_for
 from interp.attribution.vision import encode_prompt, is_parts, visual_info, visual_inputs
@@ -117,31 +117,14 @@ def prepare_targets(model, prompt: str | torch.Tensor, target: str | int | list[
             ids = model.tokenizer(target, add_special_tokens=False).input_ids
             if not ids:
                 raise InterpError(f"the target {target!r} has no tokens")
+            ids = vocabulary_ids(model, ids, "target")
         else:
-            ids = _target_ids(target)
-        bad = [i for i in ids if not 0 <= i < model.cfg.d_vocab]
-        if bad:
-            raise InterpError(f"target token ids {bad} are not in the model's vocabulary (size {model.cfg.d_vocab})")
+            ids = token_ids(model, target, "target")
         full = torch.cat([tokens, torch.tensor([ids], device=tokens.device, dtype=tokens.dtype)], dim=-1)
         n_ctx = getattr(model.cfg, "n_ctx", None)
         if n_ctx and full.shape[-1] > n_ctx:
             raise InterpError(f"prompt plus target is {full.shape[-1]} tokens but the model's context is {n_ctx}")
     return full[0], list(range(P, full.shape[-1]))
-
-
-def _target_ids(target: Any) -> list[int]:
-    """Token ids of a non-text target: one id or a non-empty list / 1-D tensor of ids (whole numbers)."""
-    if isinstance(target, torch.Tensor):
-        if target.ndim > 1:
-            raise InterpError(f"target token ids must be one id or a 1-D list, got a tensor of shape {list(target.shape)}")
-        target = target.reshape(-1).tolist()
-    if isinstance(target, (list, tuple)):
-        if not target:
-            raise InterpError("the target list is empty: give at least one token id")
-        return [check_int("each target token id", i) for i in target]
-    if isinstance(target, bool) or not isinstance(target, int):
-        raise InterpError(f"target must be text, a token id or a list of token ids, got {type(target).__name__} {target!r:.60}")
-    return [int(target)]
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:

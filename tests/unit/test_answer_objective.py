@@ -77,7 +77,7 @@ def test_answer_is_refused_where_it_has_no_meaning(random_models):
         attribute(model, "the cat", " sat", method="integrated_gradients", objective=Answer(against=""))
     with pytest.raises(InterpError, match="not in the model's vocabulary"):
         attribute(model, "the cat", " sat", method="integrated_gradients", objective=Answer(against=[10**9]))
-    with pytest.raises(InterpError, match="text or token ids"):
+    with pytest.raises(InterpError, match=r"Answer\(against=...\) must be text, a token id or a list of token ids"):
         attribute(model, "the cat", " sat", method="integrated_gradients", objective=Answer(against=1.5))
     n_ctx = model.cfg.n_ctx
     with pytest.raises(InterpError, match="prompt plus the other answer is .* context is"):
