@@ -26,17 +26,24 @@ from interp.zoo.tokenizers import char_tokenizer, train_bpe
 
 
 @dataclass
-class Recipe:
-    """What decides any zoo model's training (seed, shape, batches, optimiser steps); stored in its card."""
+class Run:
+    """What decides any zoo training run, language or vision: seed, optimiser steps, learning rate, CPU threads
+    (subclasses add the rest); stored in the model's card."""
 
     seed: int = 0
+    steps: int = 1000
+    lr: float = 3e-3
+    threads: int = 1
+
+
+@dataclass
+class Recipe(Run):
+    """What decides a zoo language model's training: the ``Run`` plus its shape and batches."""
+
     n_layer: int = 4
     n_embd: int = 128
     n_ctx: int = 128
     batch_size: int = 32
-    steps: int = 1000
-    lr: float = 3e-3
-    threads: int = 1
 
 
 @dataclass

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from interp.zoo import scenes as world
+from interp.zoo.train import Run
 
 __all__ = ["TowerRecipe", "ConnectorRecipe", "IMAGE_MEAN", "IMAGE_STD", "pixel_values", "tower_config", "train_tower",
            "tower_features", "train_text_lm", "train_connector", "caption_accuracy", "llava_config", "llava_state",
@@ -35,15 +36,12 @@ N_COLOUR, N_SHAPE = len(world.COLOURS) + 1, len(world.SHAPES) + 1  # + "none"
 
 
 @dataclass
-class _Run:
-    """What decides a training run: seed, images drawn from, optimiser steps, batch, learning rate, CPU threads."""
+class _Run(Run):
+    """A vision run: the zoo's ``Run`` (seed, steps, learning rate, threads) plus the images drawn from and the batch."""
 
-    seed: int = 0
-    images: int = 3000
     steps: int = 300
+    images: int = 3000
     batch: int = 64
-    lr: float = 3e-3
-    threads: int = 1
 
 
 @dataclass
