@@ -1,6 +1,6 @@
 """Faithfulness of every row of the attribution grid on real models (issue 35, item 4: "faithfulness where measured").
 
-    python bench/attribution_faith.py run --model smollm2-135m [--n-samples 5] [--threads 1]
+    python bench/attribution_faith.py run --model smollm2-135m [--n-samples 5] [--threads 1] [--keep-first]
     python bench/attribution_faith.py table                    # bench/results/attribution_faith.md
 
 Reads the scores ``bench/attribution_grid.py`` stored per prompt, method and per-token reduction
@@ -11,8 +11,10 @@ better) and hard sufficiency (1 - how far it moves when only those are kept; hig
 comprehensiveness and sufficiency (embedding elements kept at random with the min-max scaled score; ``--n-samples``
 draws), each beside the same metric for random importances drawn in the same call. The scores are judged as ranks and
 relative gaps (min-max), so a method's sign convention matters: a signed method whose most negative tokens matter most
-is judged as ranking them last. Writes ``bench/results/attribution_faith_<model>.json`` after every prompt (a run
-cut short keeps what it measured) and the table from every such file.
+is judged as ranking them last. ``--keep-first``: the BOS position is never masked and takes no part in the ranking or
+the random draws (``faithfulness(keep_first=True)``), so ranking the attention sink first earns nothing; written to
+``attribution_faith_<model>_keep_first.json``. Writes ``bench/results/attribution_faith_<model>[_keep_first].json``
+after every prompt (a run cut short keeps what it measured) and the table from every such file.
 """
 
 from __future__ import annotations
@@ -47,14 +49,14 @@ def run(args) -> None:
     sets = prompts_for(model, grid["n"], str(grid_path))
     prompts = {(kind, k): pr for kind in ("induction", "fact") for k, pr in enumerate(sets[kind])}
     out = {"model": args.model, "n_samples": args.n_samples, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "prompts": []}
-    path = Path(args.out) if args.out else RESULTS / f"attribution_faith_{args.model}.json"
+           "keep_first": args.keep_first, "prompts": []}
+    tail = "_keep_first" if args.keep_first else ""
+    path = Path(args.out) if args.out else RESULTS / f"attribution_faith_{args.model}{tail}.json"
     t0 = time.perf_counter()
     rows = [r for r in grid["prompts"] if r["index"] < args.first]
     for row in tqdm(rows, desc=f"{args.model} faithfulness", mininterval=30):
         pr = prompts[(row["kind"], row["index"])]
         p = int(pr.tokens.shape[0])
-        seq = torch.cat([pr.tokens, torch.tensor([pr.target_id])])
         entry = {"kind": row["kind"], "index": row["index"], "methods": {}}
         for method, res in row["methods"].items():
             for reduction, scores in res["scores"].items():
@@ -63,7 +65,7 @@ def run(args) -> None:
                                        target_positions=[p], target_ids=[pr.target_id], source_ids=pr.tokens.tolist())
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    f = faithfulness(model, att, n_samples=args.n_samples, sequence=seq).to_dict()
+                    f = faithfulness(model, att, n_samples=args.n_samples, keep_first=args.keep_first).to_dict()
                 keep = {m: f[m] for m in METRICS} | {m + "_random": f[m + "_random"] for m in METRICS}
                 entry["methods"].setdefault(method, {})[reduction] = keep
         out["prompts"].append(entry)
@@ -111,7 +113,8 @@ def table(args) -> None:  # noqa: ARG001
     for path in sorted(RESULTS.glob("attribution_faith_*.json")):
         data = json.loads(path.read_text())
         methods = [m for m in ORDER if any(m in e["methods"] for e in data["prompts"])]
-        lines += [f"## {data['model']} (`{path.name}`, {data['date']}, {data['n_samples']} soft samples, "
+        kept = ", BOS never masked nor ranked (`keep_first`)" if data.get("keep_first") else ""
+        lines += [f"## {data['model']}{kept} (`{path.name}`, {data['date']}, {data['n_samples']} soft samples, "
                   f"{len(data['prompts'])} prompts)", "",
                   "| method | reduction | induction hard comp. | induction hard suff. | fact hard comp. | fact hard suff. |",
                   "|---|---|---|---|---|---|"]
@@ -135,7 +138,8 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--first", type=int, default=10**6, help="run: only the first N prompts of each kind")
-    ap.add_argument("--out", default="", help="run: the JSON to write (default: attribution_faith_<model>.json)")
+    ap.add_argument("--keep-first", action="store_true", help="run: never mask the first (BOS) position")
+    ap.add_argument("--out", default="", help="run: the JSON to write (default: attribution_faith_<model>[_keep_first].json)")
     args = ap.parse_args()
     {"run": run, "table": table}[args.command](args)
 

@@ -66,7 +66,7 @@ class Faithfulness(Result):
     values: torch.Tensor
     "[target, metric] float64 metrics of each target (averaged over ``n_samples`` seeds)"
     options: dict[str, Any] = field(default_factory=dict)
-    "how they were measured: n_samples, fractions, normalize, seed"
+    "how they were measured: n_samples, fractions, normalize, seed, keep_first"
     _shapes = {"values": "target metric", "target_tokens": "target", "metrics": "metric"}
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,10 +142,12 @@ def _masked_probs(model, x: torch.Tensor, masks: torch.Tensor, max_rows: int) ->
 
 
 def _one_target(model, x: torch.Tensor, scores: torch.Tensor, *, n_samples: int, fractions, normalize: str,
-                seed: int, max_rows: int) -> dict[str, float]:
+                seed: int, max_rows: int, keep_first: bool) -> dict[str, float]:
     device = model_device(model)
     x = x.to(device)
-    T, d = x.shape[0], model.cfg.d_model
+    d = model.cfg.d_model
+    lo = 1 if keep_first and x.shape[0] > 1 else 0  # positions before lo are never masked, ranked or drawn for
+    scores, T = scores[lo:], x.shape[0] - lo
     g = torch.Generator().manual_seed(seed)
     rand_scores = torch.softmax(torch.rand(n_samples, T, generator=g, dtype=torch.float64), -1)
     q_fa = keep_probabilities(scores[None], normalize).expand(n_samples, -1)
@@ -161,6 +163,8 @@ def _one_target(model, x: torch.Tensor, scores: torch.Tensor, *, n_samples: int,
     hard = torch.cat(hard).float()[..., None]  # [2F(1+S), T, 1]
     ones, zeros = torch.ones(1, T, 1), torch.zeros(1, T, 1)
     masks = torch.cat([ones.expand(-1, -1, d), zeros.expand(-1, -1, d), soft, hard.expand(-1, -1, d)])
+    if lo:
+        masks = torch.cat([torch.ones(masks.shape[0], lo, d), masks], 1)
     probs = _masked_probs(model, x, masks.to(device), max_rows).double().cpu()
     p, p0 = probs[0], probs[1]
     dist = hellinger_like(probs[2:], p[None])
@@ -186,29 +190,33 @@ def _one_target(model, x: torch.Tensor, scores: torch.Tensor, *, n_samples: int,
 
 
 def faithfulness(model, attribution: TokenAttribution, *, n_samples: int = 10, fractions=(0.1, 0.2, 0.3, 0.5),
-                 normalize: str = "minmax", seed: int = 0, max_rows: int = 128, sequence: torch.Tensor | None = None) -> Faithfulness:
+                 normalize: str = "minmax", seed: int = 0, max_rows: int = 128, keep_first: bool = False) -> Faithfulness:
     """Faithfulness metrics of ``attribution`` (module docstring), per target and averaged over ``n_samples`` seeds.
 
     Returns a ``Faithfulness`` result: ``f["soft_ns"]``, ``f["soft_nc"]``, ``f["hard_sufficiency"]``,
     ``f["hard_comprehensiveness"]`` (means over the targets), each ``*_random`` (the same metric for random
     importances) and ``*_vs_random`` (``ln(metric / random)``); ``values`` [target, metric] holds each target's.
-    ``sequence`` [L]: the token ids (default: the attribution's ``source_ids`` followed by its last target id).
+    ``keep_first``: the first position (the BOS attention sink, when the prompt starts with one) is never masked and
+    takes no part in the ranking, the fractions or the random importances: a method is then judged on the other
+    tokens only, so ranking the sink first (which zeroing its embedding rewards) earns nothing. ``max_rows``: masked
+    sequences per forward pass. The sequence is the attribution's ``source_ids`` followed by its last target id.
     """
-    if sequence is None:
-        sequence = _sequence(model, attribution)
+    sequence = _sequence(attribution)
     per = []
     for i, p in enumerate(attribution.target_positions):
         per.append(_one_target(model, sequence[:p], attribution.row(i), n_samples=n_samples, fractions=tuple(fractions),
-                               normalize=normalize, seed=seed + 1009 * i, max_rows=max_rows))
+                               normalize=normalize, seed=seed + 1009 * i, max_rows=max_rows, keep_first=keep_first))
     metrics = list(per[0])
     values = torch.tensor([[d[k] for k in metrics] for d in per], dtype=torch.float64)
-    options = {"n_samples": n_samples, "fractions": [float(f) for f in fractions], "normalize": normalize, "seed": seed}
+    options = {"n_samples": n_samples, "fractions": [float(f) for f in fractions], "normalize": normalize, "seed": seed,
+               "keep_first": keep_first}
     return Faithfulness(attribution.model, attribution.method, list(attribution.target_tokens), metrics, values, options)
 
 
-def _sequence(model, attribution: TokenAttribution) -> torch.Tensor:  # noqa: ARG001
+def _sequence(attribution: TokenAttribution) -> torch.Tensor:
     """[L] ids of the attributed sequence (sources then the last target)."""
     try:
         return attribution.sequence()
     except ValueError as e:
-        raise InterpError("this attribution has no token ids; pass sequence=<[L] token ids> to faithfulness()") from e
+        raise InterpError("this attribution has no token ids: give it its ids, dataclasses.replace(attribution, "
+                          "source_ids=[...], target_ids=[...]), before measuring its faithfulness") from e

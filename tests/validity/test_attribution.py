@@ -314,3 +314,36 @@ def test_faithfulness_prefers_the_true_attribution(planted):
     for m in ["soft_ns", "soft_nc", "hard_sufficiency", "hard_comprehensiveness"]:
         assert good[f"{m}_vs_random"] > 0 > bad[f"{m}_vs_random"], (m, good, bad)
     assert len(good["per_target"]) == 1
+
+
+def test_faithfulness_keep_first_leaves_the_first_position_out(planted, gpt2):
+    """``keep_first=True``: the first position is never masked and takes no part in the ranking. So (1) its score
+    cannot change any metric (bit for bit), while without the option ranking it first or last does change them; (2) the
+    "all zeroed" reference S0 keeps it: it equals 1 - D(p with every other token embedding zeroed, p), computed here by
+    hand; (3) on the trigger model the true attribution still beats random and the reversed one does not."""
+    from interp.attribution.faithfulness import hellinger_like
+    from interp.attribution.ig import embed_hook_name
+
+    a = attribute(gpt2, "hello world, how are you", method="gradient_norm")
+    first, last = (dataclasses.replace(a, scores=a.scores.clone().index_fill_(1, torch.tensor([0]), v)) for v in (1e3, -1e3))
+    kept = [faithfulness(gpt2, x, n_samples=3, keep_first=True) for x in (first, last)]
+    assert torch.equal(kept[0].values, kept[1].values) and kept[0].options["keep_first"] is True
+    assert not torch.equal(faithfulness(gpt2, first, n_samples=3).values, faithfulness(gpt2, last, n_samples=3).values)
+
+    x = a.sequence()[: a.target_positions[0]][None]
+
+    def zero_but_first(act, hook):  # noqa: ARG001
+        return torch.cat([act[:, :1], torch.zeros_like(act[:, 1:])], 1)
+
+    with torch.no_grad():
+        p = torch.softmax(gpt2(x)[0, -1].double(), -1)
+        p0 = torch.softmax(gpt2.run_with_hooks(x, fwd_hooks=[(embed_hook_name(gpt2), zero_but_first)])[0, -1].double(), -1)
+    s0 = kept[0].values[0, kept[0].metrics.index("s0")]
+    torch.testing.assert_close(s0, 1 - hellinger_like(p0, p), rtol=0, atol=1e-5)
+
+    model, tid = planted
+    t = attribute(model, "abcdqefghij", target=tid, method="occlusion")
+    good = faithfulness(model, t, n_samples=4, keep_first=True)
+    bad = faithfulness(model, dataclasses.replace(t, scores=-t.scores), n_samples=4, keep_first=True)
+    for m in ["soft_ns", "soft_nc", "hard_sufficiency", "hard_comprehensiveness"]:
+        assert good[f"{m}_vs_random"] > 0 > bad[f"{m}_vs_random"], (m, good, bad)
