@@ -17,6 +17,10 @@ Every metric is averaged over ``n_samples`` seeds and computed for the same numb
 distances, ``ln(D_random / D)``. Higher is better for all of them. ``faithfulness`` returns a ``Faithfulness`` result,
 read like the dict it used to be (``f["soft_nc_vs_random"]``, ``f.to_dict()``).
 
+Zeroing the first position's embedding moves a real LM's prediction far whatever decides it (the BOS token is the
+attention sink every row leans on), so these metrics reward ranking BOS first; ``keep_first=True`` leaves it out (never
+masked, ranked or drawn for), judging a method on the other tokens (bench/results/attribution_faith.md has both).
+
 Keep probabilities (``normalize``): "minmax" (default) rescales each row to [0, 1] so every method is judged
 on its ranking and relative gaps with the same mass; "sum" clips negatives and divides by the sum (the
 paper feeds ReAGent's softmax scores as they are, so each token is kept with probability about 1/T).
