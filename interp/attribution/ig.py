@@ -84,7 +84,8 @@ class IGOutput(Result):
     signed: torch.Tensor | None = None
     "[batch, pos] the signed sums over the embedding dimension when ``reduction`` is not \"sum\" (completeness uses them)"
     _later = ("reduction", "signed")  # files written before these existed hold signed sums
-    _shapes = {"attributions": "batch pos", "objective": "batch", "baseline_objective": "batch", "signed": "batch pos"}
+    _shapes = {"attributions": "batch pos", "objective": "batch", "baseline_objective": "batch", "signed": "batch pos",
+               "history": "round"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -36,8 +36,9 @@ class HeadActivity(Result):
     """Sink scores and intervention loss changes per (domain, layer, head)."""
 
     model: str
+    "name of the model"
     domains: list
-    "domain names, in the order of the first axis"
+    "[domain] domain names, in the order of the first axis"
     sink: torch.Tensor
     "[domain, layer, head] mean attention on the first token from the domain's queries t >= 1"
     prev: torch.Tensor
@@ -53,14 +54,17 @@ class HeadActivity(Result):
     n_scored: list = field(default_factory=list)
     "[domain] number of queries whose next-token loss is averaged (the weight of the losses in a merge)"
     sink_threshold: float = 0.3
+    "a head sinks on a domain when its ``sink`` is at least this"
     tolerance: float = 0.05
+    "a sinking head is dormant when neither intervention moves the loss by this many nats"
     cost: dict = field(default_factory=dict, compare=False)
     """what the sweep cost: counts (``domains``, ``heads``, ``head_ablations``, ``clean_passes``, ``intervention_passes``,
     ``intervention_tokens``) and seconds (``first_step_s``, ``estimate_s`` from that first step, ``elapsed_s``); a
     measurement of the run, not of the model (not compared; empty in files written before it existed)"""
     _later = ("cost",)  # a file written before it was recorded loads with {}
     _shapes = {"sink": "domain layer head", "prev": "domain layer head", "loss": "domain",
-               "dloss_zero": "domain layer head", "dloss_bos": "domain layer head"}
+               "dloss_zero": "domain layer head", "dloss_bos": "domain layer head", "domains": "domain",
+               "n_queries": "domain", "n_scored": "domain"}
 
 
     @property

@@ -22,8 +22,11 @@ class TokenProbe(Result):
     """Attention of the last query on the first token, per candidate current token."""
 
     model: str
+    "name of the model"
     layer: int
+    "the probed head's layer"
     head: int
+    "the probed head"
     candidates: torch.Tensor
     "[cand] token ids placed last"
     tokens: list
@@ -31,7 +34,8 @@ class TokenProbe(Result):
     first_attention: torch.Tensor
     "[cand] attention of the last query on the first token"
     threshold: float = 0.89
-    _shapes = {"candidates": "cand", "first_attention": "cand"}
+    "a current token is active when ``first_attention`` is below this"
+    _shapes = {"candidates": "cand", "first_attention": "cand", "tokens": "cand"}
 
     @property
     def active(self) -> torch.Tensor:

@@ -21,6 +21,7 @@ class PromptView(Result):
     """Everything extreme-token related about one prompt, per position."""
 
     model: str
+    "name of the model"
     tokens: list
     "[pos] token strings (first token included)"
     patterns: torch.Tensor
@@ -36,7 +37,7 @@ class PromptView(Result):
     median_abs: torch.Tensor
     "[layer] median |activation| of resid_post over all positions and dimensions"
     _shapes = {"patterns": "layer head pos pos", "value_norms": "layer head pos", "resid_norms": "layer pos",
-               "absmax": "layer pos", "argmax_dim": "layer pos", "median_abs": "layer"}
+               "absmax": "layer pos", "argmax_dim": "layer pos", "median_abs": "layer", "tokens": "pos"}
 
 
 @torch.no_grad()

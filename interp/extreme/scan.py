@@ -65,8 +65,11 @@ class ExtremeTokenReport(Result):
     """Corpus statistics of extreme tokens (see ``interp.extreme.scan`` for the definitions)."""
 
     model: str
+    "name of the model"
     n_texts: int
+    "texts scanned"
     n_tokens: int
+    "tokens scanned (all texts)"
     sink_score: torch.Tensor
     "[layer, head] mean attention on the first token from queries t >= 1"
     gu_share: torch.Tensor
@@ -94,6 +97,7 @@ class ExtremeTokenReport(Result):
     other_sinks: list = field(default_factory=list)
     "[token, count, share of (text, layer, head), mean alpha_k], most frequent first"
     thresholds: dict = field(default_factory=dict)
+    "the ``Thresholds`` that named the heads, layers and activations, as a dict"
     _shapes = {
         "sink_score": "layer head", "gu_share": "layer head", "value_first": "layer head", "value_other": "layer head",
         "resid_first": "layer", "resid_other_max": "layer", "resid_other_median": "layer", "top_abs": "layer", "median_abs": "layer",

@@ -37,6 +37,7 @@ class VisualLensResult(Result):
     """Top-``k`` words of each visual token at each layer under one lens."""
 
     model: str
+    "name of the model"
     lens: str
     "'logit', 'embedding' or 'latent'"
     tokens: list[str]
@@ -56,7 +57,7 @@ class VisualLensResult(Result):
     scores: torch.Tensor
     "[layer, vis, k] probabilities (logit lens) or cosines (embedding lens, LatentLens)"
     _shapes = {"visual": "vis", "patches": "vis three", "layers": "layer", "words": "layer", "ids": "layer vis k",
-               "scores": "layer vis k"}
+               "scores": "layer vis k", "tokens": "pos"}
 
     def patch_words(self, layer: int, row: int, col: int, image: int = 0) -> list[str]:
         """The top words of the visual token showing patch (row, col) of ``image`` at model layer ``layer``."""

@@ -59,6 +59,7 @@ class Subnetwork(Result):
     "training settings (lam, lr, steps, ...)"
     log: list[dict[str, float]] = field(default_factory=list)
     "[row] training curve rows {step, loss, ce, kept, beta}"
+    _shapes = {"weights": "matrix", "log": "row"}
     _format = "interp-subnetwork-v1"
     _what = "subnetwork"
 

@@ -21,23 +21,26 @@ __all__ = ["LatentLensResult", "latent_lens"]
 
 @dataclass(frozen=True)
 class LatentLensResult(Result):
-    """LatentLens readout of a prompt: [layer, pos, k] neighbours of each position's state at each model layer.
-
-    ``tokens``: the prompt's token strings. ``layers``: the model layers queried, ``labels`` their lens-row names.
-    ``sims``, ``rows``, ``source_layers`` (the stored layer each neighbour came from): [layer, pos, k].
-    ``neighbours`` / ``snippets``: [layer][pos][k] neighbour token strings and their contexts.
-    ``match_percentile``: [layer, pos] how good the top-1 match is (see ``interp.lens.latent.quality``).
-    """
+    """LatentLens readout of a prompt: [layer, pos, k] neighbours of each position's state at each model layer."""
 
     model: str
+    "name of the model"
     tokens: list[str]
+    "[pos] the prompt's token strings"
     layers: list[int]
+    "[layer] the model layers queried"
     labels: list[str]
+    "[layer] their lens-row names"
     sims: torch.Tensor
+    "[layer, pos, k] cosine similarity of each neighbour"
     rows: torch.Tensor
+    "[layer, pos, k] its row in the index"
     source_layers: torch.Tensor
+    "[layer, pos, k] the stored layer each neighbour came from"
     neighbours: list
+    "[layer, pos, k] neighbour token strings (nested lists)"
     snippets: list
+    "[layer, pos, k] their corpus contexts (the token in ⟨ ⟩)"
     match_percentile: torch.Tensor
     """[layer, pos] float32 in 0..100: the percentage of corpus tokens, read at the same model layer and searched the
     same way, whose nearest other corpus token is at most as close as this top-1 (``interp.lens.latent.quality``).

@@ -24,20 +24,22 @@ __all__ = ["Neighbors", "check_queries", "exact_topk", "exact_topk_parts", "merg
 
 @dataclass(frozen=True)
 class Neighbors(Result):
-    """Top-k corpus neighbours of each query vector, merged over the searched layers (best first).
-
-    ``sims``: [query, k] cosine similarities. ``rows``: [query, k] row ids in the index.
-    ``layers``: [query, k] the model layer each neighbour was stored from. ``token_ids``: [query, k].
-    ``tokens`` / ``snippets``: [query][k] token strings and their corpus contexts (the token in ⟨ ⟩).
-    """
+    """Top-k corpus neighbours of each query vector, merged over the searched layers (best first)."""
 
     sims: torch.Tensor
+    "[query, k] cosine similarities"
     rows: torch.Tensor
+    "[query, k] row ids in the index"
     layers: torch.Tensor
+    "[query, k] the model layer each neighbour was stored from"
     token_ids: torch.Tensor
+    "[query, k] the neighbours' token ids"
     tokens: list
+    "[query, k] their token strings (nested lists)"
     snippets: list
-    _shapes = {"sims": "query k", "rows": "query k", "layers": "query k", "token_ids": "query k"}
+    "[query, k] their corpus contexts (the token in ⟨ ⟩)"
+    _shapes = {"sims": "query k", "rows": "query k", "layers": "query k", "token_ids": "query k", "tokens": "query k",
+               "snippets": "query k"}
 
 
 def check_k(k) -> int:
