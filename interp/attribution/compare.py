@@ -144,6 +144,8 @@ def compare(model, prompts: list[str] | list[TruthPrompt], methods: list[str] | 
         raise InterpError("compare() needs at least one prompt")
     settings = dict(methods) if isinstance(methods, Mapping) else {m: {} for m in (methods or method_names())}
     methods = list(settings)
+    if not methods:
+        raise InterpError("compare() needs at least one method: name them, or leave methods out for every registered one")
     targets = targets or [None] * len(prompts)
     metrics = (["top1_rate"] if sources is not None else []) + (
         ["soft_ns", "soft_nc", "hard_sufficiency", "hard_comprehensiveness", "soft_ns_vs_random", "soft_nc_vs_random",

@@ -51,6 +51,8 @@ def test_figures_widget_report_and_compare(tmp_path):
     assert comp.column("top1_rate")["occlusion"] == 1.0 and comp.ranking()[0] == "occlusion"
     with pytest.raises(InterpError, match="carry their targets"):
         compare(model, prompts, ["random"], targets=[tid] * 3, progress=False)
+    with pytest.raises(InterpError, match="at least one method"):
+        compare(model, prompts, {}, progress=False)
     comparison_figure(comp)
     assert type(comp).load(comp.save(tmp_path / "c.safetensors")).methods == ["occlusion", "random"]
 
