@@ -170,28 +170,28 @@ class _VisionAccumulator(_Accumulator):
         self.massive_kind[layer] += torch.einsum("bp,bpc->c", hits.double(), oh.double()).cpu()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VisionExtremeReport(ExtremeTokenReport):
     """``ExtremeTokenReport`` of image + text prompts, with statistics split by position kind (``KINDS``: first, visual,
     text; see ``interp.extreme.vision`` for the definitions)."""
 
-    n_visual: int = 0
+    n_visual: int
     "visual tokens over all prompts"
-    kind_prompts: torch.Tensor | None = None
+    kind_prompts: torch.Tensor
     "[kind] number of prompts holding a position of the kind"
-    mass: torch.Tensor | None = None
+    mass: torch.Tensor
     "[layer, head, kind] mean over prompts of the mean attention (queries t >= 1) on keys of the kind"
-    mass_sq: torch.Tensor | None = None
+    mass_sq: torch.Tensor
     "[layer, kind] mean over prompts of the square of the head-mean mass (for standard errors)"
-    uniform_mass: torch.Tensor | None = None
+    uniform_mass: torch.Tensor
     "[kind] the mass uniform causal attention gives each kind (mean over prompts)"
-    top_kind: torch.Tensor | None = None
+    top_kind: torch.Tensor
     "[layer, kind] prompts whose largest |resid_post| entry of the layer sits at a position of the kind"
-    kind_absmax: torch.Tensor | None = None
+    kind_absmax: torch.Tensor
     "[layer, kind] mean over the prompts holding the kind of its largest |resid_post| entry (NaN if none)"
-    kind_absmax_sq: torch.Tensor | None = None
+    kind_absmax_sq: torch.Tensor
     "[layer, kind] mean of its square (for standard errors)"
-    massive_kind: torch.Tensor | None = None
+    massive_kind: torch.Tensor
     "[layer, kind] massive activations counted by the kind of their position"
     kinds: list = field(default_factory=lambda: list(KINDS))
     "[kind] the kind names"
