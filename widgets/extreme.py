@@ -10,7 +10,8 @@ import ipywidgets as W
 from interp.errors import InterpError
 from interp.extreme.activity import head_activity
 from interp.extreme.prompt import inspect_prompt
-from interp.extreme.scan import Thresholds, scan
+from interp.extreme.report import Thresholds
+from interp.extreme.scan import scan
 from interp.report import Report
 from interp.viz.extreme import activity_bars, attention_pattern, massive_scatter, norms_by_position, sink_heatmap, summary_rows
 from widgets.base import Explorer, Figure, html_table, show_figure

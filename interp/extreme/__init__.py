@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-from interp.extreme.scan import ExtremeTokenReport, Thresholds
+from interp.extreme.report import ExtremeTokenReport, Thresholds
 from interp.extreme.scan import scan as _scan_texts
 from interp.extreme.vision import VisionExtremeReport, is_image_prompts, scan_images
 

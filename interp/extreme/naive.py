@@ -13,7 +13,8 @@ from dataclasses import asdict
 import torch
 
 from interp.extreme.inputs import Texts, encode
-from interp.extreme.scan import ExtremeTokenReport, Thresholds, head_w_o, is_massive
+from interp.extreme.report import ExtremeTokenReport, Thresholds, is_massive
+from interp.extreme.scan import head_w_o
 from interp.models import model_name
 
 

@@ -8,7 +8,7 @@ from dataclasses import fields
 import torch
 
 from interp.extreme.naive import naive_stats
-from interp.extreme.scan import ExtremeTokenReport, Thresholds, is_massive
+from interp.extreme.report import ExtremeTokenReport, Thresholds, is_massive
 from interp.extreme.vision import KINDS, VisionExtremeReport, encode_prompts, uniform_mass
 
 __all__ = ["naive_scan_images"]

@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 from interp.errors import InterpError
 from interp.extreme.inputs import batches, pad_id
 from interp.extreme.labels import code_label, patch_code
-from interp.extreme.scan import ExtremeTokenReport, Thresholds, _Accumulator, _hooks, finish_scan, is_massive
+from interp.extreme.report import ExtremeTokenReport, Thresholds, is_massive
+from interp.extreme.scan import _Accumulator, _hooks, finish_scan
 from interp.models.vision import encode, has_images, image_token_id, is_parts, is_vlm
 
 __all__ = ["KINDS", "VisionExtremeReport", "VisionRows", "scan_images", "is_image_prompts", "encode_prompts", "uniform_mass",

@@ -15,7 +15,8 @@ from safetensors.torch import load
 
 from interp.errors import InterpError
 from interp.extreme.inputs import encode
-from interp.extreme.scan import ExtremeTokenReport, Thresholds, _Accumulator, finish_scan
+from interp.extreme.report import ExtremeTokenReport, Thresholds
+from interp.extreme.scan import _Accumulator, finish_scan
 from interp.scale.backends import run_items
 from interp.scale.corpus import read_corpus
 from interp.scale.index import _load

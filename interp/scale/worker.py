@@ -112,7 +112,8 @@ class Worker:
         return {"shard": int(item["shard"]), "rows": len(tensors["token_ids"])}
 
     def _scan(self, item: dict) -> dict:
-        from interp.extreme.scan import Thresholds, scan_partial
+        from interp.extreme.report import Thresholds
+        from interp.extreme.scan import scan_partial
 
         s = self.settings
         rows = [r.long() for r in unpack_docs(item)]

@@ -10,7 +10,7 @@ import torch
 from interp.errors import InterpError
 from interp.extreme import ExtremeTokenReport, Thresholds, scan
 from interp.extreme.naive import naive_scan
-from interp.extreme.scan import is_massive
+from interp.extreme.report import is_massive
 
 TEXTS = [
     "hello world, this is a small test of the scan.",

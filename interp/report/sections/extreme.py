@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from interp.extreme.prompt import inspect_prompt
-from interp.extreme.scan import Thresholds, scan
+from interp.extreme.report import Thresholds
+from interp.extreme.scan import scan
 from interp.report.document import Report
 
 
